@@ -1,0 +1,167 @@
+"""The Python API: ``train``, ``load``, ``evaluate`` — the same verbs as the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from .config import TrainConfig
+from .errors import ConfigError, DataError
+
+__all__ = ["train", "load", "evaluate", "fit_to_package"]
+
+
+def _source_name(data: Any) -> tuple[str, str]:
+    """(source description, default model name) for a path, builtin:NAME or DataFrame."""
+    from .artifact import sanitize_name
+
+    if isinstance(data, pd.DataFrame):
+        return "dataframe", "model"
+    text = str(data)
+    if text.startswith("builtin:"):
+        return text, sanitize_name(text.split(":", 1)[1])
+    return str(Path(text).resolve()), sanitize_name(Path(text).stem)
+
+
+def _run_dir(registry: Any, name: str) -> Path:
+    return Path(registry.root).parent / "runs" / name
+
+
+def train(
+    data: Any,
+    target: str | None = None,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    config: TrainConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    registry: Any = None,
+    callbacks: Sequence[Any] = (),
+    log: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> Any:
+    """Train on ``data`` (path, ``builtin:NAME`` or DataFrame) and register a new model version.
+
+    Returns the registered :class:`~fulcrum.artifact.ModelPackage`. Options come from
+    ``config`` (object, dict or file) and keyword overrides, e.g. ``epochs=50``.
+    """
+    from .artifact import Registry, validate_name
+    from .data import builtin_info, read_table
+
+    base: dict[str, Any] = {}
+    if isinstance(config, TrainConfig):
+        base = config.to_dict()
+    elif isinstance(config, dict):
+        base = dict(config)
+    elif config is not None:
+        base = TrainConfig.from_file(config).to_dict()
+    if target is not None:
+        overrides["target"] = target
+    if model is not None:
+        overrides["model"] = model
+    merged = {**base, **overrides}
+    if not merged.get("target") and isinstance(data, str) and data.startswith("builtin:"):
+        merged["target"] = builtin_info(data.split(":", 1)[1]).target
+    cfg = TrainConfig.from_dict(merged)
+
+    source, default_name = _source_name(data)
+    name = validate_name(name or default_name)
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    df = read_table(data)
+
+    run_dir = _run_dir(reg, name)
+    run_key = hashlib.sha256(
+        json.dumps({k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress")}, sort_keys=True).encode()
+    ).hexdigest()
+    _prepare_run_dir(run_dir, run_key, resume=cfg.resume)
+    pkg = fit_to_package(df, cfg, name=name, registry=reg, source=source, callbacks=callbacks,
+                         checkpoint_dir=run_dir / "checkpoints", log=log)
+    shutil.rmtree(run_dir, ignore_errors=True)  # the run is in the registry now
+    return pkg
+
+
+def _prepare_run_dir(run_dir: Path, run_key: str, *, resume: bool) -> None:
+    key_file = run_dir / "run.json"
+    if resume and key_file.is_file():
+        stored = json.loads(key_file.read_text()).get("key")
+        if stored != run_key:
+            raise ConfigError(
+                f"--resume: the checkpoint in {run_dir} was made with a different configuration; "
+                "run again with the same options, or without --resume to start over."
+            )
+        return
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    key_file.write_text(json.dumps({"key": run_key}))
+
+
+def fit_to_package(
+    df: pd.DataFrame,
+    cfg: TrainConfig,
+    *,
+    name: str,
+    registry: Any,
+    source: str = "dataframe",
+    callbacks: Sequence[Any] = (),
+    checkpoint_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Any:
+    from .tasks import fit_tabular
+
+    if cfg.backend != "local":
+        raise ConfigError(f"backend={cfg.backend!r} is not available in this build; use backend='local'.")
+    trained = fit_tabular(df, cfg, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
+    return registry.register(name, trained.manifest, trained.files)
+
+
+def load(ref: str, *, registry: Any = None, **kwargs: Any) -> Any:
+    """Load a registered model (``name``, ``name@3``, ``name@production``) or a package directory as a Predictor."""
+    from .artifact import ModelPackage, Registry
+    from .runtime import Predictor
+
+    if Path(str(ref)).is_dir() and (Path(str(ref)) / "manifest.json").is_file():
+        pkg = ModelPackage.load(Path(str(ref)))
+    else:
+        reg = registry if isinstance(registry, Registry) else Registry(registry)
+        pkg = reg.load(ref)
+    return Predictor(pkg, **kwargs)
+
+
+def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
+    """Metrics of a registered model on labelled data (the target column must be present)."""
+    from .data import read_table
+    from .tasks import evaluate_outputs
+
+    pred = load(ref, registry=registry)
+    df = read_table(data)
+    if pred.target not in df.columns:
+        raise DataError(
+            f"The data has no target column {pred.target!r} to evaluate against; add it or use `fulcrum predict`."
+        )
+    df = df[df[pred.target].notna()]
+    out = pred.predict_output(df)
+    if pred.kind == "classification":
+        index = {lab: i for i, lab in enumerate(pred.labels)}
+        values = df[pred.target].tolist()
+        unknown = sorted({str(v) for v in values if _label_key(v, index) is None})
+        if unknown:
+            raise DataError(f"Target values never seen in training: {', '.join(unknown[:5])}; evaluate on the model's labels {pred.labels}.")
+        y = [_label_key(v, index) for v in values]
+        return evaluate_outputs("classification", y, out, len(pred.labels))
+    return evaluate_outputs("regression", df[pred.target].to_numpy(float), out, 0)
+
+
+def _label_key(value: Any, index: dict[Any, int]) -> int | None:
+    if value in index:
+        return index[value]
+    for cand in (str(value),):
+        for k, i in index.items():
+            if str(k) == cand:
+                return i
+    return None

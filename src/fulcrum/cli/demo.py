@@ -1,0 +1,48 @@
+"""``make demo``: the main job on built-in data, end to end."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ._main import main
+
+
+def run() -> int:
+    os.environ.setdefault("FULCRUM_HOME", str(Path.cwd() / ".fulcrum"))
+    home = os.environ["FULCRUM_HOME"]
+    print(f"== Fulcrum demo (registry under {home})\n")
+    steps = [
+        ["datasets"],
+        ["train", "builtin:breast_cancer", "--name", "cancer"],
+        ["models"],
+        ["promote", "cancer", "--alias", "production"],
+    ]
+    for argv in steps:
+        print(f"$ fulcrum {' '.join(argv)}")
+        rc = main(argv)
+        print()
+        if rc:
+            return rc
+    from .. import load, read_table
+
+    sample = read_table("builtin:breast_cancer").drop(columns=["target"]).head(5)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "rows.csv", Path(tmp) / "predictions.csv"
+        sample.to_csv(src, index=False)
+        argv = ["predict", "cancer@production", str(src), "-o", str(dst), "--no-progress"]
+        print(f"$ fulcrum {' '.join(argv)}")
+        rc = main(argv)
+        if rc:
+            return rc
+        print(dst.read_text())
+    pred = load("cancer@production")
+    print("Python: fulcrum.load('cancer@production').predict(rows) ->")
+    print(pred.predict(sample).round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

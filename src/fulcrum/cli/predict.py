@@ -1,0 +1,30 @@
+"""``fulcrum predict REF INPUT -o OUTPUT``: batch prediction over a file."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_registry_option, note
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict every row of a file with a registered model")
+    p.add_argument("ref", help="model reference: name, name@3 or name@alias (or a package directory)")
+    p.add_argument("input", help="a .csv, .parquet or .jsonl file with the model's input columns")
+    p.add_argument("-o", "--output", required=True, help="where to write predictions (.csv, .parquet or .jsonl)")
+    p.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk (bounds memory)")
+    p.add_argument("--strict", action="store_true", help="fail on categories never seen in training")
+    p.add_argument("--no-progress", action="store_true")
+    add_registry_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import load
+    from ..runtime import predict_file
+
+    predictor = load(args.ref, registry=args.registry)
+    rows = predict_file(predictor, args.input, args.output, chunk_rows=args.chunk_rows,
+                        on_unknown="error" if args.strict else "ignore", progress=not args.no_progress, notice=note)
+    print(f"wrote {rows} prediction(s) from {predictor.package.ref} to {args.output}")
+    return 0

@@ -1,0 +1,225 @@
+"""Typed, validated configuration objects.
+
+Every config is a frozen-ish dataclass built through :func:`from_dict` (or
+``from_file``), which rejects unknown keys with a close-match suggestion and
+checks each value, so a typo in a config file fails loudly instead of being
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .errors import ConfigError
+
+__all__ = ["TrainConfig", "load_config_file", "config_from_dict"]
+
+T = TypeVar("T")
+
+TaskKind = Literal["auto", "classification", "regression"]
+ModelKind = Literal["auto", "mlp", "linear", "lightgbm"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data.
+
+    Hyperparameters are keywords with defaults that work on ordinary tables.
+    """
+
+    target: str | None = None
+    task: TaskKind = "auto"
+    model: ModelKind = "auto"
+    seed: int = 0
+    # splits
+    test_size: float = 0.2
+    val_size: float = 0.2
+    # preparation (fitted on the training split only)
+    clip_outliers: float | None = None  # e.g. 0.01 clips to the 1st/99th percentile
+    balance: Literal["none", "class_weight", "oversample"] = "none"
+    max_categories: int = 50
+    # gradient descent (mlp)
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_schedule: Literal["constant", "cosine", "step", "plateau"] = "cosine"
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    hidden_sizes: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    early_stopping: bool = True
+    patience: int = 10
+    min_delta: float = 0.0
+    # linear models: L2 strength; None = model default (OLS for regression, C=1 for logistic)
+    l2: float | None = None
+    # gradient-boosted trees
+    n_estimators: int = 500
+    num_leaves: int = 31
+    gbm_learning_rate: float = 0.05
+    # evaluation
+    cv_folds: int = 0
+    # where and how
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["local", "ray"] = "local"
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _coerce_and_check(self)
+        _positive(self, "epochs", "batch_size", "patience", "n_estimators", "num_leaves", "max_categories")
+        _in_open_unit(self, "test_size", "val_size")
+        if self.test_size + self.val_size >= 0.9:
+            raise ConfigError(
+                f"test_size + val_size = {self.test_size + self.val_size:g} leaves too little to train on; "
+                "keep their sum below 0.9."
+            )
+        for key in ("lr", "gbm_learning_rate"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.weight_decay < 0 or (self.l2 is not None and self.l2 < 0):
+            raise ConfigError("weight_decay and l2 must be >= 0.")
+        if self.clip_outliers is not None and not 0 < self.clip_outliers < 0.5:
+            raise ConfigError(f"clip_outliers is a tail quantile in (0, 0.5), e.g. 0.01; got {self.clip_outliers!r}.")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ConfigError(f"cv_folds must be 0 (off) or >= 2, got {self.cv_folds!r}.")
+        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+            raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        return config_from_dict(cls, data)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> "TrainConfig":
+        return config_from_dict(cls, load_config_file(path))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return config_from_dict(type(self), {**self.to_dict(), **changes})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON, TOML or YAML file into a dict (no code is executed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {str(p)!r} does not exist; check the path.")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix == ".json":
+            data = json.loads(text)
+        elif p.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"Config file {p.name!r}: unknown format; use .json, .toml, .yaml or .yml.")
+    except ConfigError:
+        raise
+    except Exception as exc:  # parse errors from three parsers
+        raise ConfigError(f"Config file {p.name!r} does not parse: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {p.name!r} must hold a mapping of keys to values, got {type(data).__name__}.")
+    return data
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build config ``cls`` from ``data``, rejecting unknown keys."""
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(fields), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"Unknown config key {key!r} for {cls.__name__}.{hint} "
+            f"Known keys: {', '.join(sorted(fields))}."
+        )
+    return cls(**data)
+
+
+def _coerce_and_check(obj: Any) -> None:
+    """Check every field against its annotation; coerce lists to tuples and ints to floats."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        new = _check_value(f.name, value, hints[f.name], type(obj).__name__)
+        if new is not value:
+            setattr(obj, f.name, new)
+
+
+def _check_value(name: str, value: Any, hint: Any, owner: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"Invalid value {value!r} for {name!r} in {owner}; choose one of {', '.join(map(repr, args))}."
+            )
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_value(name, value, inner[0], owner)
+    if origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_check_value(name, v, args[0], owner) for v in value)
+        if isinstance(value, str):  # "128,64" from the command line
+            try:
+                return tuple(int(v) for v in value.split(",") if v.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{name!r} in {owner} must be a list, e.g. [128, 64]; got {value!r}.")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name!r} in {owner} must be true or false, got {value!r}.")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name!r} in {owner} must be an integer, got {value!r}.")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{name!r} in {owner} must be a number, got {value!r}.")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name!r} in {owner} must be a string, got {value!r}.")
+    return value
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for n in names:
+        if getattr(obj, n) <= 0:
+            raise ConfigError(f"{n} must be > 0, got {getattr(obj, n)!r}.")
+
+
+def _in_open_unit(obj: Any, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if not 0 < v < 1:
+            raise ConfigError(f"{n} must be a fraction in (0, 1), got {v!r}.")

@@ -1,0 +1,256 @@
+"""Tabular prediction: classification and regression on a table.
+
+``fit_tabular`` is the whole training recipe: check the target, split, infer the
+schema, fit the preparation on the training split only, train one or several
+model families, pick the best on validation, score on the held-out test split,
+and hand back everything a model package needs (manifest pieces and files).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..config import TrainConfig
+from ..errors import ConfigError, DataError
+from ..models import ModelAdapter, TaskSpec, adapter_class
+from ..train import Callback, ProgressBar
+from ._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, regression_metrics
+
+__all__ = ["fit_tabular", "TrainedTabular", "evaluate_outputs", "library_versions", "AUTO_CANDIDATES"]
+
+AUTO_CANDIDATES = ("linear", "lightgbm", "mlp")
+
+
+@dataclass
+class TrainedTabular:
+    """The result of a training run, ready to be written as a model package."""
+
+    manifest: dict[str, Any]
+    files: dict[str, bytes]
+    adapter: ModelAdapter
+    preprocessor: Any
+    labels: list[Any] | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for lib in ("fulcrum", "torch", "numpy", "pandas", "scikit-learn", "lightgbm", "onnx", "onnxruntime", "safetensors"):
+        try:
+            out[lib] = md.version(lib)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def evaluate_outputs(kind: str, y_true: np.ndarray, outputs: np.ndarray, n_classes: int) -> dict[str, Any]:
+    if kind == "classification":
+        return classification_metrics(y_true, outputs, n_classes)
+    return regression_metrics(y_true, outputs)
+
+
+def _score(metrics: dict[str, Any], name: str) -> float:
+    v = metrics.get(name)
+    if v is None:
+        return -np.inf if GREATER_IS_BETTER.get(name, True) else np.inf
+    return float(v)
+
+
+def _oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random oversampling of minority classes up to the majority count (training split only)."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y)
+    idx = [np.arange(len(y))]
+    for cls, cnt in enumerate(counts):
+        if 0 < cnt < counts.max():
+            idx.append(rng.choice(np.flatnonzero(y == cls), counts.max() - cnt, replace=True))
+    sel = np.concatenate(idx)
+    return X[sel], y[sel]
+
+
+def _original_unit_coefficients(adapter: ModelAdapter, pre: Any, kind: str) -> dict[str, Any] | None:
+    """Map a linear model on standardized features back to the user's units.
+
+    y = b + sum_i w_i (x_i - mu_i) / s_i  =>  coef_i = w_i / s_i,  intercept = b - sum_i w_i mu_i / s_i
+    (one-hot and indicator features keep their weight: they are not scaled).
+    """
+    coef = getattr(adapter, "coef_", None)
+    if coef is None or kind != "regression":
+        return None
+    w, b = np.asarray(coef)[0], float(np.asarray(adapter.intercept_)[0])
+    names = list(pre.feature_names_)
+    scale = {}
+    for col in pre.to_dict().get("columns", []):
+        if col.get("kind") == "numeric" and "mean" in col and "std" in col:
+            scale[col["name"]] = (float(col["mean"]), float(col["std"]) or 1.0)
+    out: dict[str, float] = {}
+    for name, wi in zip(names, w):
+        if name in scale:
+            mu, s = scale[name]
+            out[name] = float(wi / s)
+            b -= float(wi * mu / s)
+        else:
+            out[name] = float(wi)
+    return {"coefficients": out, "intercept": b}
+
+
+def fit_tabular(
+    df: pd.DataFrame,
+    config: TrainConfig,
+    *,
+    source: str = "dataframe",
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    log: Any = None,
+) -> TrainedTabular:
+    from .. import data as D
+
+    say = log or (lambda msg: None)
+    if not config.target:
+        raise ConfigError("No target column given; pass --target COLUMN (or target=... in Python).")
+    target = config.target
+    df, n_dropped = D.check_target(df, target, config.task)
+    if n_dropped:
+        say(f"note: dropped {n_dropped} row(s) with a missing target {target!r}")
+    kind = config.task if config.task != "auto" else D.infer_task(df[target])
+    D.check_target(df, target, kind)  # one-class check now that the kind is known
+    schema = D.infer_schema(df, target)
+    for name, reason in schema.dropped:
+        say(f"note: column {name!r} dropped: {reason}")
+    if not schema.feature_columns:
+        raise DataError(f"No usable feature columns besides the target {target!r}; the table needs at least one input column.")
+    train, val, test = D.train_val_test_split(
+        df, target, task=kind, test_size=config.test_size, val_size=config.val_size, seed=config.seed
+    )
+
+    # ---- targets
+    codec = None
+    if kind == "classification":
+        codec = D.LabelCodec().fit(df[target])
+        labels = list(codec.classes_)
+        y_tr, y_va, y_te = (codec.encode(s[target]) for s in (train, val, test))
+        task = TaskSpec("classification", n_classes=len(labels))
+    else:
+        labels = None
+        try:
+            y_tr, y_va, y_te = (s[target].to_numpy(dtype=np.float64) for s in (train, val, test))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"Regression target {target!r} must be numeric: {exc}. Use task='classification' for labels.") from exc
+        task = TaskSpec("regression")
+
+    # ---- preparation, fitted on the training split only
+    pre = D.Preprocessor(schema, clip_outliers=config.clip_outliers, max_categories=config.max_categories).fit(train)
+    X_tr, X_va, X_te = pre.transform(train), pre.transform(val), pre.transform(test)
+    X_fit, y_fit = X_tr, y_tr
+    if kind == "classification" and config.balance == "oversample":
+        X_fit, y_fit = _oversample(X_tr, y_tr, config.seed)
+
+    # ---- train candidates, keep the best on validation
+    primary = PRIMARY[kind]
+    families = list(AUTO_CANDIDATES) if config.model == "auto" else [config.model]
+    candidates: dict[str, dict[str, Any]] = {}
+    best: tuple[float, str, ModelAdapter] | None = None
+    for fam in families:
+        adapter = adapter_class(fam)(task, config)
+        cbs = list(callbacks)
+        if fam == "mlp" and config.progress:
+            cbs.append(ProgressBar(desc="train mlp"))
+        ckpt = Path(checkpoint_dir) / fam if checkpoint_dir is not None else None
+        adapter.fit(X_fit, y_fit, X_va, y_va, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
+        val_metrics = evaluate_outputs(kind, y_va, adapter.predict_output(X_va), task.n_classes)
+        candidates[fam] = {"validation": val_metrics}
+        score = _score(val_metrics, primary)
+        say(f"{fam:>9}: validation {primary} = {score:.4f}")
+        key = score if GREATER_IS_BETTER[primary] else -score
+        if best is None or key > best[0]:
+            best = (key, fam, adapter)
+    assert best is not None
+    _, family, adapter = best
+
+    val_metrics = candidates[family]["validation"]
+    test_metrics = evaluate_outputs(kind, y_te, adapter.predict_output(X_te), task.n_classes)
+
+    # ---- optional k-fold cross-validation of the chosen family on train+val
+    cv = None
+    if config.cv_folds:
+        cv = _cross_validate(pd.concat([train, val], ignore_index=True), schema, codec, kind, task, family, config)
+
+    meta, files = adapter.to_files()
+    describe = adapter.describe()
+    units = _original_unit_coefficients(adapter, pre, kind)
+    if units:
+        describe.update(units)
+    meta["describe"] = describe
+    files["preprocess.json"] = json.dumps(pre.to_dict(), sort_keys=True).encode()
+    files["profile.json"] = json.dumps(D.profile_frame(train, schema), sort_keys=True).encode()
+    files["history.json"] = json.dumps(adapter.history_).encode()
+    primary_value = test_metrics.get(primary)
+    manifest: dict[str, Any] = {
+        "libraries": library_versions(),
+        "task": {"workload": "tabular", "kind": kind, "target": target, "labels": labels},
+        "schema": schema.to_dict(),
+        "inputs": [{"name": c.name, "kind": c.kind, "dtype": c.dtype} for c in schema.columns],
+        "outputs": _outputs(kind, target, labels),
+        "model": meta,
+        "config": config.to_dict(),
+        "data": {
+            "source": source,
+            "fingerprint": D.fingerprint(df),
+            "rows": {"train": len(train), "validation": len(val), "test": len(test)},
+            "dropped_target_rows": int(n_dropped),
+        },
+        "metrics": {
+            "primary": {"name": primary, "value": primary_value, "split": "test"},
+            "validation": val_metrics,
+            "test": test_metrics,
+            "cv": cv,
+            "candidates": candidates,
+        },
+        "lineage": {"parent": None, "data_source": source},
+    }
+    return TrainedTabular(manifest, files, adapter, pre, labels, manifest["metrics"])
+
+
+def _outputs(kind: str, target: str, labels: list[Any] | None) -> list[dict[str, Any]]:
+    if kind == "classification":
+        return [
+            {"name": target, "kind": "label"},
+            {"name": "probabilities", "kind": "probabilities", "labels": labels},
+        ]
+    return [{"name": target, "kind": "value"}]
+
+
+def _cross_validate(
+    frame: pd.DataFrame, schema: Any, codec: Any, kind: str, task: TaskSpec, family: str, config: TrainConfig
+) -> dict[str, Any]:
+    from .. import data as D
+
+    target = config.target
+    assert target is not None
+    y_all = codec.encode(frame[target]) if codec is not None else frame[target].to_numpy(np.float64)
+    folds = D.kfold_indices(y_all, config.cv_folds, task=kind, seed=config.seed)
+    per_fold: list[dict[str, Any]] = []
+    quiet = config.replace(progress=False, resume=False)
+    for tr_idx, va_idx in folds:
+        tr, va = frame.iloc[tr_idx], frame.iloc[va_idx]
+        pre = D.Preprocessor(schema, clip_outliers=config.clip_outliers, max_categories=config.max_categories).fit(tr)
+        Xtr, Xva = pre.transform(tr), pre.transform(va)
+        ad = adapter_class(family)(task, quiet).fit(Xtr, y_all[tr_idx], Xva, y_all[va_idx])
+        per_fold.append(evaluate_outputs(kind, y_all[va_idx], ad.predict_output(Xva), task.n_classes))
+    summary: dict[str, Any] = {"folds": len(folds)}
+    for key in per_fold[0]:
+        vals = [f[key] for f in per_fold if isinstance(f.get(key), (int, float)) and key != "n"]
+        if vals and len(vals) == len(per_fold):
+            summary[key] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
+    return summary
+
+

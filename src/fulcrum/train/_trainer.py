@@ -1,0 +1,230 @@
+"""The training loop: one loop for every gradient-descent model.
+
+The trainer owns device, batching, optimizer, schedule, early stopping,
+checkpoints and progress; a task supplies the module, the loss and a cheap
+per-epoch metric. Read it top to bottom: ``fit`` is the whole story.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..errors import ConfigError, TrainingError
+from ._callbacks import Callback
+from ._checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["Trainer", "TrainResult", "resolve_device"]
+
+# metric_fn(outputs (N, K) on device, targets (N,)) -> {"accuracy": 0.93, ...}; must be cheap.
+MetricFn = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = math.nan
+    monitor: str = "val_loss"
+    stopped_early: bool = False
+    resumed_from_epoch: int | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was asked for but no CUDA device is available; use device='cpu' or 'auto'.")
+    return torch.device(name)
+
+
+class Trainer:
+    """Train ``module`` on in-memory tensors with early stopping and atomic checkpoints.
+
+    Parameters
+    ----------
+    config: the run's :class:`~fulcrum.config.TrainConfig` (epochs, batch size, lr, ...).
+    callbacks: observers such as :class:`ProgressBar`.
+    checkpoint_dir: where ``checkpoint.pt`` is written after every epoch (None: no checkpoints).
+    resume: continue from the checkpoint in ``checkpoint_dir`` if one exists.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        monitor: str = "val_loss",
+    ) -> None:
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.resume = resume
+        self.monitor = monitor
+        self.device = resolve_device(config.device)
+        self.start_epoch = 0
+        self.stop_training = False
+
+    # ------------------------------------------------------------------ pieces
+
+    def _optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adam":
+            return torch.optim.Adam(module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(module.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+    def _scheduler(self, opt: torch.optim.Optimizer) -> Any:
+        c = self.config
+        if c.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs)
+        if c.lr_schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, c.epochs // 3), gamma=0.1)
+        if c.lr_schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, c.patience // 2))
+        return None
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(
+        self,
+        module: nn.Module,
+        train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray] | None,
+        *,
+        loss_fn: nn.Module,
+        metric_fn: MetricFn | None = None,
+        target_dtype: torch.dtype = torch.float32,
+    ) -> TrainResult:
+        c = self.config
+        dev = self.device
+        greater = self.monitor not in ("val_loss", "train_loss") and self.monitor not in ("val_rmse", "val_mae")
+        # Data lives on the device once; batches are index views, not DataLoader copies.
+        X = torch.as_tensor(train[0], dtype=torch.float32, device=dev)  # (N, D)
+        y = torch.as_tensor(train[1], dtype=target_dtype, device=dev)  # (N,) or (N, 1)
+        if val is not None and len(val[0]) > 0:
+            Xv = torch.as_tensor(val[0], dtype=torch.float32, device=dev)
+            yv = torch.as_tensor(val[1], dtype=target_dtype, device=dev)
+        else:
+            Xv = yv = None
+        if X.shape[0] == 0:
+            raise TrainingError("The training split is empty; provide more rows or lower test_size/val_size.")
+        n, bs = X.shape[0], c.batch_size
+
+        torch.manual_seed(c.seed)
+        module.to(dev)
+        loss_fn.to(dev)
+        gen = torch.Generator(device="cpu").manual_seed(c.seed)  # the sampler's own RNG
+        opt = self._optimizer(module)
+        sched = self._scheduler(opt)
+        result = TrainResult(monitor=self.monitor)
+        best = -math.inf if greater else math.inf
+        best_state = copy.deepcopy(module.state_dict())
+        bad_epochs = 0
+
+        if self.resume and self.checkpoint_dir is not None:
+            ckpt = load_checkpoint(self.checkpoint_dir)
+            if ckpt is not None:
+                module.load_state_dict(ckpt["model"])
+                opt.load_state_dict(ckpt["optimizer"])
+                if sched is not None and ckpt.get("scheduler") is not None:
+                    sched.load_state_dict(ckpt["scheduler"])
+                torch.set_rng_state(ckpt["torch_rng"])
+                gen.set_state(ckpt["sampler_rng"])
+                best, bad_epochs = float(ckpt["best"]), int(ckpt["bad_epochs"])
+                best_state = ckpt["best_state"]
+                result.history = list(ckpt["history"])
+                result.best_epoch = int(ckpt["best_epoch"])
+                self.start_epoch = int(ckpt["epoch"]) + 1
+                result.resumed_from_epoch = self.start_epoch
+                self.stop_training = bool(ckpt.get("stopped", False))
+
+        self._emit("on_train_begin")
+        for epoch in range(self.start_epoch, c.epochs):
+            if self.stop_training:
+                break
+            # ---- one pass over the training split in a fresh random order
+            module.train()
+            perm = torch.randperm(n, generator=gen).to(dev)
+            total = torch.zeros((), device=dev)
+            for start in range(0, n, bs):
+                idx = perm[start : start + bs]
+                xb, yb = X[idx], y[idx]  # (B, D), (B,)
+                out = module(xb)  # (B, K)
+                loss = loss_fn(out, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * xb.shape[0]
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n, "lr": opt.param_groups[0]["lr"]}
+
+            # ---- validation: loss plus the task's cheap metric
+            if Xv is not None:
+                module.eval()
+                with torch.inference_mode():
+                    vout = module(Xv)
+                    logs["val_loss"] = float(loss_fn(vout, yv))
+                    if metric_fn is not None:
+                        logs.update({f"val_{k}": float(v) for k, v in metric_fn(vout, yv).items()})
+            if not math.isfinite(logs["train_loss"]):
+                raise TrainingError(
+                    f"Training diverged at epoch {epoch + 1} (loss is {logs['train_loss']}); lower lr (now {c.lr:g})."
+                )
+
+            # ---- schedule, early stopping, best weights
+            score = logs.get(self.monitor, logs["train_loss"])
+            if sched is not None:
+                sched.step(score) if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) else sched.step()
+            improved = score > best + c.min_delta if greater else score < best - c.min_delta
+            if improved:
+                best, bad_epochs, result.best_epoch = score, 0, epoch
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                bad_epochs += 1
+            result.history.append(logs)
+            if c.early_stopping and bad_epochs >= c.patience:
+                self.stop_training = True
+                result.stopped_early = True
+
+            if self.checkpoint_dir is not None:
+                save_checkpoint(
+                    self.checkpoint_dir,
+                    {
+                        "epoch": epoch,
+                        "model": module.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict() if sched is not None else None,
+                        "torch_rng": torch.get_rng_state(),
+                        "sampler_rng": gen.get_state(),
+                        "best": best,
+                        "bad_epochs": bad_epochs,
+                        "best_epoch": result.best_epoch,
+                        "best_state": best_state,
+                        "history": result.history,
+                        "stopped": self.stop_training,
+                    },
+                )
+            self._emit("on_epoch_end", epoch, logs)
+
+        # ---- best weights restore
+        module.load_state_dict(best_state)
+        result.best_score = float(best)
+        result.stopped_early = result.stopped_early or self.stop_training and len(result.history) < c.epochs
+        self._emit("on_train_end")
+        return result

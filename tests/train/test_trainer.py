@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fulcrum.config import TrainConfig
+from fulcrum.errors import ConfigError, TrainingError
+from fulcrum.models import MLP
+from fulcrum.train import Callback, Trainer, load_checkpoint
+
+
+def blobs(n=400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = (rng.normal(size=(n, d)) + y[:, None] * 1.5).astype(np.float32)
+    return (X[:300], y[:300]), (X[300:], y[300:])
+
+
+def run(cfg, **kw):
+    train, val = blobs()
+    torch.manual_seed(cfg.seed)
+    model = MLP(6, 3, cfg.hidden_sizes, cfg.dropout)
+    res = Trainer(cfg, **kw).fit(model, train, val, loss_fn=nn.CrossEntropyLoss(), target_dtype=torch.long,
+                                 metric_fn=lambda o, y: {"accuracy": float((o.argmax(1) == y).float().mean())})
+    return model, res
+
+
+CFG = TrainConfig(epochs=12, batch_size=32, lr=1e-2, hidden_sizes=(16,), progress=False, device="cpu")
+
+
+def test_learns_and_keeps_history():
+    model, res = run(CFG)
+    assert len(res.history) == 12
+    assert res.history[-1]["val_accuracy"] > 0.8
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+
+
+def test_same_seed_same_result_on_cpu():
+    _, a = run(CFG)
+    _, b = run(CFG)
+    assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
+    _, c = run(CFG.replace(seed=1))
+    assert [h["val_loss"] for h in a.history] != [h["val_loss"] for h in c.history]
+
+
+def test_early_stopping_restores_best_weights():
+    # lr so high that validation loss gets worse after the first epochs
+    cfg = CFG.replace(epochs=60, lr=0.5, optimizer="sgd", patience=3, lr_schedule="constant", momentum=0.0)
+    model, res = run(cfg)
+    assert res.stopped_early and len(res.history) < 60
+    best = min(h["val_loss"] for h in res.history)
+    assert res.history[res.best_epoch]["val_loss"] == best
+    train, val = blobs()
+    model.eval()
+    with torch.no_grad():
+        now = float(nn.CrossEntropyLoss()(model(torch.as_tensor(val[0])), torch.as_tensor(val[1])))
+    assert now == pytest.approx(best, rel=1e-5)
+
+
+class Crash(Callback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.at:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+    cfg = CFG.replace(epochs=10, lr_schedule="cosine", dropout=0.2)
+    ref_model, ref = run(cfg)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path, callbacks=[Crash(4)])
+    assert load_checkpoint(tmp_path)["epoch"] == 4
+    model, res = run(cfg, checkpoint_dir=tmp_path, resume=True)
+    assert res.resumed_from_epoch == 5
+    assert [h["val_loss"] for h in res.history] == [h["val_loss"] for h in ref.history]
+    for a, b in zip(model.state_dict().values(), ref_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_divergence_is_reported():
+    train, val = blobs()
+    X = train[0].copy()
+    X[0, 0] = np.nan
+    with pytest.raises(TrainingError, match="diverged"):
+        Trainer(CFG).fit(MLP(6, 3, (8,)), (X, train[1]), val, loss_fn=nn.CrossEntropyLoss(), target_dtype=torch.long)
+
+
+def test_cuda_request_without_cuda_is_a_config_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        Trainer(CFG.replace(device="cuda"))
+
+
+@pytest.mark.gpu
+def test_trains_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model, res = run(CFG.replace(device="cuda"))
+    assert res.history[-1]["val_accuracy"] > 0.8
