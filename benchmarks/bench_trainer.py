@@ -21,7 +21,7 @@ from torch import nn
 
 from fulcrum.config import TrainConfig
 from fulcrum.models import MLP
-from fulcrum.train import Trainer
+from fulcrum.training import Trainer
 
 
 def make_data(rows: int, features: int, seed: int = 0):

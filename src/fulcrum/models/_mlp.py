@@ -76,7 +76,7 @@ class MLPAdapter(ModelAdapter):
         self.train_result_: Any = None
 
     def fit(self, X, y, X_val, y_val, *, callbacks=(), checkpoint_dir=None, resume=False, **_: Any) -> "MLPAdapter":
-        from ..train import Trainer
+        from ..training import Trainer
 
         c = self.config
         k = self.task.n_classes if self.task.kind == "classification" else 1

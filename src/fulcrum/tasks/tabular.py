@@ -20,7 +20,7 @@ import pandas as pd
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError
 from ..models import ModelAdapter, TaskSpec, adapter_class
-from ..train import Callback, ProgressBar
+from ..training import Callback, ProgressBar
 from ._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, regression_metrics
 
 __all__ = ["fit_tabular", "TrainedTabular", "evaluate_outputs", "library_versions", "AUTO_CANDIDATES"]

@@ -8,7 +8,7 @@ from torch import nn
 from fulcrum.config import TrainConfig
 from fulcrum.errors import ConfigError, TrainingError
 from fulcrum.models import MLP
-from fulcrum.train import Callback, Trainer, load_checkpoint
+from fulcrum.training import Callback, Trainer, load_checkpoint
 
 
 def blobs(n=400, d=6, seed=0):

@@ -1,0 +1,28 @@
+"""Model packages (save, load, verify) and the registry (versions, aliases, integrity).
+
+    >>> from fulcrum.artifact import Registry
+    >>> reg = Registry()                                  # $FULCRUM_HOME/registry
+    >>> pkg = reg.register("iris", manifest, {"model.onnx": data})
+    >>> reg.set_alias("iris@1", "production")
+    >>> reg.load("iris@production").read_bytes("model.onnx")
+"""
+
+from __future__ import annotations
+
+from ._names import parse_ref, sanitize_name, validate_alias, validate_name
+from ._package import FORMAT_VERSION, ModelPackage, add_files, write_package
+from ._registry import Registry, default_home, default_registry_root
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ModelPackage",
+    "Registry",
+    "add_files",
+    "default_home",
+    "default_registry_root",
+    "parse_ref",
+    "sanitize_name",
+    "validate_alias",
+    "validate_name",
+    "write_package",
+]

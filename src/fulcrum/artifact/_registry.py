@@ -1,0 +1,354 @@
+"""The registry: package directories ``<root>/<name>/<version>/`` plus a SQLite index ``<root>/index.sqlite``.
+
+Versions are numbered from 1 and immutable; aliases (``production``, ``staging``, ...) point at
+versions. The index is a cache of what the directories hold plus the aliases; other subpackages
+(API keys, feedback) add their own tables to the same database through :meth:`Registry.connect`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import difflib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import FormatError, IntegrityError, NotFoundError, RegistryError
+from ._atomic import TMP_PREFIX, remove_tree
+from ._names import format_ref, parse_ref, validate_alias, validate_name
+from ._package import ModelPackage, add_files, write_package
+
+__all__ = ["Registry", "default_home", "default_registry_root"]
+
+INDEX_FILE = "index.sqlite"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name          TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    created       TEXT    NOT NULL,
+    task          TEXT,
+    metric_name   TEXT,
+    metric_value  REAL,
+    size_bytes    INTEGER NOT NULL DEFAULT 0,
+    path          TEXT    NOT NULL,
+    manifest_json TEXT,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name    TEXT    NOT NULL,
+    alias   TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    updated TEXT    NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES versions (name, version)
+);
+"""
+
+
+def default_home() -> Path:
+    """``$FULCRUM_HOME``, or ``~/.fulcrum`` when unset."""
+    return Path(os.environ.get("FULCRUM_HOME") or "~/.fulcrum").expanduser()
+
+
+def default_registry_root() -> Path:
+    return default_home() / "registry"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _index_fields(pkg: ModelPackage) -> dict[str, Any]:
+    """task, metric and size for the index, tolerating manifests without those sections."""
+    m = pkg.manifest
+    task = m.get("task")
+    primary = m.get("metrics", {}).get("primary") if isinstance(m.get("metrics"), dict) else None
+    value = primary.get("value") if isinstance(primary, dict) else None
+    return {
+        "task": str(task.get("kind")) if isinstance(task, dict) and task.get("kind") is not None else None,
+        "metric_name": str(primary["name"]) if isinstance(primary, dict) and primary.get("name") is not None else None,
+        "metric_value": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
+        "size_bytes": pkg.size_bytes,
+        "manifest_json": json.dumps(m, sort_keys=True),
+    }
+
+
+class Registry:
+    """Versioned model packages in a directory, indexed by SQLite.
+
+    >>> reg = Registry()                       # $FULCRUM_HOME/registry
+    >>> pkg = reg.register("iris", manifest, files)
+    >>> reg.set_alias("iris@1", "production")
+    >>> reg.load("iris@production").ref
+    'iris@1'
+    """
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_registry_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"Registry root {self.root} is a file; point the registry at a directory.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._db() as conn:
+            if self._schema_version(conn) == SCHEMA_VERSION:  # already set up: no write lock needed
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise FormatError(
+                        f"Registry index {self.index_path} was written by a newer Fulcrum (schema {row[0]}); upgrade fulcrum."
+                    )
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int | None:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # no meta table yet
+            return None
+        return int(row[0]) if row is not None else None
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_FILE
+
+    # -- database ------------------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the index (WAL mode, busy timeout). The caller closes it.
+
+        Python's default transaction handling applies: call ``commit()``; use
+        ``conn.execute("BEGIN IMMEDIATE")`` for read-modify-write sequences.
+        """
+        conn = sqlite3.connect(str(self.index_path), timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # -- writing -------------------------------------------------------------
+
+    def register(self, name: str, manifest: Mapping[str, Any], files: Mapping[str, bytes]) -> ModelPackage:
+        """Write a new version of ``name`` and index it; returns the package.
+
+        The next version number is allocated under the index's write lock (``BEGIN IMMEDIATE``),
+        above every version in the index and every numbered directory on disk, so concurrent
+        writers get distinct versions and no version directory is ever reused. If anything fails,
+        neither a directory nor an index row remains.
+        """
+        name = validate_name(name)
+        model_dir = self.root / name
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            target: Path | None = None
+            try:
+                row = conn.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()
+                version = max(int(row[0] or 0), self._max_dir_version(model_dir)) + 1
+                target = model_dir / str(version)
+                full = {**manifest, "name": name, "version": version, "created": _now()}
+                write_package(target, full, files)
+                pkg = ModelPackage.load(target, verify=False)
+                fields = _index_fields(pkg)
+                conn.execute(
+                    "INSERT INTO versions (name, version, created, task, metric_name, metric_value, size_bytes, path,"
+                    " manifest_json) VALUES (:name, :version, :created, :task, :metric_name, :metric_value,"
+                    " :size_bytes, :path, :manifest_json)",
+                    {**fields, "name": name, "version": version, "created": full["created"], "path": f"{name}/{version}"},
+                )
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                if target is not None and target.exists():
+                    remove_tree(target)
+                raise
+        # Just written and hashed; reads through it are still checked against the manifest.
+        return ModelPackage(target, pkg.manifest, verify=True)
+
+    @staticmethod
+    def _max_dir_version(model_dir: Path) -> int:
+        """Highest numbered directory under ``model_dir`` (orphans included); clears stale temp dirs.
+
+        Called under the index write lock, which every registry writer holds while writing, so a
+        ``.tmp-*`` directory seen here belongs to a writer that crashed."""
+        highest = 0
+        if not model_dir.is_dir():
+            return 0
+        for entry in model_dir.iterdir():
+            if entry.name.startswith(TMP_PREFIX):
+                remove_tree(entry)
+            elif entry.name.isdigit():
+                highest = max(highest, int(entry.name))
+        return highest
+
+    def add_files(
+        self, ref: str, files: Mapping[str, bytes], manifest_updates: Mapping[str, Any] | None = None
+    ) -> ModelPackage:
+        """Add derived files (optimized variants) to a registered version and refresh its index row."""
+        name, version = self.resolve(ref)
+        pkg = add_files(self.path(format_ref(name, version)), files, manifest_updates)
+        self.update_index(name, version)
+        return pkg
+
+    def update_index(self, name: str, version: int) -> None:
+        """Re-read size, task and metric of ``name@version`` from its package (e.g. after add_files)."""
+        name, version = self.resolve(format_ref(validate_name(name), int(version)))
+        pkg = ModelPackage.load(self.root / name / str(version), verify=False)
+        fields = _index_fields(pkg)
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE versions SET task = :task, metric_name = :metric_name, metric_value = :metric_value,"
+                " size_bytes = :size_bytes, manifest_json = :manifest_json WHERE name = :name AND version = :version",
+                {**fields, "name": name, "version": version},
+            )
+            conn.commit()
+
+    # -- resolving -----------------------------------------------------------
+
+    def names(self) -> builtins.list[str]:
+        with self._db() as conn:
+            return [r[0] for r in conn.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
+
+    def resolve(self, ref: str) -> tuple[str, int]:
+        """``name`` (latest), ``name@3`` or ``name@alias`` -> (name, version)."""
+        name, selector = parse_ref(ref)
+        with self._db() as conn:
+            versions = [r[0] for r in conn.execute("SELECT version FROM versions WHERE name = ? ORDER BY version", (name,))]
+            if not versions:
+                known = [r[0] for r in conn.execute("SELECT DISTINCT name FROM versions ORDER BY name")]
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                listing = ", ".join(known) if known else "none yet; train one with `fulcrum train`"
+                raise NotFoundError(f"No model named {name!r} in registry {self.root}.{hint} Known models: {listing}.")
+            if selector is None:
+                return name, versions[-1]
+            if isinstance(selector, int):
+                if selector not in versions:
+                    raise NotFoundError(
+                        f"Model {name!r} has no version {selector}; its versions are {', '.join(map(str, versions))} "
+                        f"(use '{name}' for the latest, {versions[-1]})."
+                    )
+                return name, selector
+            row = conn.execute("SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, selector)).fetchone()
+            if row is None:
+                aliases = self._aliases(conn, name)
+                listing = (
+                    ", ".join(f"{a} -> {v}" for a, v in aliases.items())
+                    if aliases
+                    else f"none; set one with `fulcrum promote {name}@{versions[-1]} --alias {selector}`"
+                )
+                raise NotFoundError(f"Model {name!r} has no alias {selector!r}; its aliases: {listing}.")
+            return name, int(row[0])
+
+    def path(self, ref: str) -> Path:
+        name, version = self.resolve(ref)
+        return self.root / name / str(version)
+
+    def load(self, ref: str, *, verify: bool = True) -> ModelPackage:
+        """The package ``ref`` points at, verified unless ``verify=False``."""
+        name, version = self.resolve(ref)
+        path = self.root / name / str(version)
+        if not path.is_dir():
+            raise IntegrityError(
+                f"Registry {self.root} indexes {name}@{version} but its directory {path} is missing; restore it from a backup."
+            )
+        pkg = ModelPackage.load(path, verify=verify)
+        if (pkg.manifest.get("name"), pkg.version) != (name, version):
+            raise IntegrityError(
+                f"Registry {self.root}: directory {path} holds {pkg.ref!r}, not '{name}@{version}' "
+                f"(moved or replaced); restore the directory from a backup."
+            )
+        return pkg
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """One dict per version, sorted by name and version."""
+        with self._db() as conn:
+            alias_rows = conn.execute("SELECT name, version, alias FROM aliases ORDER BY alias").fetchall()
+            rows = conn.execute(
+                "SELECT name, version, task, metric_name, metric_value, size_bytes, created FROM versions"
+                " ORDER BY name, version"
+            ).fetchall()
+        by_version: dict[tuple[str, int], list[str]] = {}
+        for n, v, a in alias_rows:
+            by_version.setdefault((n, v), []).append(a)
+        return [
+            {
+                "name": n,
+                "version": v,
+                "aliases": by_version.get((n, v), []),
+                "task": task,
+                "metric_name": metric_name,
+                "metric_value": metric_value,
+                "size_bytes": size,
+                "created": created,
+            }
+            for n, v, task, metric_name, metric_value, size, created in rows
+        ]
+
+    # -- aliases -------------------------------------------------------------
+
+    @staticmethod
+    def _aliases(conn: sqlite3.Connection, name: str) -> dict[str, int]:
+        return {a: int(v) for a, v in conn.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,))}
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """``{alias: version}`` for one model (raises NotFoundError for an unknown model)."""
+        name, _ = self.resolve(validate_name(name))
+        with self._db() as conn:
+            return self._aliases(conn, name)
+
+    def set_alias(self, ref: str, alias: str) -> tuple[str, int]:
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists); returns (name, version)."""
+        alias = validate_alias(alias)
+        name, version = self.resolve(ref)
+        with self._db() as conn:
+            conn.execute(
+                "INSERT INTO aliases (name, alias, version, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, updated = excluded.updated",
+                (name, alias, version, _now()),
+            )
+            conn.commit()
+        return name, version
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        name, _ = self.resolve(validate_name(name))
+        with self._db() as conn:
+            cur = conn.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
+            conn.commit()
+            if cur.rowcount == 0:
+                listing = ", ".join(self._aliases(conn, name)) or "none"
+                raise NotFoundError(f"Model {name!r} has no alias {alias!r} to remove; its aliases: {listing}.")

@@ -1,0 +1,323 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+import fulcrum.artifact
+from fulcrum.artifact import FORMAT_VERSION, ModelPackage, add_files, write_package
+from fulcrum.artifact import _package
+from fulcrum.errors import ArtifactError, FormatError, IntegrityError, NotFoundError
+
+FILES = {
+    "model.onnx": b"\x08\x01onnx-bytes",
+    "weights.safetensors": b"\x00" * 1000,
+    "preprocess.json": json.dumps({"means": [1.0, 2.0]}).encode(),
+    "variants/onnx-fp32/model.onnx": b"fp32",
+}
+MANIFEST = {"name": "iris", "task": {"kind": "classification"}, "metrics": {"primary": {"name": "accuracy", "value": 0.95}}}
+
+
+@pytest.fixture
+def pkg_dir(tmp_path):
+    return write_package(tmp_path / "pkgs" / "iris", MANIFEST, FILES)
+
+
+def test_public_api_is_what_it_claims():
+    assert sorted(fulcrum.artifact.__all__) == [
+        "FORMAT_VERSION", "ModelPackage", "Registry", "add_files", "default_home", "default_registry_root",
+        "parse_ref", "sanitize_name", "validate_alias", "validate_name", "write_package",
+    ]
+    for name in fulcrum.artifact.__all__:
+        assert getattr(fulcrum.artifact, name) is not None
+
+
+def test_write_package_records_every_file_and_round_trips(pkg_dir):
+    manifest = json.loads((pkg_dir / "manifest.json").read_text())
+    assert manifest["format_version"] == FORMAT_VERSION == 1
+    assert set(manifest["files"]) == set(FILES)
+    entry = manifest["files"]["variants/onnx-fp32/model.onnx"]
+    assert entry == {"sha256": hashlib.sha256(b"fp32").hexdigest(), "bytes": 4}
+    assert (pkg_dir / "manifest.json").read_text() == json.dumps(manifest, sort_keys=True, indent=2) + "\n"
+    digest = hashlib.sha256((pkg_dir / "manifest.json").read_bytes()).hexdigest()
+    assert (pkg_dir / "MANIFEST.sha256").read_text() == f"{digest}  manifest.json\n"
+    assert sorted(os.listdir(pkg_dir.parent)) == ["iris"]  # no temp dir left behind
+
+    pkg = ModelPackage.load(pkg_dir)
+    assert pkg.path == pkg_dir
+    assert pkg.files == sorted(FILES)
+    assert pkg.size_bytes == sum(len(v) for v in FILES.values())
+    assert pkg.name == "iris" and pkg.version is None and pkg.ref == "iris"
+    assert pkg.manifest["task"] == {"kind": "classification"}
+    for rel, data in FILES.items():
+        assert pkg.read_bytes(rel) == data
+        assert pkg.has_file(rel)
+    assert pkg.read_json("preprocess.json") == {"means": [1.0, 2.0]}
+    assert pkg.file_path("model.onnx") == pkg_dir / "model.onnx"
+    assert not pkg.has_file("manifest.json")
+
+
+def test_write_package_does_not_mutate_the_callers_manifest(tmp_path):
+    manifest = {"name": "m", "files": "caller junk"}
+    write_package(tmp_path / "p", manifest, {"a": b"1"})
+    assert manifest == {"name": "m", "files": "caller junk"}
+    assert set(ModelPackage.load(tmp_path / "p").manifest["files"]) == {"a"}
+
+
+def test_destination_must_not_exist(pkg_dir):
+    with pytest.raises(ArtifactError, match="already exists.*immutable"):
+        write_package(pkg_dir, MANIFEST, {"other": b"x"})
+    assert ModelPackage.load(pkg_dir).read_bytes("model.onnx") == FILES["model.onnx"]
+
+
+@pytest.mark.parametrize("rel", ["/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/", "", "a\\b", "C:/x",
+                                 "manifest.json", "MANIFEST.sha256", ".tmp-x"])
+def test_unsafe_file_names_are_rejected(tmp_path, rel):
+    with pytest.raises(ArtifactError):
+        write_package(tmp_path / "p", {}, {rel: b"x"})
+    assert not (tmp_path / "p").exists()
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_file_and_directory_with_the_same_name_conflict(tmp_path):
+    with pytest.raises(ArtifactError, match="both a file and a directory"):
+        write_package(tmp_path / "p", {}, {"a": b"1", "a/b": b"2"})
+
+
+def test_non_json_manifest_is_rejected(tmp_path):
+    with pytest.raises(ArtifactError, match="not plain JSON"):
+        write_package(tmp_path / "p", {"value": float("nan")}, {"a": b"1"})
+    assert os.listdir(tmp_path) == []
+
+
+def test_crash_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    real = _package.write_file
+    calls = []
+
+    def flaky(path, data):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(path, data)
+
+    monkeypatch.setattr(_package, "write_file", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        write_package(tmp_path / "out" / "p", MANIFEST, FILES)
+    assert len(calls) == 3
+    assert os.listdir(tmp_path / "out") == []  # neither destination nor temp dir
+
+
+def test_crash_at_rename_leaves_nothing(tmp_path, monkeypatch):
+    def boom(src, dst):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(_package.os, "rename", boom)
+    with pytest.raises(OSError, match="power cut"):
+        write_package(tmp_path / "p", MANIFEST, FILES)
+    assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def test_tampered_file_is_refused_naming_it(pkg_dir):
+    (pkg_dir / "weights.safetensors").write_bytes(b"\x01" + b"\x00" * 999)  # same size, other bytes
+    with pytest.raises(IntegrityError) as info:
+        ModelPackage.load(pkg_dir)
+    msg = str(info.value)
+    assert "file 'weights.safetensors' fails its checksum (tampered or corrupted)" in msg
+    assert "restore it from a backup" in msg
+    assert ModelPackage.load(pkg_dir, verify=False).files == sorted(FILES)
+
+
+def test_truncated_file_in_subdirectory_is_refused(pkg_dir):
+    (pkg_dir / "variants" / "onnx-fp32" / "model.onnx").write_bytes(b"fp3")
+    with pytest.raises(IntegrityError, match="'variants/onnx-fp32/model.onnx' fails its checksum"):
+        ModelPackage.load(pkg_dir)
+
+
+def test_missing_file_is_refused_naming_it(pkg_dir):
+    (pkg_dir / "preprocess.json").unlink()
+    with pytest.raises(IntegrityError, match="'preprocess.json' listed in the manifest is missing"):
+        ModelPackage.load(pkg_dir)
+
+
+@pytest.mark.parametrize("extra", ["evil.py", "variants/onnx-fp32/extra.bin", "new/dir/file"])
+def test_extra_file_is_refused_naming_it(pkg_dir, extra):
+    target = pkg_dir / extra
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"import os")
+    with pytest.raises(IntegrityError, match=f"'{extra}' is not listed in the manifest"):
+        ModelPackage.load(pkg_dir)
+
+
+def test_symlink_in_place_of_a_file_is_refused(pkg_dir, tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(FILES["model.onnx"])
+    (pkg_dir / "model.onnx").unlink()
+    (pkg_dir / "model.onnx").symlink_to(outside)
+    with pytest.raises(IntegrityError, match="'model.onnx' is not a regular file"):
+        ModelPackage.load(pkg_dir)
+
+
+def test_edited_manifest_is_refused(pkg_dir):
+    manifest = json.loads((pkg_dir / "manifest.json").read_text())
+    manifest["metrics"]["primary"]["value"] = 0.99
+    (pkg_dir / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
+    with pytest.raises(IntegrityError, match="'manifest.json' fails its checksum"):
+        ModelPackage.load(pkg_dir)
+    assert ModelPackage.load(pkg_dir, verify=False).manifest["metrics"]["primary"]["value"] == 0.99
+
+
+def test_missing_digest_file_is_refused(pkg_dir):
+    (pkg_dir / "MANIFEST.sha256").unlink()
+    with pytest.raises(IntegrityError, match="MANIFEST.sha256 is missing"):
+        ModelPackage.load(pkg_dir)
+
+
+def _rewrite_manifest(pkg_dir, manifest_bytes):
+    (pkg_dir / "manifest.json").write_bytes(manifest_bytes)
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    (pkg_dir / "MANIFEST.sha256").write_text(f"{digest}  manifest.json\n")
+
+
+def test_newer_format_is_refused_with_upgrade_hint(pkg_dir):
+    manifest = json.loads((pkg_dir / "manifest.json").read_text())
+    manifest["format_version"] = FORMAT_VERSION + 1
+    (pkg_dir / "manifest.json").write_text(json.dumps(manifest))  # digest no longer matches either
+    with pytest.raises(FormatError, match=r"written by a newer Fulcrum \(format 2.*upgrade fulcrum"):
+        ModelPackage.load(pkg_dir)
+    with pytest.raises(FormatError, match="newer Fulcrum"):
+        ModelPackage.load(pkg_dir, verify=False)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"files": {}}', "no valid format_version"),
+        (b'{"format_version": 1}', "no valid 'files' table"),
+        (b'{"format_version": 1, "files": {"../x": {"sha256": "0", "bytes": 1}}}', "unsafe file name"),
+    ],
+)
+def test_malformed_manifest_is_a_format_error(pkg_dir, content, match):
+    _rewrite_manifest(pkg_dir, content)
+    with pytest.raises(FormatError, match=match):
+        ModelPackage.load(pkg_dir)
+
+
+def test_missing_manifest_or_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FormatError, match="manifest.json is missing"):
+        ModelPackage.load(tmp_path / "empty")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        ModelPackage.load(tmp_path / "nowhere")
+
+
+def test_reading_an_unlisted_file_is_refused(pkg_dir):
+    (pkg_dir / "sneaky.bin").write_bytes(b"x")
+    pkg = ModelPackage.load(pkg_dir, verify=False)
+    for rel in ["sneaky.bin", "manifest.json", "../iris/model.onnx"]:
+        with pytest.raises(NotFoundError, match="its files are: model.onnx"):
+            pkg.read_bytes(rel)
+
+
+def test_reads_are_checked_after_load(pkg_dir):
+    pkg = ModelPackage.load(pkg_dir)
+    (pkg_dir / "model.onnx").write_bytes(b"swapped after load")
+    with pytest.raises(IntegrityError, match="'model.onnx' fails its checksum"):
+        pkg.read_bytes("model.onnx")
+
+
+def test_temp_debris_of_an_interrupted_write_is_ignored(pkg_dir):
+    (pkg_dir / ".tmp-0123").mkdir()
+    (pkg_dir / ".tmp-0123" / "model.onnx").write_bytes(b"half")
+    (pkg_dir / ".tmp-4567-manifest.json").write_bytes(b"half")
+    assert ModelPackage.load(pkg_dir).files == sorted(FILES)
+
+
+# --------------------------------------------------------------------------- add_files
+
+
+def test_add_files_extends_the_package(pkg_dir):
+    pkg = add_files(pkg_dir, {"variants/int8/model.onnx": b"int8!"}, {"variants": {"int8": {"p50_ms": 0.4}}, "note": "x"})
+    assert pkg.files == sorted([*FILES, "variants/int8/model.onnx"])
+    assert pkg.read_bytes("variants/int8/model.onnx") == b"int8!"
+    assert pkg.manifest["variants"] == {"int8": {"p50_ms": 0.4}}
+    assert pkg.manifest["task"] == MANIFEST["task"]
+    pkg = add_files(pkg_dir, {"variants/pruned/model.onnx": b"p"}, {"variants": {"pruned": {"p50_ms": 0.3}}})
+    assert pkg.manifest["variants"] == {"int8": {"p50_ms": 0.4}, "pruned": {"p50_ms": 0.3}}  # deep-merged
+    again = ModelPackage.load(pkg_dir)
+    assert again.manifest == pkg.manifest
+    assert again.size_bytes == sum(len(v) for v in FILES.values()) + 6
+    assert len((pkg_dir / "MANIFEST.sha256").read_text().splitlines()) == 1
+    assert not [p for p in os.listdir(pkg_dir) if p.startswith(".tmp-")]
+
+
+def test_add_files_never_overwrites(pkg_dir):
+    with pytest.raises(ArtifactError, match="'model.onnx' already exists"):
+        add_files(pkg_dir, {"model.onnx": b"new"}, {})
+    with pytest.raises(ArtifactError, match="manages"):
+        add_files(pkg_dir, {"x": b"1"}, {"files": {}})
+    with pytest.raises(ArtifactError, match="both a file and a directory"):
+        add_files(pkg_dir, {"model.onnx/x": b"1"}, {})
+    pkg = ModelPackage.load(pkg_dir)
+    assert pkg.files == sorted(FILES) and pkg.read_bytes("model.onnx") == FILES["model.onnx"]
+
+
+def test_add_files_refuses_a_damaged_package(pkg_dir):
+    (pkg_dir / "model.onnx").write_bytes(b"bad")
+    with pytest.raises(IntegrityError, match="'model.onnx' fails its checksum"):
+        add_files(pkg_dir, {"x": b"1"}, {})
+    assert not (pkg_dir / "x").exists()
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+def test_add_files_failure_keeps_the_previous_state(pkg_dir, monkeypatch, fail_at):
+    before = (pkg_dir / "manifest.json").read_bytes()
+    real = _package.replace_file
+    calls = []
+
+    def flaky(path, data):
+        calls.append(path.name)
+        if len(calls) == fail_at:
+            raise OSError("crash")
+        real(path, data)
+
+    monkeypatch.setattr(_package, "replace_file", flaky)
+    with pytest.raises(OSError, match="crash"):
+        add_files(pkg_dir, {"variants/int8/model.onnx": b"q", "extra/a.bin": b"a"}, {"variants": {"int8": {}}})
+    monkeypatch.setattr(_package, "replace_file", real)
+    pkg = ModelPackage.load(pkg_dir)
+    assert pkg.files == sorted(FILES)
+    assert (pkg_dir / "manifest.json").read_bytes() == before
+    assert not (pkg_dir / "variants" / "int8").exists() and not (pkg_dir / "extra").exists()
+
+
+def test_manifest_swap_window_stays_loadable(pkg_dir):
+    """Between the two os.replace calls of add_files the digest file lists old and new digests."""
+    old = (pkg_dir / "manifest.json").read_bytes()
+    manifest = json.loads(old)
+    manifest["note"] = "new"
+    new = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
+    lines = [f"{hashlib.sha256(b).hexdigest()}  manifest.json\n" for b in (old, new)]
+    (pkg_dir / "MANIFEST.sha256").write_text("".join(lines))
+    assert "note" not in ModelPackage.load(pkg_dir).manifest
+    (pkg_dir / "manifest.json").write_bytes(new)
+    assert ModelPackage.load(pkg_dir).manifest["note"] == "new"
+
+
+def test_loading_never_unpickles(pkg_dir, monkeypatch):
+    import pickle
+
+    def forbidden(*a, **k):
+        raise AssertionError("pickle used")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    pkg = ModelPackage.load(pkg_dir)
+    for rel in pkg.files:
+        pkg.read_bytes(rel)

@@ -1,0 +1,130 @@
+"""Every kind of bad input: a clear message naming the problem and the fix, and nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import fulcrum
+from fulcrum.cli import main
+from fulcrum.errors import DataError, FulcrumError, IntegrityError, InvalidNameError, NotFoundError, SchemaError
+
+
+def cli(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    return rc, capsys.readouterr()
+
+
+def registry_state(home):
+    reg = home / "registry"
+    if not reg.exists():
+        return set()
+    return {p.relative_to(reg) for p in reg.rglob("*") if "index.sqlite" not in p.name}
+
+
+@pytest.fixture
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "a": rng.normal(size=60),
+        "color": rng.choice(["red", "green", "blue"], 60),
+        "y": rng.choice(["yes", "no"], 60),
+    })
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.write_text(""), "empty"),
+        (lambda p: p.write_bytes(b"\x00\xff\xfe garbage \x00"), "t"),
+        (lambda p: p.write_text("a,y\n"), "row"),
+        (lambda p: p.write_text("a,y\n1,x\n2,x\n3,x\n4,x\n5,x\n6,x\n"), "two classes"),
+        (lambda p: p.write_text("a,y\n1,x\n2,z\n3,x\n"), "at least 5 rows"),
+        (lambda p: p.write_text("a,b,y\n,1,x\n,2,z\n,3,x\n,4,z\n,5,x\n,6,z\n"), None),  # all-missing column: dropped
+        (lambda p: p.write_text("a,y\ninf,x\n2,z\n3,x\n4,z\n5,x\n6,z\n"), "inf"),
+    ],
+)
+def test_bad_training_data(make, message, tmp_path, capsys, fulcrum_home):
+    path = tmp_path / "bad" / "t.csv"
+    path.parent.mkdir()
+    make(path)
+    before = registry_state(fulcrum_home)
+    rc, out = cli(capsys, "train", path, "--target", "y", "--model", "linear", "--no-progress")
+    if message is None:  # the all-missing column is dropped with a notice, training goes on
+        assert rc == 0 and "'a' dropped" in out.err
+        return
+    assert rc == 1, out
+    assert out.err.startswith("error:") and message in out.err
+    assert registry_state(fulcrum_home) == before
+
+
+def test_unknown_target_suggests(table, capsys):
+    rc, out = cli(capsys, "train", table, "--target", "Y")
+    assert rc == 1 and "'Y'" in out.err and "'y'" in out.err
+
+
+def test_predict_time_errors(table, tmp_path, capsys):
+    assert cli(capsys, "train", table, "--target", "y", "--model", "linear", "--no-progress")[0] == 0
+    out_path = tmp_path / "o.csv"
+    # missing column
+    pd.DataFrame({"a": [1.0]}).to_csv(tmp_path / "m.csv", index=False)
+    rc, out = cli(capsys, "predict", "t", tmp_path / "m.csv", "-o", out_path)
+    assert rc == 1 and "color" in out.err and not out_path.exists()
+    # non-numeric value in a numeric column
+    pd.DataFrame({"a": ["abc"], "color": ["red"]}).to_csv(tmp_path / "n.csv", index=False)
+    rc, out = cli(capsys, "predict", "t", tmp_path / "n.csv", "-o", out_path)
+    assert rc == 1 and "'a'" in out.err and "abc" in out.err and not out_path.exists()
+    # NaN is a missing value (imputed); inf is refused
+    pd.DataFrame({"a": [np.nan], "color": ["red"]}).to_csv(tmp_path / "nan.csv", index=False)
+    assert cli(capsys, "predict", "t", tmp_path / "nan.csv", "-o", out_path, "--no-progress")[0] == 0
+    out_path.unlink()
+    pd.DataFrame({"a": [np.inf], "color": ["red"]}).to_csv(tmp_path / "inf.csv", index=False)
+    rc, out = cli(capsys, "predict", "t", tmp_path / "inf.csv", "-o", out_path)
+    assert rc == 1 and "inf" in out.err and not out_path.exists()
+    # unknown category: a notice by default, an error with --strict
+    pd.DataFrame({"a": [0.1], "color": ["purple"]}).to_csv(tmp_path / "u.csv", index=False)
+    rc, out = cli(capsys, "predict", "t", tmp_path / "u.csv", "-o", out_path, "--no-progress")
+    assert rc == 0 and "purple" in out.err
+    out_path.unlink()
+    rc, out = cli(capsys, "predict", "t", tmp_path / "u.csv", "-o", out_path, "--strict")
+    assert rc == 1 and "purple" in out.err and not out_path.exists()
+
+
+def test_references_and_names(table, capsys):
+    assert cli(capsys, "train", table, "--target", "y", "--model", "linear", "--no-progress")[0] == 0
+    with pytest.raises(NotFoundError, match="ghost"):
+        fulcrum.load("ghost")
+    with pytest.raises(NotFoundError, match="versions"):
+        fulcrum.load("t@9")
+    with pytest.raises(NotFoundError, match="production"):
+        fulcrum.load("t@production")
+    with pytest.raises(InvalidNameError):
+        fulcrum.train(str(table), target="y", name="../escape")
+    rc, out = cli(capsys, "train", table, "--target", "y", "--name", "a/b")
+    assert rc == 1 and "error:" in out.err
+
+
+def test_tampered_package_is_refused(table, capsys, fulcrum_home):
+    assert cli(capsys, "train", table, "--target", "y", "--model", "linear", "--no-progress")[0] == 0
+    pkg_dir = fulcrum_home / "registry" / "t" / "1"
+    (pkg_dir / "preprocess.json").write_text(json.dumps({"tampered": True}))
+    with pytest.raises(IntegrityError, match="preprocess.json"):
+        fulcrum.load("t")
+    rc, out = cli(capsys, "predict", "t", table, "-o", table.parent / "x.csv")
+    assert rc == 1 and "preprocess.json" in out.err
+
+
+def test_python_errors_are_typed(table):
+    with pytest.raises(DataError):
+        fulcrum.train(str(table), target="nope")
+    p = fulcrum.train(str(table), target="y", model="linear", progress=False)
+    with pytest.raises(SchemaError, match="color"):
+        fulcrum.load(p.ref).predict({"a": 1.0})
+    assert issubclass(SchemaError, FulcrumError)
