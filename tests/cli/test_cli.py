@@ -44,11 +44,11 @@ def test_train_models_predict_evaluate_promote(iris_csv, tmp_path, capsys):
     rc, out = fulcrum("models", capsys=capsys)
     assert rc == 0 and "iris" in out.out and "classification" in out.out and "accuracy=" in out.out
 
-    rows = pd.read_csv(iris_csv)
-    rows.to_csv(tmp_path / "in.csv", index=False)  # still holds the target: ignored with a notice
+    rows = pd.read_csv(iris_csv).assign(notes="x")  # still holds the target, plus a column the model never saw
+    rows.to_csv(tmp_path / "in.csv", index=False)
     rc, out = fulcrum("predict", "iris", tmp_path / "in.csv", "-o", tmp_path / "pred.csv", "--no-progress", capsys=capsys)
     assert rc == 0, out.err
-    assert "ignored 1 column" in out.err
+    assert "ignored 1 column" in out.err and "notes" in out.err
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert len(pred) == len(rows)
     assert set(pred["target"]) <= {"setosa", "versicolor", "virginica"}
