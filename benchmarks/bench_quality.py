@@ -5,7 +5,7 @@ with fulcrum.data.train_val_test_split; the scikit-learn baseline (impute +
 scale / one-hot + logistic or ridge regression) is fitted on train+validation
 (it has no use for a validation split) and both are scored on the same test rows.
 
-    python benchmarks/bench_quality.py [--datasets iris,wine,...] [--seed 0]
+    python benchmarks/bench_quality.py [--datasets iris,wine,...] [--seeds 0,1,2]
 
 Target (issue 2): Fulcrum >= baseline on breast_cancer, wine, iris, penguins, diabetes.
 """
@@ -49,8 +49,14 @@ def baseline(train: pd.DataFrame, test: pd.DataFrame, target: str, task: str) ->
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default=DEFAULT)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds; each seed is its own split")
     args = ap.parse_args()
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        args.seed = seed
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as home:
         reg = fulcrum.Registry(f"{home}/registry")

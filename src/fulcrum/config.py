@@ -63,8 +63,13 @@ class TrainConfig:
     n_estimators: int = 500
     num_leaves: int = 31
     gbm_learning_rate: float = 0.05
-    # evaluation
+    # evaluation and model selection
     cv_folds: int = 0
+    # how --model auto ranks candidates: k-fold CV on train+validation for small tables
+    # (steadier than one small validation split), the validation split for large ones
+    selection: Literal["auto", "cv", "validation"] = "auto"
+    # after selection, retrain the chosen model on train+validation with the epochs/trees found
+    refit: bool = True
     # where and how
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["local", "ray"] = "local"

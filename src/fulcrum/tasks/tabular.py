@@ -26,6 +26,8 @@ from ._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, regres
 __all__ = ["fit_tabular", "TrainedTabular", "evaluate_outputs", "library_versions", "AUTO_CANDIDATES"]
 
 AUTO_CANDIDATES = ("linear", "lightgbm", "mlp")
+CV_SELECTION_MAX_ROWS = 20_000  # above this, one validation split ranks candidates well enough
+SELECTION_FOLDS = 5
 
 
 @dataclass
@@ -154,35 +156,61 @@ def fit_tabular(
     if kind == "classification" and config.balance == "oversample":
         X_fit, y_fit = _oversample(X_tr, y_tr, config.seed)
 
-    # ---- train candidates, keep the best on validation
+    # ---- rank candidates (k-fold CV on small tables, else the validation split)
     primary = PRIMARY[kind]
+    greater = GREATER_IS_BETTER[primary]
     families = list(AUTO_CANDIDATES) if config.model == "auto" else [config.model]
+    trainval = pd.concat([train, val], ignore_index=True)
+    use_cv = len(families) > 1 and (
+        config.selection == "cv" or (config.selection == "auto" and len(trainval) <= CV_SELECTION_MAX_ROWS)
+    )
     candidates: dict[str, dict[str, Any]] = {}
-    best: tuple[float, str, ModelAdapter] | None = None
-    for fam in families:
+    if use_cv:
+        for fam in families:
+            cv_fam = _cross_validate(trainval, schema, codec, kind, task, fam, config, folds=SELECTION_FOLDS)
+            candidates[fam] = {"cv": cv_fam, "score": cv_fam.get(primary, {}).get("mean")}
+            say(f"{fam:>9}: {SELECTION_FOLDS}-fold CV {primary} = {_fmt(candidates[fam]['score'])}")
+
+    # ---- fit each remaining candidate on train with early stopping on validation
+    fitted: dict[str, ModelAdapter] = {}
+    to_fit = [_best(candidates, greater)] if use_cv else families
+    for fam in to_fit:
         adapter = adapter_class(fam)(task, config)
         cbs = list(callbacks)
         if fam == "mlp" and config.progress:
             cbs.append(ProgressBar(desc="train mlp"))
         ckpt = Path(checkpoint_dir) / fam if checkpoint_dir is not None else None
         adapter.fit(X_fit, y_fit, X_va, y_va, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
-        val_metrics = evaluate_outputs(kind, y_va, adapter.predict_output(X_va), task.n_classes)
-        candidates[fam] = {"validation": val_metrics}
-        score = _score(val_metrics, primary)
-        say(f"{fam:>9}: validation {primary} = {score:.4f}")
-        key = score if GREATER_IS_BETTER[primary] else -score
-        if best is None or key > best[0]:
-            best = (key, fam, adapter)
-    assert best is not None
-    _, family, adapter = best
-
+        fitted[fam] = adapter
+        val_m = evaluate_outputs(kind, y_va, adapter.predict_output(X_va), task.n_classes)
+        candidates.setdefault(fam, {})["validation"] = val_m
+        if not use_cv:
+            candidates[fam]["score"] = val_m.get(primary)
+            say(f"{fam:>9}: validation {primary} = {_fmt(val_m.get(primary))}")
+    family = _best({f: candidates[f] for f in fitted}, greater)
+    adapter = fitted[family]
     val_metrics = candidates[family]["validation"]
+
+    # ---- refit on train+validation with the epochs / trees found by early stopping
+    refit_info = None
+    if config.refit and len(X_va):
+        refit_cfg, refit_info = _refit_config(config, family, adapter)
+        X_all = np.concatenate([X_fit, X_va])
+        y_all = np.concatenate([y_fit, y_va])
+        refit_pre = pre  # preparation stays fitted on the training split (the profile describes it)
+        final = adapter_class(family)(task, refit_cfg)
+        ckpt = Path(checkpoint_dir) / f"{family}-refit" if checkpoint_dir is not None else None
+        cbs = list(callbacks) + ([ProgressBar(desc="refit mlp")] if family == "mlp" and config.progress else [])
+        final.fit(X_all, y_all, None, None, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
+        final.history_ = adapter.history_  # the curve with validation is the informative one
+        adapter, pre = final, refit_pre
     test_metrics = evaluate_outputs(kind, y_te, adapter.predict_output(X_te), task.n_classes)
 
     # ---- optional k-fold cross-validation of the chosen family on train+val
     cv = None
     if config.cv_folds:
-        cv = _cross_validate(pd.concat([train, val], ignore_index=True), schema, codec, kind, task, family, config)
+        cv = candidates[family].get("cv") if use_cv and config.cv_folds == SELECTION_FOLDS else None
+        cv = cv or _cross_validate(trainval, schema, codec, kind, task, family, config)
 
     meta, files = adapter.to_files()
     describe = adapter.describe()
@@ -214,10 +242,54 @@ def fit_tabular(
             "test": test_metrics,
             "cv": cv,
             "candidates": candidates,
+            "selection": "cv" if use_cv else "validation",
+            "refit": refit_info,
         },
         "lineage": {"parent": None, "data_source": source},
     }
     return TrainedTabular(manifest, files, adapter, pre, labels, manifest["metrics"])
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _best(candidates: dict[str, dict[str, Any]], greater: bool) -> str:
+    """The family to keep, scanning in order of simplicity (AUTO_CANDIDATES order).
+
+    With cross-validation scores, the one-standard-error rule (Breiman et al., 1984):
+    the simplest family whose mean score is within one standard error of the best
+    mean. Differences smaller than the fold-to-fold noise do not buy complexity.
+    Without CV, the best validation score; ties go to the simpler family.
+    """
+
+    def key(info: dict[str, Any]) -> float:
+        v = info.get("score")
+        return -np.inf if v is None else (v if greater else -v)
+
+    best_fam = max(candidates, key=lambda f: key(candidates[f]))
+    best_cv = candidates[best_fam].get("cv")
+    margin = 0.0
+    if best_cv:
+        primary = next((k for k, v in best_cv.items() if isinstance(v, dict) and candidates[best_fam]["score"] == v["mean"]), None)
+        if primary:
+            margin = best_cv[primary]["std"] / np.sqrt(max(1, best_cv["folds"]))
+    for fam in candidates:  # insertion order = simplest first
+        if key(candidates[fam]) >= key(candidates[best_fam]) - margin:
+            return fam
+    return best_fam
+
+
+def _refit_config(config: TrainConfig, family: str, adapter: ModelAdapter) -> tuple[TrainConfig, dict[str, Any]]:
+    """Config for retraining on train+validation for as long as early stopping found best."""
+    if family == "mlp":
+        epochs = int(adapter.train_result_.best_epoch) + 1  # type: ignore[attr-defined]
+        return config.replace(epochs=epochs, early_stopping=False, progress=config.progress), {"epochs": epochs}
+    if family == "lightgbm":
+        booster = adapter.booster_  # type: ignore[attr-defined]
+        trees = max(1, int(booster.best_iteration or booster.current_iteration()))  # boosting rounds
+        return config.replace(n_estimators=trees), {"trees": trees}
+    return config, {}
 
 
 def _outputs(kind: str, target: str, labels: list[Any] | None) -> list[dict[str, Any]]:
@@ -230,23 +302,24 @@ def _outputs(kind: str, target: str, labels: list[Any] | None) -> list[dict[str,
 
 
 def _cross_validate(
-    frame: pd.DataFrame, schema: Any, codec: Any, kind: str, task: TaskSpec, family: str, config: TrainConfig
+    frame: pd.DataFrame, schema: Any, codec: Any, kind: str, task: TaskSpec, family: str, config: TrainConfig,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     from .. import data as D
 
     target = config.target
     assert target is not None
     y_all = codec.encode(frame[target]) if codec is not None else frame[target].to_numpy(np.float64)
-    folds = D.kfold_indices(y_all, config.cv_folds, task=kind, seed=config.seed)
+    folds_idx = D.kfold_indices(y_all, folds or config.cv_folds, task=kind, seed=config.seed)
     per_fold: list[dict[str, Any]] = []
     quiet = config.replace(progress=False, resume=False)
-    for tr_idx, va_idx in folds:
+    for tr_idx, va_idx in folds_idx:
         tr, va = frame.iloc[tr_idx], frame.iloc[va_idx]
         pre = D.Preprocessor(schema, clip_outliers=config.clip_outliers, max_categories=config.max_categories).fit(tr)
         Xtr, Xva = pre.transform(tr), pre.transform(va)
         ad = adapter_class(family)(task, quiet).fit(Xtr, y_all[tr_idx], Xva, y_all[va_idx])
         per_fold.append(evaluate_outputs(kind, y_all[va_idx], ad.predict_output(Xva), task.n_classes))
-    summary: dict[str, Any] = {"folds": len(folds)}
+    summary: dict[str, Any] = {"folds": len(folds_idx)}
     for key in per_fold[0]:
         vals = [f[key] for f in per_fold if isinstance(f.get(key), (int, float)) and key != "n"]
         if vals and len(vals) == len(per_fold):

@@ -222,8 +222,9 @@ class Trainer:
                 )
             self._emit("on_epoch_end", epoch, logs)
 
-        # ---- best weights restore
-        module.load_state_dict(best_state)
+        # ---- best weights restore (with no validation split, the last weights are the result)
+        if Xv is not None:
+            module.load_state_dict(best_state)
         result.best_score = float(best)
         result.stopped_early = result.stopped_early or self.stop_training and len(result.history) < c.epochs
         self._emit("on_train_end")
