@@ -28,7 +28,7 @@ def run() -> int:
             return rc
     from .. import load, read_table
 
-    sample = read_table("builtin:breast_cancer").drop(columns=["target"]).head(5)
+    sample = read_table("builtin:breast_cancer").drop(columns=["target"]).sample(6, random_state=1)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "rows.csv", Path(tmp) / "predictions.csv"
         sample.to_csv(src, index=False)
