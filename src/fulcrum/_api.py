@@ -112,16 +112,52 @@ def fit_to_package(
     checkpoint_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Any:
+    """Train, measure what training cost and what a prediction costs, then register."""
+    from .costs import CostModel, measure, money
     from .tasks import fit_tabular
 
     if cfg.backend != "local":
         raise ConfigError(f"backend={cfg.backend!r} is not available in this build; use backend='local'.")
-    trained = fit_tabular(df, cfg, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
+    with measure() as meter:
+        trained = fit_tabular(df, cfg, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
+        meter.flops = trained.training_flops
+    record = meter.record
+    priced = money(record, CostModel())
+    trained.manifest["costs"] = {
+        "training": {**record.to_dict(), "usd": priced["total_usd"], "co2_g": priced["co2_g"],
+                     "flops_methods": trained.flops_methods},
+    }
+    if cfg.measure_inference and trained.test_frame is not None and len(trained.test_frame):
+        trained.manifest["costs"]["inference"] = _measure_inference(trained)
+    trained.files["costs.json"] = json.dumps(
+        {"format": 1, "cost_model": CostModel().to_dict(), **trained.manifest["costs"]}, sort_keys=True
+    ).encode()
     return registry.register(name, trained.manifest, trained.files)
 
 
-def load(ref: str, *, registry: Any = None, **kwargs: Any) -> Any:
-    """Load a registered model (``name``, ``name@3``, ``name@production``) or a package directory as a Predictor."""
+def _measure_inference(trained: Any) -> dict[str, Any]:
+    """Per-prediction cost of the new model on this machine, from a staged copy of its package."""
+    import tempfile
+
+    from .artifact import ModelPackage, write_package
+    from .costs import benchmark_predictor, flops_per_prediction
+    from .runtime import Predictor
+
+    flops, method = flops_per_prediction(trained.manifest)
+    with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
+        staged = write_package(Path(tmp) / "pkg", {**trained.manifest, "name": "staged"}, trained.files)
+        predictor = Predictor(ModelPackage.load(staged))
+        bench = benchmark_predictor(predictor, trained.test_frame, min_seconds=0.2, flops_per_row=flops)
+    return {"base": bench, "flops_per_prediction": flops, "flops_method": method,
+            "engine": type(getattr(predictor, "engine", None)).__name__ if hasattr(predictor, "engine") else "native"}
+
+
+def load(ref: str, *, registry: Any = None, engine: str = "auto", variant: str | None = None, **kwargs: Any) -> Any:
+    """Load a registered model (``name``, ``name@3``, ``name@production``) or a package directory as a Predictor.
+
+    ``engine``: "auto" (ONNX Runtime when the package has model.onnx), "onnx" or "native";
+    ``variant``: an optimized variant's id (runs ``variants/<id>/model.onnx``).
+    """
     from .artifact import ModelPackage, Registry
     from .runtime import Predictor
 
@@ -130,7 +166,7 @@ def load(ref: str, *, registry: Any = None, **kwargs: Any) -> Any:
     else:
         reg = registry if isinstance(registry, Registry) else Registry(registry)
         pkg = reg.load(ref)
-    return Predictor(pkg, **kwargs)
+    return Predictor(pkg, engine=engine, variant=variant, **kwargs)
 
 
 def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:

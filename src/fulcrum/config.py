@@ -76,6 +76,8 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     progress: bool = True
+    # measure what one prediction costs on this machine after training (stored in the package)
+    measure_inference: bool = True
 
     def __post_init__(self) -> None:
         _coerce_and_check(self)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ._energy import rapl_available
 from ._flops import count_flops, estimate_flops_classical
+from ._inference import benchmark_predictor, flops_per_prediction
 from ._meter import CostRecord, Meter, measure
 from ._model import SOURCES, CostModel, money
 from ._plot import plot_cumulative_cost
@@ -52,4 +53,6 @@ __all__ = [
     "project",
     "Ledger",
     "plot_cumulative_cost",
+    "benchmark_predictor",
+    "flops_per_prediction",
 ]

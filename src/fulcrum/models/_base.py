@@ -41,6 +41,11 @@ class ModelAdapter(ABC):
         self.task = task
         self.config = config
         self.history_: list[dict[str, Any]] = []
+        # FLOPs spent by fit: counted by torch's FLOP counter for torch models,
+        # a stated estimate (see each adapter's flops_method) for classical ones
+        self.training_flops_: int = 0
+
+    flops_method: ClassVar[str] = "counted"
 
     @abstractmethod
     def fit(

@@ -14,6 +14,7 @@ __all__ = ["LightGBMAdapter"]
 
 class LightGBMAdapter(ModelAdapter):
     family = "lightgbm"
+    flops_method = "estimate: n_rows * n_features per tree for histogram construction, plus leaves * n_features * 256 bins for split search"
     booster_: Any = None
 
     def _params(self, n_rows: int) -> dict[str, Any]:
@@ -54,6 +55,8 @@ class LightGBMAdapter(ModelAdapter):
             self._params(len(X)), train, num_boost_round=c.n_estimators,
             valid_sets=valid_sets, valid_names=["val"] if valid_sets else None, callbacks=callbacks,
         )
+        trees = self.booster_.num_trees()
+        self.training_flops_ = int(trees * (X.shape[0] * X.shape[1] + self.config.num_leaves * X.shape[1] * 256))
         curve = next(iter(record.get("val", {}).values()), [])
         self.history_ = [{"epoch": i, "val_loss": float(v)} for i, v in enumerate(curve)]
         return self

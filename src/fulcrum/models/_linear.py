@@ -19,6 +19,8 @@ class LinearAdapter(ModelAdapter):
     """
 
     family = "linear"
+    flops_method = ("estimate: least squares 2*n*d^2 + d^3; logistic regression "
+                    "n_iter * 4*n*d*k (one forward and one gradient pass per L-BFGS iteration)")
     coef_: np.ndarray | None = None
     intercept_: np.ndarray | None = None
 
@@ -31,6 +33,8 @@ class LinearAdapter(ModelAdapter):
             est.fit(X, y)
             self.coef_ = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
             self.intercept_ = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+            n, d = X.shape
+            self.training_flops_ = int(2 * n * d * d + d**3)
         else:
             C = 1.0 / c.l2 if c.l2 else 1.0
             est = LogisticRegression(
@@ -38,6 +42,8 @@ class LinearAdapter(ModelAdapter):
                 class_weight="balanced" if c.balance == "class_weight" else None,
             )
             est.fit(X, y)
+            n, d = X.shape
+            self.training_flops_ = int(np.max(est.n_iter_)) * 4 * n * d * est.coef_.shape[0]
             coef, icpt = np.asarray(est.coef_, np.float64), np.asarray(est.intercept_, np.float64)
             if len(est.classes_) < self.task.n_classes:  # a class absent from training: expand
                 full_c = np.full((self.task.n_classes, X.shape[1]), 0.0)

@@ -66,8 +66,32 @@ def _r2(scale: float) -> Any:
     return metric
 
 
+def _step_flops_per_sample(body: nn.Module, X: np.ndarray, y: np.ndarray, loss_fn: nn.Module, tdtype: torch.dtype) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = min(len(X), 8)
+    xb = torch.as_tensor(X[:n], dtype=torch.float32)
+    yb = torch.as_tensor(y[:n], dtype=tdtype)
+    was_training = body.training
+    body.train()
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(body(xb), yb).backward()
+    body.zero_grad(set_to_none=True)
+    body.train(was_training)
+    return int(counter.get_total_flops() // n)
+
+
+def _forward_flops_per_sample(body: nn.Module, X: np.ndarray) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        body(torch.as_tensor(X[:1], dtype=torch.float32))
+    return int(counter.get_total_flops())
+
+
 class MLPAdapter(ModelAdapter):
     family = "mlp"
+    flops_method = "counted: torch FlopCounterMode on one forward+backward step, per sample, x samples seen"
 
     def __init__(self, task: TaskSpec, config: TrainConfig) -> None:
         super().__init__(task, config)
@@ -102,6 +126,11 @@ class MLPAdapter(ModelAdapter):
                           monitor="val_loss" if val is not None else "train_loss")
         self.train_result_ = trainer.fit(body, (X, yt), val, loss_fn=loss_fn, metric_fn=metric, target_dtype=tdtype)
         self.history_ = self.train_result_.history
+        # FLOPs: one forward+backward step counted by torch's FLOP counter, per sample, times samples seen
+        epochs_run = len(self.history_) - (self.train_result_.resumed_from_epoch or 0) if self.history_ else 0
+        self.training_flops_ = _step_flops_per_sample(body, X, yt, loss_fn, tdtype) * len(X) * max(epochs_run, 0)
+        if val is not None:  # one validation forward per epoch
+            self.training_flops_ += _forward_flops_per_sample(body, X) * len(X_val) * max(epochs_run, 0)
         self.module_ = InferenceHead(body.cpu(), self.task.kind, y_mean, y_std).eval()
         self.args_.update(y_mean=y_mean, y_std=y_std)
         return self

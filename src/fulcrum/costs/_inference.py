@@ -1,0 +1,113 @@
+"""What one prediction costs: a measured benchmark window over a Predictor.
+
+The window is real work on this machine (ONNX Runtime by default): warm-up
+calls first, then calls until ``min_seconds`` have passed, inside :func:`measure`.
+FLOPs per prediction come from the package's model description (counted by
+torch's FLOP counter for the MLP, a stated estimate for linear and tree models).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pandas as pd
+
+from ._flops import count_flops, estimate_flops_classical
+from ._meter import measure
+from ._model import CostModel
+from ._project import per_prediction_cost
+
+__all__ = ["flops_per_prediction", "benchmark_predictor"]
+
+
+def flops_per_prediction(manifest: dict[str, Any]) -> tuple[int | None, str]:
+    """(FLOPs for one row, how they were obtained) from a package manifest."""
+    model = manifest.get("model", {})
+    family = model.get("family")
+    if family == "mlp":
+        import torch
+
+        from ..models import MLP
+
+        args = {k: v for k, v in model["args"].items() if k not in ("y_mean", "y_std")}
+        return count_flops(MLP(**args).eval(), torch.zeros(1, args["in_features"])), "counted: torch FlopCounterMode, forward"
+    n_features = int(model.get("n_features") or 0)
+    if family == "linear" and n_features:
+        labels = manifest.get("task", {}).get("labels") or []
+        outputs = 1 if len(labels) <= 2 else len(labels)
+        return (estimate_flops_classical("linear", n_features=n_features, n_outputs=outputs),
+                "estimate: 2 x features x outputs multiply-adds")
+    if family == "lightgbm":
+        trees = int(model.get("num_trees") or 0)
+        leaves = int(manifest.get("config", {}).get("num_leaves", 31))
+        if trees:
+            depth = max(1, math.ceil(math.log2(max(2, leaves))))
+            return (estimate_flops_classical("gbm", n_trees=trees, depth=depth),
+                    f"estimate: {trees} trees x depth {depth} comparisons")
+    return None, "unknown"
+
+
+def _single_row_call(predictor: Any) -> Any:
+    fast = getattr(predictor, "predict_one", None)
+    return fast if fast is not None else predictor.predict
+
+
+def benchmark_predictor(
+    predictor: Any,
+    rows: pd.DataFrame,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 256),
+    min_seconds: float = 0.25,
+    max_calls: int = 2000,
+    warmup: int = 3,
+    cost_model: CostModel | None = None,
+    flops_per_row: int | None = None,
+) -> dict[str, Any]:
+    """Per-prediction cost at each batch size, from measured windows.
+
+    Returns ``{"batch_1": {...per_prediction_cost..., "batch_size": 1, "calls": n,
+    "p50_ms": ..., "window": CostRecord dict}, "batch_256": {...}}``.
+    """
+    if rows.empty:
+        raise ValueError("benchmark_predictor needs at least one row")
+    cols = [c for c in getattr(predictor, "input_columns", rows.columns) if c in rows.columns]
+    rows = rows[cols].reset_index(drop=True)
+    out: dict[str, Any] = {}
+    for b in batch_sizes:
+        if b == 1:
+            records = rows.to_dict(orient="records")
+            call = _single_row_call(predictor)
+            payloads: list[Any] = [records[i % len(records)] for i in range(min(len(records), 64))]
+        else:
+            reps = math.ceil(b / len(rows))
+            batch = pd.concat([rows] * reps, ignore_index=True).iloc[:b]
+            call = predictor.predict
+            payloads = [batch]
+        for i in range(warmup):
+            call(payloads[i % len(payloads)])
+        times: list[float] = []
+        with measure(sample_memory=False) as meter:
+            start = time.perf_counter()
+            calls = 0
+            while calls < max_calls and (time.perf_counter() - start < min_seconds or calls < 5):
+                t0 = time.perf_counter()
+                call(payloads[calls % len(payloads)])
+                times.append(time.perf_counter() - t0)
+                calls += 1
+            if flops_per_row is not None:
+                meter.flops = flops_per_row * calls * b
+        n = calls * b
+        times.sort()
+        entry = per_prediction_cost(meter.record, n, cost_model)
+        entry.update(
+            batch_size=b,
+            calls=calls,
+            p50_ms=1e3 * times[len(times) // 2],
+            p95_ms=1e3 * times[min(len(times) - 1, int(0.95 * len(times)))],
+            throughput_rps=n / meter.record.wall_s if meter.record.wall_s > 0 else None,
+            window=meter.record.to_dict(),
+        )
+        out[f"batch_{b}"] = entry
+    return out
