@@ -102,3 +102,18 @@ def test_trains_on_cuda():
         pytest.skip("needs a CUDA device")
     model, res = run(CFG.replace(device="cuda"))
     assert res.history[-1]["val_accuracy"] > 0.8
+
+
+def test_augment_hook_sees_every_training_batch_only():
+    seen = []
+
+    def augment(xb):
+        seen.append(xb.shape[0])
+        return xb + 0.01 * torch.randn_like(xb)
+
+    train, val = blobs()
+    torch.manual_seed(0)
+    res = Trainer(CFG.replace(epochs=2)).fit(MLP(6, 3, (8,)), train, val, loss_fn=nn.CrossEntropyLoss(),
+                                             target_dtype=torch.long, augment=augment)
+    assert sum(seen) == 2 * len(train[0])  # training batches only, not validation
+    assert len(res.history) == 2

@@ -111,15 +111,19 @@ class Trainer:
         loss_fn: nn.Module,
         metric_fn: MetricFn | None = None,
         target_dtype: torch.dtype = torch.float32,
+        input_dtype: torch.dtype = torch.float32,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> TrainResult:
+        """Run the loop. ``input_dtype`` lets token ids (long) through for text models;
+        ``augment`` transforms each training batch on the device (e.g. kornia for images)."""
         c = self.config
         dev = self.device
         greater = self.monitor not in ("val_loss", "train_loss") and self.monitor not in ("val_rmse", "val_mae")
         # Data lives on the device once; batches are index views, not DataLoader copies.
-        X = torch.as_tensor(train[0], dtype=torch.float32, device=dev)  # (N, D)
+        X = torch.as_tensor(train[0], dtype=input_dtype, device=dev)  # (N, D) or (N, C, H, W), (N, T)
         y = torch.as_tensor(train[1], dtype=target_dtype, device=dev)  # (N,) or (N, 1)
         if val is not None and len(val[0]) > 0:
-            Xv = torch.as_tensor(val[0], dtype=torch.float32, device=dev)
+            Xv = torch.as_tensor(val[0], dtype=input_dtype, device=dev)
             yv = torch.as_tensor(val[1], dtype=target_dtype, device=dev)
         else:
             Xv = yv = None
@@ -166,6 +170,8 @@ class Trainer:
             for start in range(0, n, bs):
                 idx = perm[start : start + bs]
                 xb, yb = X[idx], y[idx]  # (B, D), (B,)
+                if augment is not None:
+                    xb = augment(xb)
                 out = module(xb)  # (B, K)
                 loss = loss_fn(out, yb)
                 opt.zero_grad(set_to_none=True)
