@@ -106,3 +106,25 @@ def test_package_without_cost_record(tmp_path, capsys):
     est.save("nocost", registry=reg)
     rc = main(["costs", "nocost", "--registry", str(reg.root)])
     assert rc == 1 and "no cost record" in capsys.readouterr().err
+
+
+def test_variants_enter_the_ledger_with_their_build_cost(trained, capsys):
+    from fulcrum.optimize import BenchSettings, OptimizeOptions, optimize_package
+
+    reg, short, _, _ = trained
+    fast = OptimizeOptions(sparsities=(0.5,), fine_tune_epochs=2, distill_epochs=3,
+                           bench=BenchSettings(warmup=2, runs_b1=20, runs_b256=4, rounds=2))
+    optimize_package("short", registry=reg, variants=["int8-dynamic", "distilled"], options=fast)
+    pkg = reg.load("short")
+    rep = package_ledger(pkg, CostModel(), rate_per_s=10, horizon_s=86400)
+    assert {"base", "int8-dynamic", "distilled"} <= set(rep["variants"])
+    distilled = rep["variants"]["distilled"]
+    assert distilled["optimization_usd"] > 0  # distillation is training spent to save inference
+    # the student is smaller: fewer FLOPs per prediction than the teacher
+    assert distilled["per_prediction"]["flops"] < rep["variants"]["base"]["per_prediction"]["flops"]
+    for at in (1, 256):
+        r = package_ledger(pkg, CostModel(), rate_per_s=10, horizon_s=86400, batch=at)
+        assert r["variants"]["int8-dynamic"]["per_prediction"]["usd"] > 0
+    rc = main(["costs", "short", "--variant", "base", "--variant", "distilled", "--registry", str(reg.root)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "distilled" in out and "int8-dynamic" not in out

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Sequence
 
-from . import datasets, evaluate, models, predict, promote, train
+from . import costs, datasets, evaluate, keys, models, monitor, optimize, predict, promote, retrain, serve, train
 
-VERBS = [datasets, train, evaluate, predict, models, promote]
+VERBS = [datasets, train, evaluate, predict, models, promote, serve, keys, monitor, retrain, costs, optimize]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FormatError, NotFoundError
+from ._inference import flops_per_prediction
 from ._meter import CostRecord
 from ._model import CostModel
 from ._project import per_prediction_cost, project
@@ -40,10 +41,16 @@ def variant_costs(pkg: Any, batch: int, cost_model: CostModel) -> dict[str, dict
         windows["base"] = base[key]
     for vid, v in (pkg.manifest.get("variants") or {}).items():
         win = (v.get("costs") or {}).get(key)
-        if win and vid != "base":
+        if win:  # the optimize run's own "base" window, measured side by side with the variants, wins
             windows[vid] = win
     for vid, win in windows.items():
         rec = CostRecord.from_dict(win["window"])
+        if rec.flops is None:  # variants' windows: FLOPs per row from the variant's own model
+            spec = (pkg.manifest.get("variants") or {}).get(vid, {}).get("model")
+            flops, _ = flops_per_prediction({**pkg.manifest, "model": {**pkg.manifest.get("model", {}), **spec}} if spec
+                                            else pkg.manifest)
+            if flops is not None:
+                rec.flops = flops * int(win["n_predictions"])
         out[vid] = per_prediction_cost(rec, int(win["n_predictions"]), cost_model)
     return out
 

@@ -1,8 +1,10 @@
-"""Inference runtime: the Predictor and batch prediction over files."""
+"""Inference runtime: the Predictor (ONNX Runtime by default, native adapters as the reference),
+its engines, and batch prediction over files."""
 
 from __future__ import annotations
 
 from ._batch import TableWriter, iter_chunks, predict_file
+from ._engines import NativeEngine, OnnxEngine
 from ._predictor import Predictor
 
-__all__ = ["Predictor", "predict_file", "iter_chunks", "TableWriter"]
+__all__ = ["Predictor", "predict_file", "iter_chunks", "TableWriter", "OnnxEngine", "NativeEngine"]

@@ -1,16 +1,27 @@
-"""The Predictor: a model package loaded once, then used for many predictions."""
+"""The Predictor: a model package loaded once, then used for many predictions.
+
+::
+
+    p = Predictor(package)                      # engine="auto": ONNX Runtime when the package has model.onnx
+    p.predict(df)                               # DataFrame / dict / list of dicts -> DataFrame
+    p.predict_one({"island": "Biscoe", ...})    # one record -> dict, the latency path (no pandas)
+    p.predict_columns({"island": arr, ...})     # column arrays -> output arrays (the server's batcher)
+    Predictor(package, engine="native")         # the adapters themselves: the reference
+    Predictor(package, variant="int8")          # variants/int8/model.onnx
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormatError
-from ..models import TaskSpec, adapter_class
+from ..errors import ConfigError, DataError, FormatError, NotFoundError
 
 __all__ = ["Predictor"]
+
+ENGINES = ("auto", "onnx", "native")
 
 
 def _as_frame(data: Any) -> pd.DataFrame:
@@ -31,45 +42,138 @@ class Predictor:
     """Prepares raw rows and runs the model of one package.
 
     Create it once (``fulcrum.load(ref)``) and reuse it: everything that can be
-    done at load time is done there.
+    done at load time is done there (ONNX Runtime session, threads, warm-up).
+
+    Parameters
+    ----------
+    package:
+        A loaded :class:`~fulcrum.artifact.ModelPackage`.
+    engine:
+        ``"auto"`` (ONNX Runtime when the package has ``model.onnx``, else native),
+        ``"onnx"`` or ``"native"`` (the package's adapters after the Python Preprocessor;
+        the reference the ONNX graph is tested against).
+    variant:
+        An optimized variant's id: runs ``variants/<id>/model.onnx`` (ONNX engine only).
+    threads:
+        ONNX Runtime intra-op threads (default: the physical cores; e.g. 1 per worker
+        when several server workers share a machine).
     """
 
-    def __init__(self, package: Any) -> None:
-        from ..data import LabelCodec, Preprocessor  # noqa: F401  (LabelCodec for symmetry)
+    def __init__(self, package: Any, engine: Literal["auto", "onnx", "native"] = "auto", variant: str | None = None,
+                 *, threads: int | None = None) -> None:
+        from ..data import Preprocessor
 
         self.package = package
         m = package.manifest
         if "task" not in m or "model" not in m:
             raise FormatError(f"Package {package.path} has no task/model section; it was not written by `fulcrum train`.")
+        if engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}; got {engine!r}.")
         self.kind: str = m["task"]["kind"]
         self.target: str = m["task"]["target"]
         self.labels: list[Any] | None = m["task"].get("labels")
-        self.task = TaskSpec(self.kind, n_classes=len(self.labels or []))
-        self.preprocessor = Preprocessor.from_dict(package.read_json("preprocess.json"))
-        self.adapter = adapter_class(m["model"]["family"]).from_files(self.task, m["model"], package.read_bytes)
         self.input_columns: list[str] = [c["name"] for c in m["inputs"]]
+        self.variant = variant
         self.notices: list[str] = []
+        preprocess = package.read_json("preprocess.json")
+        self.preprocessor = Preprocessor.from_dict(preprocess)
+        self._native: Any = None
+        self._labels_arr = np.asarray(self.labels, dtype=object) if self.labels is not None else None
+        self._proba_keys = [f"proba_{lab}" for lab in (self.labels or [])]
+
+        graph_file = self._graph_file(engine, variant)
+        if graph_file is None:
+            self.engine: str = "native"
+            self._native = self._native_engine()
+            self._onnx: Any = None
+            self._encoder: Any = None
+        else:
+            from ..optimize._export_inputs import InputEncoder
+            from ._engines import OnnxEngine
+
+            self.engine = "onnx"
+            self._encoder = InputEncoder(preprocess)
+            self._onnx = OnnxEngine(package.read_bytes(graph_file), kind=self.kind, warmup=self._encoder.dummy(),
+                                    threads=threads)
+
+    def _graph_file(self, engine: str, variant: str | None) -> str | None:
+        pkg, m = self.package, self.package.manifest
+        if variant is not None:
+            variants = m.get("variants") or {}
+            if variant not in variants:
+                raise NotFoundError(
+                    f"Model {pkg.ref} has no variant {variant!r}; available variants: "
+                    f"{', '.join(sorted(variants)) or '(none; create them with fulcrum optimize)'}."
+                )
+            if engine == "native":
+                raise ConfigError(f"Variant {variant!r} is an ONNX graph; load it with engine='onnx' or 'auto', not 'native'.")
+            entry = variants[variant] or {}
+            return str(entry.get("file") or f"variants/{variant}/model.onnx")
+        if engine == "native":
+            return None
+        onnx_file = (m.get("onnx") or {}).get("file", "model.onnx")
+        if pkg.has_file(onnx_file):
+            return str(onnx_file)
+        if engine == "onnx":
+            raise FormatError(
+                f"Model {pkg.ref} (package format {m.get('format_version')}, written by fulcrum "
+                f"{m.get('fulcrum_version', '?')}) predates ONNX export: it has no model.onnx. "
+                "Re-train it with this Fulcrum to get one, or load it with engine='native'."
+            )
+        return None
+
+    def _native_engine(self) -> Any:
+        if self._native is None:
+            from ._engines import NativeEngine
+
+            self._native = NativeEngine(self.package, self.kind, self.labels)
+        return self._native
+
+    @property
+    def adapter(self) -> Any:
+        """The package's native model adapter (loaded on first use when the engine is ONNX)."""
+        return self._native_engine().adapter
 
     @property
     def manifest(self) -> dict[str, Any]:
         return self.package.manifest
 
+    # ------------------------------------------------------------------ preparation
+
     def transform(self, data: Any, *, on_unknown: str = "ignore") -> np.ndarray:
+        """Prepared features (N, D) float32 from the Python Preprocessor (the native path's first half)."""
         df = _as_frame(data)
         X = self.preprocessor.transform(df, on_unknown=on_unknown)
+        self._set_notices(getattr(self.preprocessor, "last_extra_", None), getattr(self.preprocessor, "last_unknown_", None))
+        return X
+
+    def _set_notices(self, extra: list[str] | None, unknown: dict[str, list[str]] | None) -> None:
         self.notices = []
-        extra = getattr(self.preprocessor, "last_extra_", None)
         if extra:
             self.notices.append(f"ignored {len(extra)} column(s) the model does not use: {', '.join(map(str, extra))}")
-        unknown = getattr(self.preprocessor, "last_unknown_", None)
         if unknown:
             shown = "; ".join(f"{c}: {', '.join(map(str, v))}" for c, v in unknown.items())
             self.notices.append(f"unseen categories (encoded as unknown): {shown}")
-        return X
 
-    def predict_output(self, data: Any, **kw: Any) -> np.ndarray:
+    def _encoded(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        enc = self._encoder
+        if enc.last_extra_ or enc.last_unknown_:
+            self._set_notices(enc.last_extra_, enc.last_unknown_)
+        elif self.notices:
+            self.notices = []
+        return feeds
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict_output(self, data: Any, *, on_unknown: str = "ignore") -> np.ndarray:
         """Raw task outputs: (N, K) probabilities or (N,) values."""
-        return self.adapter.predict_output(self.transform(data, **kw))
+        if self._onnx is None:
+            return self._native.output(self.transform(data, on_unknown=on_unknown))
+        if isinstance(data, Mapping):
+            feeds = self._encoder.encode_row(data, on_unknown)
+        else:
+            feeds = self._encoder.encode_frame(_as_frame(data), on_unknown)
+        return self._onnx.output(self._encoded(feeds))
 
     def predict_proba(self, data: Any, **kw: Any) -> np.ndarray:
         if self.kind != "classification":
@@ -78,8 +182,38 @@ class Predictor:
 
     def predict(self, data: Any, **kw: Any) -> pd.DataFrame:
         """One output row per input row: the prediction (named after the target), and probabilities."""
-        out = self.predict_output(data, **kw)
-        return self.format_outputs(out)
+        return self.format_outputs(self.predict_output(data, **kw))
+
+    def predict_one(self, row: Mapping[str, Any], *, on_unknown: str = "ignore") -> dict[str, Any]:
+        """One record -> ``{target: prediction, "proba_<label>": p, ...}`` (plain Python values).
+
+        The single-row latency path: per-column arrays are built directly from the
+        values, no DataFrame, one ONNX Runtime call.
+        """
+        if not isinstance(row, Mapping):
+            raise DataError(f"predict_one takes one record as a dict of column -> value, got {type(row).__name__}.")
+        if self._onnx is None:
+            out = self.predict_output(row, on_unknown=on_unknown)[0]
+        else:
+            out = self._onnx.output(self._encoded(self._encoder.encode_row(row, on_unknown)))[0]
+        if self.kind == "classification":
+            probs = out.tolist()
+            result: dict[str, Any] = {self.target: self.labels[int(np.argmax(out))]}  # type: ignore[index]
+            result.update(zip(self._proba_keys, probs))
+            return result
+        return {self.target: float(out)}
+
+    def predict_columns(self, cols: Mapping[str, Any], *, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
+        """Raw column arrays in, output arrays out: ``{target: (N,)}`` plus ``{"probabilities": (N, K)}``
+        for classifiers (the manifest's output names). For the server's batcher."""
+        if self._onnx is None:
+            out = self.predict_output(pd.DataFrame({k: np.asarray(v) for k, v in cols.items()}), on_unknown=on_unknown)
+        else:
+            out = self._onnx.output(self._encoded(self._encoder.encode_columns(cols, on_unknown)))
+        if self.kind == "classification":
+            assert self._labels_arr is not None
+            return {self.target: self._labels_arr[np.argmax(out, axis=1)], "probabilities": out}
+        return {self.target: out}
 
     def format_outputs(self, out: np.ndarray) -> pd.DataFrame:
         if self.kind == "classification":
@@ -89,3 +223,7 @@ class Predictor:
                 frame[f"proba_{lab}"] = out[:, j]
             return pd.DataFrame(frame)
         return pd.DataFrame({self.target: out})
+
+    def __repr__(self) -> str:
+        v = f", variant={self.variant!r}" if self.variant else ""
+        return f"Predictor({self.package.ref!r}, engine={self.engine!r}{v})"

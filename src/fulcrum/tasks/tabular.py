@@ -40,6 +40,9 @@ class TrainedTabular:
     preprocessor: Any
     labels: list[Any] | None
     metrics: dict[str, Any] = field(default_factory=dict)
+    test_frame: pd.DataFrame | None = None  # held-out rows, e.g. to measure inference cost
+    training_flops: int = 0  # every fit of the run: CV folds, candidates, refit
+    flops_methods: dict[str, str] = field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:
@@ -165,9 +168,10 @@ def fit_tabular(
         config.selection == "cv" or (config.selection == "auto" and len(trainval) <= CV_SELECTION_MAX_ROWS)
     )
     candidates: dict[str, dict[str, Any]] = {}
+    spent: dict[str, int] = {}  # family -> training FLOPs over every fit of the run
     if use_cv:
         for fam in families:
-            cv_fam = _cross_validate(trainval, schema, codec, kind, task, fam, config, folds=SELECTION_FOLDS)
+            cv_fam = _cross_validate(trainval, schema, codec, kind, task, fam, config, folds=SELECTION_FOLDS, spent=spent)
             candidates[fam] = {"cv": cv_fam, "score": cv_fam.get(primary, {}).get("mean")}
             say(f"{fam:>9}: {SELECTION_FOLDS}-fold CV {primary} = {_fmt(candidates[fam]['score'])}")
 
@@ -182,6 +186,7 @@ def fit_tabular(
         ckpt = Path(checkpoint_dir) / fam if checkpoint_dir is not None else None
         adapter.fit(X_fit, y_fit, X_va, y_va, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
         fitted[fam] = adapter
+        spent[fam] = spent.get(fam, 0) + adapter.training_flops_
         val_m = evaluate_outputs(kind, y_va, adapter.predict_output(X_va), task.n_classes)
         candidates.setdefault(fam, {})["validation"] = val_m
         if not use_cv:
@@ -202,6 +207,7 @@ def fit_tabular(
         ckpt = Path(checkpoint_dir) / f"{family}-refit" if checkpoint_dir is not None else None
         cbs = list(callbacks) + ([ProgressBar(desc="refit mlp")] if family == "mlp" and config.progress else [])
         final.fit(X_all, y_all, None, None, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
+        spent[family] = spent.get(family, 0) + final.training_flops_
         final.history_ = adapter.history_  # the curve with validation is the informative one
         adapter, pre = final, refit_pre
     test_metrics = evaluate_outputs(kind, y_te, adapter.predict_output(X_te), task.n_classes)
@@ -210,7 +216,7 @@ def fit_tabular(
     cv = None
     if config.cv_folds:
         cv = candidates[family].get("cv") if use_cv and config.cv_folds == SELECTION_FOLDS else None
-        cv = cv or _cross_validate(trainval, schema, codec, kind, task, family, config)
+        cv = cv or _cross_validate(trainval, schema, codec, kind, task, family, config, spent=spent)
 
     meta, files = adapter.to_files()
     describe = adapter.describe()
@@ -218,9 +224,15 @@ def fit_tabular(
     if units:
         describe.update(units)
     meta["describe"] = describe
+    meta["n_features"] = int(pre.n_features_)
     files["preprocess.json"] = json.dumps(pre.to_dict(), sort_keys=True).encode()
     files["profile.json"] = json.dumps(D.profile_frame(train, schema), sort_keys=True).encode()
     files["history.json"] = json.dumps(adapter.history_).encode()
+    # one ONNX graph, raw inputs -> outputs; parity vs the native adapter measured on the test split
+    from ..optimize._export import package_onnx
+
+    files["model.onnx"], onnx_section = package_onnx(pre.to_dict(), adapter, task, pre.n_features_,
+                                                     test, adapter.predict_output(X_te))
     primary_value = test_metrics.get(primary)
     manifest: dict[str, Any] = {
         "libraries": library_versions(),
@@ -229,6 +241,7 @@ def fit_tabular(
         "inputs": [{"name": c.name, "kind": c.kind, "dtype": c.dtype} for c in schema.columns],
         "outputs": _outputs(kind, target, labels),
         "model": meta,
+        "onnx": onnx_section,
         "config": config.to_dict(),
         "data": {
             "source": source,
@@ -247,7 +260,9 @@ def fit_tabular(
         },
         "lineage": {"parent": None, "data_source": source},
     }
-    return TrainedTabular(manifest, files, adapter, pre, labels, manifest["metrics"])
+    methods = {fam: adapter_class(fam).flops_method for fam in spent}
+    return TrainedTabular(manifest, files, adapter, pre, labels, manifest["metrics"], test_frame=test,
+                          training_flops=int(sum(spent.values())), flops_methods=methods)
 
 
 def _fmt(v: Any) -> str:
@@ -303,7 +318,7 @@ def _outputs(kind: str, target: str, labels: list[Any] | None) -> list[dict[str,
 
 def _cross_validate(
     frame: pd.DataFrame, schema: Any, codec: Any, kind: str, task: TaskSpec, family: str, config: TrainConfig,
-    folds: int | None = None,
+    folds: int | None = None, spent: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     from .. import data as D
 
@@ -318,6 +333,8 @@ def _cross_validate(
         pre = D.Preprocessor(schema, clip_outliers=config.clip_outliers, max_categories=config.max_categories).fit(tr)
         Xtr, Xva = pre.transform(tr), pre.transform(va)
         ad = adapter_class(family)(task, quiet).fit(Xtr, y_all[tr_idx], Xva, y_all[va_idx])
+        if spent is not None:
+            spent[family] = spent.get(family, 0) + ad.training_flops_
         per_fold.append(evaluate_outputs(kind, y_all[va_idx], ad.predict_output(Xva), task.n_classes))
     summary: dict[str, Any] = {"folds": len(folds_idx)}
     for key in per_fold[0]:

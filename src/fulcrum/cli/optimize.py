@@ -1,0 +1,163 @@
+"""``fulcrum optimize REF``: build optimized variants, measure them here, choose one under constraints.
+
+::
+
+    fulcrum optimize iris@1                                        # build + measure every variant that applies
+    fulcrum optimize iris@1 --constraints "p95_ms<=1, metric_drop<=0.01" --alias production --plot pareto.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._common import add_registry_option, fmt, human_size, note, print_json, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("optimize", help="build and measure optimized variants; choose one under constraints")
+    p.add_argument("ref", help="model reference (name, name@3, name@alias) or a package directory")
+    p.add_argument("--constraints", metavar="TEXT", default=None,
+                   help='e.g. "p95_ms<=1, size_mb<=0.5, metric_drop<=0.01"; keys: p50_ms p95_ms p99_ms (batch 1), '
+                        "throughput (>=), size_mb, metric_drop, metric (>=)")
+    p.add_argument("--objective", default="p95_ms", choices=["p95_ms", "p50_ms", "p99_ms", "size_mb", "throughput",
+                                                                 "metric", "metric_drop"],
+                   help="what the best variant minimizes (throughput/metric: maximizes); default p95_ms at batch 1")
+    p.add_argument("--alias", default=None,
+                   help="register the chosen variant as a new version and point this alias at it (needs --constraints)")
+    p.add_argument("--variants", default=None, metavar="A,B",
+                   help="kinds or ids to build/consider: onnx-fp32, int8-dynamic, int8-static, pruned, pruned-NN, "
+                        "distilled, trees, trees-NN, shallow (default: every kind that applies)")
+    p.add_argument("--sparsities", default=None, metavar="0.5,0.8", help="pruning sparsities (default 0.5,0.8)")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="the training table, when the package's recorded data source cannot be read again")
+    p.add_argument("--remeasure", action="store_true", help="measure existing variants again on this machine")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a Pareto plot (metric vs p95 latency)")
+    p.add_argument("--json", action="store_true", help="print the variants and the choice as JSON")
+    add_registry_option(p)
+    p.set_defaults(func=run)
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _rows(variants: dict[str, Any], selected: str | None, passing: set[str] | None) -> list[list[Any]]:
+    def order(vid: str) -> tuple[int, str]:
+        return (0 if vid == "base" else 1, vid)
+
+    rows = []
+    for vid in sorted(variants, key=order):
+        e = variants[vid]
+        lat = (e.get("latency_ms") or {}).get("b1") or {}
+        value = (e.get("metric") or {}).get("value")
+        base_value = ((variants.get("base") or {}).get("metric") or {}).get("value")
+        delta = None if value is None or base_value is None else value - base_value + 0.0
+        verdict = e.get("verdict", "-")
+        if passing is not None and vid not in passing:
+            verdict += "; fails constraints"
+        mark = "*" if vid == selected else ""
+        rows.append([
+            mark + vid,
+            fmt(value),
+            "-" if delta is None else f"{delta:+.4f}",
+            fmt(lat.get("p50"), 3), fmt(lat.get("p95"), 3), fmt(lat.get("p99"), 3),
+            "-" if e.get("throughput_rps") is None else f"{e['throughput_rps']:,.0f}",
+            human_size(e.get("size_bytes")),
+            verdict,
+        ])
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..artifact import validate_alias
+    from ..errors import ConfigError, ConstraintError
+    from ..optimize._select import parse_constraints, select_variant
+    from ..optimize._variants import OptimizeOptions, expand_ids, optimize_package, promote_variant, store
+
+    # ---- every input is checked before anything is built or written
+    constraints = parse_constraints(args.constraints)
+    if args.alias is not None:
+        validate_alias(args.alias)
+        if not constraints:
+            raise ConfigError('--alias needs --constraints to choose a variant by, e.g. --constraints "metric_drop<=0.01".')
+        if Path(args.ref).is_dir():
+            raise ConfigError(f"--alias needs a registered model, and {args.ref} is a package directory; pass a "
+                              "registry reference (name@version) instead.")
+    if args.plot is not None and not str(args.plot).lower().endswith(".png"):
+        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png, not {args.plot!r}.")
+    opts = OptimizeOptions()
+    if args.sparsities:
+        try:
+            opts = OptimizeOptions(sparsities=tuple(float(s) for s in _split_list(args.sparsities) or ()))
+        except ValueError:
+            raise ConfigError(f"--sparsities takes fractions like 0.5,0.8; got {args.sparsities!r}.") from None
+    requested = _split_list(args.variants)
+
+    from ..artifact import Registry
+
+    registry = Registry(args.registry)
+    report = optimize_package(args.ref, registry=registry, variants=requested, data=args.data, options=opts,
+                              remeasure=args.remeasure, log=note)
+    variants = report.variants
+    if requested is not None:  # choose among the requested ones and the parent
+        keep = expand_ids(requested, opts) | {"base"}
+        variants = {k: v for k, v in variants.items() if k in keep or v.get("kind") in requested}
+
+    selection = None
+    failure: ConstraintError | None = None
+    if constraints:
+        try:
+            selection = select_variant(variants, constraints, args.objective)
+        except ConstraintError as exc:
+            failure = exc
+
+    pkg = report.package
+    result: dict[str, Any] = {**report.to_dict(), "variants": variants}
+    if selection is not None:
+        from datetime import datetime, timezone
+
+        record = {**selection.to_dict(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        pkg = store(pkg, report.registry, {}, {"selected_variant": record})
+        result["selected_variant"] = record
+        if args.alias:
+            new = promote_variant(registry, pkg.ref, selection.chosen, args.alias, record)
+            result["alias"] = {"alias": args.alias, "ref": new.ref}
+    if args.plot:
+        from ..optimize._plot import plot_pareto
+
+        plot_pareto(variants, args.plot, metric_name=report.metric_name, greater_is_better=report.greater_is_better,
+                    selected=selection.chosen if selection else None, constraints=constraints,
+                    title=f"{pkg.ref}: variants measured on this machine")
+        result["plot"] = str(args.plot)
+
+    if args.json:
+        if failure is not None:
+            result["error"] = str(failure)
+            result["failures"] = getattr(failure, "failures", None)
+        print_json(result)
+    else:
+        headers = ["variant", report.metric_name, "Δ vs parent", "p50 b1 ms", "p95 b1 ms", "p99 b1 ms", "rows/s b256",
+                   "size", "verdict"]
+        passing = set(selection.passing) if selection else (set() if failure else None)
+        print(f"{pkg.ref}: variants measured on this machine"
+              f"{'' if report.measured else ' (stored measurements; --remeasure to measure again)'}")
+        print(table(headers, _rows(variants, selection.chosen if selection else None, passing)))
+        for kind, why in report.skipped.items():
+            print(f"skipped {kind}: {why}")
+        if selection is not None:
+            print(f"selected: {selection.chosen} (best {args.objective} = {selection.value:.4g} among "
+                  f"{', '.join(selection.passing)} meeting {', '.join(map(str, constraints))})")
+            if args.alias:
+                print(f"{pkg.name}@{args.alias} -> {result['alias']['ref']} (model.onnx = variant {selection.chosen})")
+        if args.plot:
+            print(f"plot: {args.plot}")
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,69 @@
+"""``fulcrum serve [REF ...]``: serve models over HTTP (KServe v2 + a friendly JSON route)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_registry_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve models over HTTP (KServe v2 + /v1/models/NAME/predict)",
+        description="Serve registered models. REF is name (latest), name@3 or name@alias; aliases are followed "
+        "live (a `fulcrum promote` is picked up within a second). Without REF: every model, at its production "
+        "alias when it has one. Binds 127.0.0.1; a non-loopback --host needs an API key (`fulcrum keys create`).",
+    )
+    p.add_argument("refs", nargs="*", metavar="REF", help="models to serve (default: all)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes (each loads every model)")
+    p.add_argument("--enable-admin", action="store_true", help="turn on /admin routes (need an admin key)")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without API keys (logged loudly)")
+    p.add_argument("--ssl-certfile", metavar="PEM", help="TLS certificate (with --ssl-keyfile)")
+    p.add_argument("--ssl-keyfile", metavar="PEM", help="TLS private key")
+    b = p.add_argument_group("batching (per model)")
+    b.add_argument("--max-batch-size", type=int, default=64, help="most rows computed together; 1 = no batching")
+    b.add_argument("--max-latency-ms", type=float, default=5.0, help="longest a request waits for its batch to fill")
+    b.add_argument("--max-queue", type=int, default=256, help="waiting requests per model before 503")
+    b.add_argument("--timeout", type=float, default=10.0, help="request deadline in seconds (504 after)")
+    lim = p.add_argument_group("limits and output hardening")
+    lim.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (413 beyond)")
+    lim.add_argument("--max-rows", type=int, default=1024, help="most rows per request (413 beyond)")
+    lim.add_argument("--rate-limit", type=float, default=0.0, help="requests/s per API key (0 = off; 429 beyond)")
+    lim.add_argument("--rate-burst", type=int, default=None, help="token-bucket size (default: the rate)")
+    lim.add_argument("--top-k", type=int, default=None, help="return only the k most likely labels")
+    lim.add_argument("--round", type=int, default=None, dest="round_decimals", help="round probabilities to N decimals")
+    o = p.add_argument_group("operations")
+    o.add_argument("--poll-interval", type=float, default=1.0, help="seconds between registry alias checks")
+    o.add_argument("--no-access-log", action="store_true", help="no JSON access log lines")
+    o.add_argument("--no-monitor", action="store_true", help="no OOD/drift monitors")
+    o.add_argument("--no-feedback", action="store_true", help="do not record predictions for feedback")
+    o.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_registry_option(p)
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> object:
+    from ..serve import BatchSpec, ServeSettings
+
+    return ServeSettings(
+        host=args.host, port=args.port, workers=args.workers, registry=args.registry,
+        enable_admin=args.enable_admin, insecure=args.insecure,
+        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+        batch=BatchSpec(max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                        max_queue=args.max_queue, timeout_s=args.timeout),
+        max_body_bytes=args.max_body_bytes, max_rows=args.max_rows,
+        rate_limit=args.rate_limit, rate_burst=args.rate_burst,
+        top_k=args.top_k, round_decimals=args.round_decimals,
+        poll_interval_s=args.poll_interval, access_log=not args.no_access_log,
+        monitor=not args.no_monitor, feedback=not args.no_feedback, log_level=args.log_level,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..serve import run as serve_run
+
+    serve_run(list(args.refs), settings_from(args), registry=args.registry)  # type: ignore[arg-type]
+    return 0

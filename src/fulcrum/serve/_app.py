@@ -1,0 +1,704 @@
+"""The thin HTTP layer: KServe Open Inference Protocol v2 plus a friendly JSON route, on FastAPI.
+
+Cross-cutting work happens once per request in :class:`_Edge`, a plain ASGI middleware (no
+BaseHTTPMiddleware overhead): request id, body-size limit, API-key check, per-key rate limit,
+Prometheus counters and the JSON access log. Handlers decode the body against the model's
+schema, submit it to the model's batcher and format the answer.
+
+Routes (``{name}`` may be ``name``, ``name@3`` or ``name@alias``)::
+
+    GET  /v2/health/live | /v2/health/ready                        no key needed
+    GET  /v2                                                       server metadata
+    GET  /v2/models/{name}[/versions/{v}][/ready]                  model metadata / readiness
+    POST /v2/models/{name}[/versions/{v}]/infer                    v2 inference
+    POST /v1/models/{name}/predict     {"records": [{col: value}]} friendly inference
+    POST /v1/models/{name}/feedback    {"id": request_id, "truth": ...}
+    GET  /v1/models | /v1/models/{name}/metric | /v1/models/{name}/monitor
+    GET  /metrics                                                  Prometheus
+    GET  /admin/models; POST /admin/models/{name}/alias | /admin/models/{ref}/load | .../unload
+         (admin key, and only with enable_admin)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import __version__
+from ..artifact import Registry
+from ..errors import FulcrumError, ServeError
+from ._auth import Authenticator, KeyStore
+from ._limits import RateLimiter
+from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics, flatten_numbers
+from ._model import ServedModel, column_datatypes
+from ._models import ModelSet
+from ._outputs import friendly_body, v2_outputs
+from ._recorder import Recorder
+from ._spec import ServeSettings
+from ._usage import UsageCounter, ensure_table
+
+__all__ = ["create_app", "ServerState"]
+
+log = logging.getLogger("fulcrum.serve")
+access_log = logging.getLogger("fulcrum.serve.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_JSON = "application/json"
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":"), allow_nan=False), status, headers, media_type=_JSON)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and any ``extra={"fields": {...}}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "info") -> None:
+    """JSON lines on stderr for the ``fulcrum.serve`` loggers (once per process)."""
+    logger = logging.getLogger("fulcrum.serve")
+    if not any(getattr(h, "_fulcrum", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._fulcrum = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level.upper())
+
+
+# --------------------------------------------------------------------------- state
+
+
+class ServerState:
+    """Everything one app owns: registry, models, auth, limits, metrics, usage, feedback."""
+
+    def __init__(self, refs: list[str], settings: ServeSettings, registry: Any) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.metrics = ServeMetrics()
+        self.usage = UsageCounter()
+        self.keys = KeyStore(registry)
+        self.auth = Authenticator(self.keys.active())
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        self.recorder = Recorder(registry) if settings.feedback else None
+        self.models = ModelSet(
+            registry, refs, settings,
+            on_batch=self._on_batch, on_loaded=self._on_loaded, on_failed=self._on_failed, on_retired=self._on_retired,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._openapi: tuple[int, dict[str, Any]] | None = None
+        ensure_table(registry)
+
+    # model set callbacks
+    def _on_batch(self, model: ServedModel, n_req: int, rows: int, seconds: float) -> None:
+        m, v = model.name, str(model.version)
+        self.metrics.batch_size.labels(m, v).observe(rows)
+        self.metrics.batch_seconds.labels(m, v).observe(seconds)
+        self.metrics.predictions.labels(m, v).inc(rows)
+        self.metrics.compute_seconds.labels(m, v).inc(seconds)
+        self.metrics.queue_depth.labels(m, v).set(model.batcher.depth)
+        self.usage.add(m, model.version, n_req, rows, seconds)
+
+    def _on_loaded(self, model: ServedModel) -> None:
+        v = str(model.version)
+        self.metrics.load_seconds.labels(model.name, v).set(model.load_seconds)
+        self.metrics.loaded.labels(model.name, v).set(1)
+        self.metrics.queue_depth.labels(model.name, v).set(0)
+
+    def _on_failed(self, name: str, version: int, msg: str) -> None:
+        self.metrics.load_failures.labels(name, str(version)).inc()
+
+    def _on_retired(self, model: ServedModel) -> None:
+        self.metrics.forget(model.name, str(model.version))
+
+    # background work
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._poll(), name="fulcrum-poll"))
+
+    async def _poll(self) -> None:
+        s = self.settings
+        last_flush = time.monotonic()
+        while True:
+            try:
+                await self.models.refresh()
+                self.auth.update(await asyncio.to_thread(self.keys.active))
+                await asyncio.to_thread(self._monitor_metrics)
+                if time.monotonic() - last_flush >= s.usage_flush_s:
+                    last_flush = time.monotonic()
+                    await asyncio.to_thread(self.flush)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the poller must survive a locked or missing DB
+                log.exception("registry poll failed; retrying")
+            await asyncio.sleep(s.poll_interval_s)
+
+    def _monitor_metrics(self) -> None:
+        for model in list(self.models.loaded.values()):
+            v = str(model.version)
+            self.metrics.queue_depth.labels(model.name, v).set(model.batcher.depth if model.batcher else 0)
+            if model.monitor is None:
+                continue
+            try:
+                snap = model.monitor.snapshot()
+            except Exception:  # noqa: BLE001
+                continue
+            rate = (snap.get("ood") or {}).get("rate")
+            if isinstance(rate, (int, float)):
+                self.metrics.ood_rate.labels(model.name, v).set(rate)
+            for col, d in (snap.get("drift") or {}).items():
+                psi = d.get("psi") if isinstance(d, dict) else None
+                if isinstance(psi, (int, float)):
+                    self.metrics.drift.labels(model.name, v, col).set(psi)
+
+    def flush(self) -> None:
+        """Persist usage deltas and monitor snapshots to the registry DB."""
+        try:
+            self.usage.flush(self.registry)
+        except Exception:  # noqa: BLE001
+            log.exception("could not persist serving usage; will retry")
+        monitored = [m for m in list(self.models.loaded.values()) if m.monitor is not None]
+        if monitored:
+            try:
+                conn = self.registry.connect()
+                try:
+                    for model in monitored:
+                        model.monitor.save_snapshot(conn, model.name, model.version)
+                finally:
+                    conn.close()
+            except Exception:  # noqa: BLE001
+                log.exception("could not save monitor snapshots")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.models.close()
+        await asyncio.to_thread(self.flush)
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
+
+
+# --------------------------------------------------------------------------- edge middleware
+
+
+_OPEN_PATHS = ("/v2/health/",)
+
+
+class _Edge:
+    """Request id, body limit, auth, rate limit, metrics and access log around every request."""
+
+    def __init__(self, app: Any, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        st = self.state
+        start = time.perf_counter()
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            headers[k.decode("latin-1")] = v.decode("latin-1")
+        rid = headers.get("x-request-id", "")
+        if not _REQUEST_ID.match(rid):
+            rid = uuid.uuid4().hex
+        info: dict[str, Any] = scope.setdefault("state", {})
+        info["request_id"] = rid
+        path: str = scope["path"]
+        status_box = [500]
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            refusal = self._refuse(scope, headers, path, info)
+            if refusal is not None:
+                await refusal(scope, receive, send_wrapper)
+                return
+            await self.app(scope, self._limited_receive(receive, st.settings.max_body_bytes), send_wrapper)
+        finally:
+            self._account(scope, info, status_box[0], time.perf_counter() - start, rid)
+
+    def _refuse(self, scope: dict[str, Any], headers: dict[str, str], path: str, info: dict[str, Any]) -> Response | None:
+        st = self.state
+        try:
+            if path.startswith(_OPEN_PATHS):
+                return None
+            scope_needed = "admin" if path.startswith("/admin") else "predict"
+            key_id = st.auth.check(headers, scope_needed)
+            info["key_id"] = key_id
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > st.settings.max_body_bytes:
+                raise ServeError(f"Request body of {length} bytes exceeds the limit of {st.settings.max_body_bytes}.", 413)
+            if st.limiter.enabled:
+                client = scope.get("client")
+                st.limiter.take(key_id or (client[0] if client else "-"))
+        except ServeError as exc:
+            reason = {401: "auth", 403: "auth", 413: "body_size", 429: "rate"}.get(exc.http_status, "other")
+            st.metrics.rejected.labels("", reason).inc()
+            return _json({"error": str(exc)}, exc.http_status, exc.headers)
+        return None
+
+    @staticmethod
+    def _limited_receive(receive: Any, limit: int) -> Any:
+        seen = [0]
+
+        async def wrapped() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise ServeError(f"Request body exceeds the limit of {limit} bytes.", 413)
+            return message
+
+        return wrapped
+
+    def _account(self, scope: dict[str, Any], info: dict[str, Any], status: int, seconds: float, rid: str) -> None:
+        st = self.state
+        model = info.get("model", "")
+        route = info.get("route", "other")
+        version = info.get("version", "")
+        try:
+            st.metrics.requests.labels(model, version, route, str(status)).inc()
+            if model:
+                st.metrics.latency.labels(model, route).observe(seconds)
+        except Exception:  # noqa: BLE001
+            pass
+        if st.settings.access_log and access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            access_log.info(
+                "request",
+                extra={"fields": {
+                    "request_id": rid, "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                    "duration_ms": round(seconds * 1000, 3), "model": model or None, "version": version or None,
+                    "rows": info.get("rows"), "client": client[0] if client else None, "key_id": info.get("key_id"),
+                }},
+            )
+
+
+# --------------------------------------------------------------------------- app
+
+
+class _AliasBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alias: str = Field(..., max_length=64)
+    version: int = Field(..., ge=1)
+
+
+class _FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    id: str = Field(..., min_length=1, max_length=128)
+    truth: Any
+    row: int | None = Field(None, ge=0)
+
+
+async def _read_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _error_response(exc: BaseException, rid: str) -> Response:
+    if isinstance(exc, FulcrumError):
+        status = int(getattr(exc, "http_status", 500))
+        body: dict[str, Any] = {"error": str(exc)}
+        detail = getattr(exc, "detail", None)
+        if detail is not None:
+            body["detail"] = detail
+        headers = dict(getattr(exc, "headers", {}) or {})
+        if status >= 500 and not isinstance(exc, ServeError):
+            log.error("request %s failed: %s", rid, exc, exc_info=exc)
+        return _json(body, status, headers)
+    log.error("request %s failed unexpectedly", rid, exc_info=exc)
+    return _json({"error": f"Internal error; quote request id {rid} when reporting it."}, 500)
+
+
+def create_app(
+    refs: list[str] | tuple[str, ...] = (),
+    settings: ServeSettings | None = None,
+    *,
+    registry: Any = None,
+) -> FastAPI:
+    """The ASGI app serving ``refs`` from ``registry`` (models load in the background after startup;
+    ``/v2/health/ready`` turns true once all are loaded and warmed up)."""
+    settings = settings or ServeSettings()
+    if registry is None or not isinstance(registry, Registry):
+        registry = Registry(registry if registry is not None else settings.registry)
+    refs = list(refs)
+    state = ServerState(refs, settings, registry)
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="Fulcrum model server",
+        version=__version__,
+        description="KServe Open Inference Protocol v2 and a friendly JSON route for Fulcrum model packages.",
+        lifespan=lifespan,
+    )
+    app.state.fulcrum = state
+    s = settings
+
+    def _mark(request: Request, route: str, model: ServedModel | None = None, rows: int | None = None) -> None:
+        info = request.scope.setdefault("state", {})
+        info["route"] = route
+        if model is not None:
+            info["model"] = model.name
+            info["version"] = str(model.version)
+        if rows is not None:
+            info["rows"] = rows
+
+    def _rid(request: Request) -> str:
+        return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+
+    async def _compute(request: Request, model: ServedModel, cols: Any, n: int) -> dict[str, Any]:
+        async def alive() -> bool:
+            return not await request.is_disconnected()
+
+        try:
+            result: dict[str, Any] = await model.batcher.submit((cols, n), n, alive=alive)
+        except ServeError as exc:
+            reason = {503: "overload", 504: "deadline"}.get(exc.http_status)
+            if reason:
+                state.metrics.rejected.labels(model.name, reason).inc()
+            raise
+        ood = result.get("ood")
+        if ood is not None and model.monitor is not None:
+            try:
+                v = str(model.version)
+                flags = model.monitor.is_ood(ood)
+                hits = int(flags.sum())
+                if hits:
+                    state.metrics.ood_rows.labels(model.name, v).inc(hits)
+                hist = state.metrics.ood_score.labels(model.name, v)
+                for x in ood.tolist():
+                    hist.observe(x)
+            except Exception:  # noqa: BLE001
+                pass
+        return result
+
+    # -- health and metadata ---------------------------------------------------
+
+    @app.get("/v2/health/live", tags=["health"])
+    async def live(request: Request) -> Response:
+        _mark(request, "live")
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready", tags=["health"])
+    async def ready(request: Request) -> Response:
+        _mark(request, "ready")
+        ok = state.models.ready
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    @app.get("/v2", tags=["v2"])
+    async def server_metadata(request: Request) -> Response:
+        _mark(request, "server_metadata")
+        return _json({"name": "fulcrum", "version": __version__, "extensions": []})
+
+    def _metadata(model: ServedModel) -> dict[str, Any]:
+        outputs: list[dict[str, Any]] = []
+        if model.kind == "classification":
+            k = len(model.labels)
+            outputs = [{"name": model.label_output, "datatype": "BYTES", "shape": [-1]},
+                       {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]}]
+        else:
+            outputs = [{"name": model.output_names[0], "datatype": "FP64", "shape": [-1]}]
+        return {
+            "name": model.name,
+            "versions": [str(v) for v in state.models.versions_of(model.name)],
+            "platform": "fulcrum",
+            "inputs": [{"name": c["name"], "datatype": column_datatypes(c["kind"])[0] if c["kind"] != "numeric" else "FP32",
+                        "shape": [-1], "parameters": {"kind": c["kind"]}} for c in model.columns],
+            "outputs": outputs,
+            "parameters": {"version": str(model.version), "task": model.kind, "target": model.target,
+                           "labels": [str(x) for x in model.labels], "max_rows": model.max_rows},
+        }
+
+    def _guarded(fn: Any) -> Any:
+        """Turn any exception of a handler into a JSON error (FulcrumError keeps its status)."""
+        import functools
+
+        @functools.wraps(fn)
+        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
+            try:
+                return await fn(request, *args, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                return _error_response(exc, _rid(request))
+
+        return wrapper
+
+    @app.get("/v2/models/{name}", tags=["v2"])
+    @_guarded
+    async def model_metadata(request: Request, name: str) -> Response:
+        model = state.models.resolve(name)
+        _mark(request, "model_metadata", model)
+        return _json(_metadata(model))
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"])
+    @_guarded
+    async def model_ready(request: Request, name: str) -> Response:
+        model = state.models.resolve(name)
+        _mark(request, "model_ready", model)
+        return _json({"name": model.name, "ready": True})
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"])
+    @_guarded
+    async def version_metadata(request: Request, name: str, version: int) -> Response:
+        model = state.models.resolve(f"{name}@{version}")
+        _mark(request, "model_metadata", model)
+        return _json(_metadata(model))
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
+    @_guarded
+    async def version_ready(request: Request, name: str, version: int) -> Response:
+        model = state.models.resolve(f"{name}@{version}")
+        _mark(request, "model_ready", model)
+        return _json({"name": model.name, "version": str(model.version), "ready": True})
+
+    # -- inference -------------------------------------------------------------
+
+    async def _infer(request: Request, ref: str) -> Response:
+        _mark(request, "infer")
+        model = state.models.resolve(ref)
+        _mark(request, "infer", model)
+        body = await _read_body(request)
+        cols, n, req = model.parse_infer(body)
+        _mark(request, "infer", model, n)
+        result = await _compute(request, model, cols, n)
+        rid = _rid(request)
+        requested = [o.name for o in req.outputs] if req.outputs else None
+        out = {
+            "model_name": model.name,
+            "model_version": str(model.version),
+            "id": req.id or rid,
+            "outputs": v2_outputs(model, result, requested, s.top_k, s.round_decimals),
+        }
+        if state.recorder is not None:
+            state.recorder.put(model, req.id or rid, cols, n, result)
+        return _json(out)
+
+    # The inference routes are plain Starlette routes: no FastAPI dependency solving or response
+    # serialization on the hot path (their OpenAPI entries are built per model in _openapi).
+    async def infer(request: Request) -> Response:
+        try:
+            p = request.path_params
+            ref = p["name"] if "version" not in p else f"{p['name']}@{p['version']}"
+            return await _infer(request, ref)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            return _error_response(exc, _rid(request))
+
+    async def predict(request: Request) -> Response:
+        try:
+            name = request.path_params["name"]
+            _mark(request, "predict")
+            model = state.models.resolve(name)
+            _mark(request, "predict", model)
+            body = await _read_body(request)
+            cols, n, rows = model.parse_predict(body)
+            _mark(request, "predict", model, n)
+            result = await _compute(request, model, cols, n)
+            rid = _rid(request)
+            out = {"id": rid, "model": model.name, "version": model.version,
+                   **friendly_body(model, result, s.top_k, s.round_decimals)}
+            if state.recorder is not None:
+                state.recorder.put(model, rid, cols, n, result)
+            return _json(out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            return _error_response(exc, _rid(request))
+
+    from starlette.routing import Route
+
+    app.router.routes[:0] = [
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version:int}/infer", infer, methods=["POST"]),
+    ]
+
+    # -- feedback and monitors -------------------------------------------------
+
+    @app.get("/v1/models", tags=["v1"])
+    @_guarded
+    async def list_models(request: Request) -> Response:
+        _mark(request, "list_models")
+        pins = {p.ref: state.models.serving.get(p) for p in state.models.pins}
+        loaded = [{"name": m.name, "version": m.version, "task": m.kind, "queue": m.batcher.depth,
+                   "load_seconds": round(m.load_seconds, 4)} for m in state.models.loaded.values()]
+        return _json({"references": pins, "loaded": loaded, "ready": state.models.ready})
+
+    @app.post("/v1/models/{name}/feedback", tags=["v1"])
+    @_guarded
+    async def feedback(request: Request, name: str, body: _FeedbackBody) -> Response:
+        model = state.models.resolve(name)
+        _mark(request, "feedback", model)
+        if state.recorder is None:
+            raise ServeError("Feedback is off on this server (started with feedback disabled).", 404)
+        await asyncio.to_thread(state.recorder.drain)
+        stored = await asyncio.to_thread(state.recorder.store.add_feedback, model.name, body.id, body.truth, body.row)
+        return _json(stored)
+
+    @app.get("/v1/models/{name}/metric", tags=["v1"])
+    @_guarded
+    async def live_metric(request: Request, name: str, version: int | None = None) -> Response:
+        model = state.models.resolve(name)
+        _mark(request, "metric", model)
+        if state.recorder is None:
+            raise ServeError("Feedback is off on this server (started with feedback disabled).", 404)
+        return _json(await asyncio.to_thread(state.recorder.store.live_metric, model.name, version))
+
+    @app.get("/v1/models/{name}/monitor", tags=["v1"])
+    @_guarded
+    async def monitor(request: Request, name: str) -> Response:
+        model = state.models.resolve(name)
+        _mark(request, "monitor", model)
+        if model.monitor is None:
+            raise ServeError(f"No monitor for {model.ref} (the package has no profile, or monitoring is off).", 404)
+        snap = await asyncio.to_thread(model.monitor.snapshot)
+        return Response(json.dumps(snap, default=str), media_type=_JSON)
+
+    @app.get("/metrics", tags=["metrics"])
+    async def metrics(request: Request) -> Response:
+        _mark(request, "metrics")
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # -- admin -----------------------------------------------------------------
+
+    if s.enable_admin:
+
+        @app.get("/admin/models", tags=["admin"])
+        @_guarded
+        async def admin_models(request: Request) -> Response:
+            _mark(request, "admin")
+            m = state.models
+            return _json({
+                "pins": {p.ref: m.serving.get(p) for p in m.pins},
+                "loaded": [k[0] + "@" + str(k[1]) for k in m.loaded],
+                "failed": {f"{n}@{v}": why for (n, v), (_, why) in m.failed.items()},
+                "unresolved": {p.ref: why for p, why in m.unresolved.items()},
+            })
+
+        @app.post("/admin/models/{name}/alias", tags=["admin"])
+        @_guarded
+        async def admin_alias(request: Request, name: str, body: _AliasBody) -> Response:
+            _mark(request, "admin")
+            model = await state.models.set_alias(name, body.alias, body.version)
+            return _json({"name": model.name, "alias": body.alias, "version": model.version,
+                          "load_seconds": round(model.load_seconds, 4)})
+
+        @app.post("/admin/models/{ref}/load", tags=["admin"])
+        @_guarded
+        async def admin_load(request: Request, ref: str) -> Response:
+            _mark(request, "admin")
+            model = await state.models.add_pin(ref)
+            return _json({"ref": ref, "name": model.name, "version": model.version})
+
+        @app.post("/admin/models/{ref}/unload", tags=["admin"])
+        @_guarded
+        async def admin_unload(request: Request, ref: str) -> Response:
+            _mark(request, "admin")
+            await state.models.remove_pin(ref)
+            return _json({"ref": ref, "unloaded": True})
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        return _json({"error": "Request does not match the route's schema.", "detail": detail}, 422)
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(request: Request, exc: ServeError) -> Response:  # e.g. 413 raised while reading the body
+        return _error_response(exc, _rid(request))
+
+    app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
+    app.add_middleware(_Edge, state=state)
+    return app
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def _openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:
+    """The static routes plus, per served model, its predict and infer routes with request
+    schemas built from the package's input schema (rebuilt when a swap changes a version)."""
+    gen = state.models.generation
+    if state._openapi is not None and state._openapi[0] == gen:
+        return state._openapi[1]
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    comps = doc.setdefault("components", {})
+    schemas = comps.setdefault("schemas", {})
+    comps["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "API key as 'Authorization: Bearer KEY'"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    doc["security"] = [{"bearer": []}, {"apiKey": []}, {}]
+    for path, ops in doc.get("paths", {}).items():
+        if path.startswith("/v2/health/"):
+            for op in ops.values():
+                op["security"] = []
+    error = {"description": "Error", "content": {_JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    schemas["Error"] = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "array"}},
+                        "required": ["error"]}
+    errors = {str(c): error for c in (401, 403, 404, 413, 422, 429, 503, 504)}
+    for name in state.models.names():
+        model = state.models.default(name)
+        if model is None:
+            continue
+        for pyd, route, summary in (
+            (model.predict_model, f"/v1/models/{name}/predict", f"Predict with {name} (records in, predictions out)"),
+            (model.infer_model, f"/v2/models/{name}/infer", f"KServe v2 inference with {name}"),
+        ):
+            js = pyd.model_json_schema(ref_template="#/components/schemas/{model}")
+            for key, sub in js.pop("$defs", {}).items():
+                schemas[key] = sub
+            schemas[pyd.__name__] = js
+            doc["paths"][route] = {"post": {
+                "summary": summary,
+                "operationId": f"{route.strip('/').replace('/', '_')}",
+                "tags": ["v1" if route.startswith("/v1") else "v2"],
+                "requestBody": {"required": True, "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{pyd.__name__}"}}}},
+                "responses": {"200": {"description": "Predictions", "content": {_JSON: {"schema": {"type": "object"}}}},
+                              **errors},
+            }}
+    state._openapi = (gen, doc)
+    return doc

@@ -1,0 +1,281 @@
+"""A generic adaptive batcher: concurrent requests in, one computation per batch, answers out.
+
+The second serving layer; it knows nothing about HTTP or models. ``submit`` queues a payload
+and awaits its result; a worker task takes what is queued (up to ``max_batch_size`` rows),
+runs ``run_batch(payloads) -> results`` in a thread, and answers each request on its own.
+
+Adaptive: when the worker is free it does not sleep ``max_latency_ms`` hoping for company. It
+keeps yielding to the event loop only while new requests keep arriving, at most until the
+oldest has waited ``max_latency_ms``. An idle server therefore adds no delay, and a busy one
+fills its batches from the requests that arrived while the previous batch computed.
+
+Bounded: more than ``max_queue`` waiting requests -> 503 with Retry-After, at once. A request
+whose deadline passes is answered 504; if its batch had not started it is never computed.
+A request whose caller went away (task cancelled, or ``alive()`` says no) is dropped from
+its batch before computing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
+
+from ..errors import ServeError
+from ._spec import BatchSpec
+
+__all__ = ["Batcher", "BatchStats"]
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+# Event-loop turns without a new arrival after which a gathering batch stops waiting. A request
+# needs a few turns from its bytes arriving to reaching submit(); three is enough on uvicorn.
+_QUIET_TURNS = 3
+
+
+class BatchStats:
+    """Running totals a batcher keeps (read by metrics and the usage ledger)."""
+
+    __slots__ = ("batches", "rows", "requests", "compute_s", "expired", "dropped", "rejected", "ewma_batch_s")
+
+    def __init__(self) -> None:
+        self.batches = self.rows = self.requests = self.expired = self.dropped = self.rejected = 0
+        self.compute_s = 0.0
+        self.ewma_batch_s = 0.0
+
+
+class _Item:
+    __slots__ = ("payload", "rows", "future", "timer", "alive", "enqueued")
+
+    def __init__(self, payload: Any, rows: int, future: asyncio.Future[Any], alive: Any, enqueued: float) -> None:
+        self.payload = payload
+        self.rows = rows
+        self.future = future
+        self.alive = alive
+        self.enqueued = enqueued
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Batcher(Generic[P, R]):
+    """Gathers concurrent ``submit`` calls into batches for ``run_batch``.
+
+    >>> batcher = Batcher(lambda xs: [x * 2 for x in xs], BatchSpec(max_batch_size=32))
+    >>> await batcher.start(); await batcher.submit(21)
+    42
+
+    ``on_batch(n_requests, n_rows, compute_seconds)`` is called on the event loop after each
+    batch; ``run_batch`` runs in a worker thread and must return one result per payload.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[P]], Sequence[R]],
+        spec: BatchSpec | None = None,
+        *,
+        name: str = "batcher",
+        on_batch: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.run_batch = run_batch
+        self.spec = spec or BatchSpec()
+        self.name = name
+        self.on_batch = on_batch
+        self.stats = BatchStats()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(self.spec.concurrency, thread_name_prefix=f"batch-{self.name}")
+        self._workers = [asyncio.create_task(self._work(), name=f"batcher-{self.name}") for _ in range(self.spec.concurrency)]
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop accepting; answer what is queued (``drain``) or fail it with 503; end the workers."""
+        self._closing = True
+        if not drain:
+            while self._queue:
+                item = self._queue.popleft()
+                self._finish(item, error=ServeError(f"Model {self.name} is shutting down; retry.", 503, {"Retry-After": "1"}))
+        self._wake()
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting (not yet in a computing batch)."""
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    # -- submitting ----------------------------------------------------------
+
+    def retry_after(self) -> int:
+        """Whole seconds after which the queue has likely drained (HTTP Retry-After, at least 1)."""
+        per_batch = self.stats.ewma_batch_s or 0.01
+        rows_waiting = sum(i.rows for i in self._queue)
+        batches = rows_waiting / max(1, self.spec.max_batch_size) / max(1, self.spec.concurrency)
+        return max(1, math.ceil(batches * per_batch))
+
+    async def submit(
+        self,
+        payload: P,
+        rows: int = 1,
+        *,
+        timeout: float | None = None,
+        alive: Callable[[], Awaitable[bool]] | None = None,
+    ) -> R:
+        """Queue ``payload`` (``rows`` rows) and await its result.
+
+        Raises ServeError 503 (queue full or stopping), 504 (deadline passed) or whatever
+        ``run_batch`` raised for the batch this payload was in.
+        """
+        if self._closing or self._loop is None:
+            raise ServeError(f"Model {self.name} is not accepting requests; retry.", 503, {"Retry-After": "1"})
+        if len(self._queue) >= self.spec.max_queue:
+            self.stats.rejected += 1
+            raise ServeError(
+                f"Model {self.name} is overloaded ({len(self._queue)} requests queued); retry later.",
+                503,
+                {"Retry-After": str(self.retry_after())},
+            )
+        loop = self._loop
+        now = loop.time()
+        future: asyncio.Future[R] = loop.create_future()
+        item = _Item(payload, rows, future, alive, now)
+        deadline = self.spec.timeout_s if timeout is None else timeout
+        item.timer = loop.call_at(now + deadline, self._expire, item)
+        self._queue.append(item)
+        self._wake()
+        try:
+            return await future
+        finally:
+            item.timer.cancel()
+
+    def _expire(self, item: _Item) -> None:
+        if not item.future.done():
+            self.stats.expired += 1
+            item.future.set_exception(
+                ServeError(
+                    f"Model {self.name}: request deadline of {self.spec.timeout_s:g} s passed before an answer; "
+                    "retry, or send fewer rows.",
+                    504,
+                )
+            )
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    # -- working -------------------------------------------------------------
+
+    async def _gather(self) -> None:
+        """Wait (yielding to the loop) while requests keep arriving, up to max_latency_ms."""
+        assert self._loop is not None
+        limit = self._queue[0].enqueued + self.spec.max_latency_ms / 1000.0
+        quiet = 0
+        while quiet < _QUIET_TURNS and self._loop.time() < limit:
+            if sum(i.rows for i in self._queue) >= self.spec.max_batch_size:
+                return
+            seen = len(self._queue)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self._queue) == seen else 0
+
+    def _take(self) -> list[_Item]:
+        batch: list[_Item] = []
+        rows = 0
+        while self._queue:
+            item = self._queue[0]
+            if item.future.done():  # expired or cancelled while waiting: never computed
+                self._queue.popleft()
+                if item.future.cancelled():
+                    self.stats.dropped += 1
+                continue
+            if batch and rows + item.rows > self.spec.max_batch_size:
+                break
+            self._queue.popleft()
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    async def _work(self) -> None:
+        assert self._loop is not None and self._executor is not None
+        loop = self._loop
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                continue
+            if self.spec.max_batch_size > 1 and self.spec.max_latency_ms > 0:
+                await self._gather()
+            batch = self._take()
+            batch = [item for item in batch if await self._still_wanted(item)]
+            if not batch:
+                continue
+            payloads = [item.payload for item in batch]
+            rows = sum(item.rows for item in batch)
+            start = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self._call, payloads)
+            except Exception as exc:  # noqa: BLE001 - every request in the batch gets the batch's error
+                for item in batch:
+                    self._finish(item, error=exc)
+                results = None
+            elapsed = time.perf_counter() - start
+            if results is not None:
+                for item, result in zip(batch, results):
+                    self._finish(item, result=result)
+            st = self.stats
+            st.batches += 1
+            st.rows += rows
+            st.requests += len(batch)
+            st.compute_s += elapsed
+            st.ewma_batch_s = elapsed if st.ewma_batch_s == 0 else 0.8 * st.ewma_batch_s + 0.2 * elapsed
+            if self.on_batch is not None:
+                try:
+                    self.on_batch(len(batch), rows, elapsed)
+                except Exception:  # noqa: BLE001 - metrics must never break serving
+                    pass
+
+    def _call(self, payloads: list[P]) -> Sequence[R]:
+        results = self.run_batch(payloads)
+        if len(results) != len(payloads):
+            raise ServeError(f"Batch function of {self.name} returned {len(results)} results for {len(payloads)} inputs.")
+        return results
+
+    async def _still_wanted(self, item: _Item) -> bool:
+        if item.future.done():
+            return False
+        if item.alive is not None:
+            try:
+                alive = await item.alive()
+            except Exception:  # noqa: BLE001 - cannot tell: compute it
+                alive = True
+            if not alive:
+                self.stats.dropped += 1
+                item.future.cancel()
+                return False
+        return True
+
+    @staticmethod
+    def _finish(item: _Item, *, result: Any = None, error: BaseException | None = None) -> None:
+        if item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(result)

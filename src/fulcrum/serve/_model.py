@@ -1,0 +1,334 @@
+"""One loaded model version as the server sees it: input schema (pydantic models built from the
+package's manifest), request decoding into column arrays, batch computation, warm-up.
+
+Inputs follow the package's ONNX graph: one input per column, named after it. On the v2
+protocol categorical, text and datetime columns are BYTES, booleans BOOL, numeric columns
+FP32/FP64 (integer types are accepted and converted). ``null`` means a missing value, which the
+package's preprocessing imputes; NaN and Infinity are rejected (422).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Literal, Optional, Union
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, create_model
+
+from ..errors import ArtifactError, SchemaError, ServeError
+
+__all__ = ["ServedModel", "column_datatypes"]
+
+_NUMERIC_V2 = ("FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False)
+
+
+def column_datatypes(kind: str) -> tuple[str, ...]:
+    """v2 datatypes accepted for a column of ``kind`` (the first is what the graph uses)."""
+    if kind == "numeric":
+        return _NUMERIC_V2
+    if kind == "boolean":
+        return ("BOOL",)
+    return ("BYTES",)
+
+
+def _friendly_type(kind: str) -> Any:
+    if kind == "numeric":
+        return Optional[float]
+    if kind == "boolean":
+        return Optional[StrictBool]
+    if kind == "categorical":
+        return Optional[Union[str, int]]
+    return Optional[str]  # text, datetime
+
+
+def _safe_title(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    """pydantic errors as JSON-safe dicts (no input echo: it may be large or hold NaN)."""
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+
+
+class ServedModel:
+    """A model version loaded for serving. Build with :meth:`load`; thread-safe for one batch at a time."""
+
+    def __init__(self, package: Any, predictor: Any, *, monitor: Any = None, max_rows: int = 1024) -> None:
+        m = package.manifest
+        self.package = package
+        self.predictor = predictor
+        self.monitor = monitor
+        self.name: str = str(m["name"])
+        self.version: int = int(m["version"])
+        self.ref = f"{self.name}@{self.version}"
+        self.kind: str = m["task"]["kind"]
+        self.target: str = m["task"]["target"]
+        self.labels: list[Any] = list(m["task"].get("labels") or [])
+        self.columns: list[dict[str, str]] = [
+            {"name": str(c["name"]), "kind": str(c.get("kind", "numeric")), "dtype": str(c.get("dtype", ""))}
+            for c in m["inputs"]
+        ]
+        self.column_kind = {c["name"]: c["kind"] for c in self.columns}
+        self.max_rows = max_rows
+        outputs = m.get("outputs") or []
+        label_out = next((o["name"] for o in outputs if o.get("kind") == "label"), self.target)
+        self.label_output = str(label_out)
+        if self.kind == "classification":
+            self.output_names = [self.label_output, "probabilities"]
+        else:
+            value_out = next((o["name"] for o in outputs if o.get("kind") not in ("label", "probabilities")), self.target)
+            self.output_names = [str(value_out)]
+        self.load_seconds = 0.0
+        self.batcher: Any = None  # set by the model set
+        self._build_schemas()
+
+    # -- loading -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, registry: Any, ref: str, *, monitor: bool = True, max_rows: int = 1024) -> ServedModel:
+        """Load ``ref`` from the registry (checksums verified), build its Predictor and monitor, warm it up."""
+        from ..runtime import Predictor
+
+        start = time.perf_counter()
+        package = registry.load(ref)
+        predictor = Predictor(package)
+        mon = None
+        if monitor:
+            mon = _make_monitor(package)
+        served = cls(package, predictor, monitor=mon, max_rows=max_rows)
+        served.warm_up()
+        served.load_seconds = time.perf_counter() - start
+        return served
+
+    def sample_row(self) -> dict[str, Any]:
+        """A typical row from the training profile (medians, most frequent categories)."""
+        try:
+            profile = self.package.read_json("profile.json").get("columns", {})
+        except Exception:  # noqa: BLE001 - a package without a profile still warms up
+            profile = {}
+        row: dict[str, Any] = {}
+        for col in self.columns:
+            p = profile.get(col["name"], {}) if isinstance(profile, dict) else {}
+            if col["kind"] == "numeric":
+                q = (p.get("quantiles") or {}).get("p50", p.get("mean", 0.0))
+                row[col["name"]] = float(q) if isinstance(q, (int, float)) and math.isfinite(q) else 0.0
+            elif col["kind"] == "boolean":
+                row[col["name"]] = False
+            elif col["kind"] == "categorical":
+                top = p.get("top") or {}
+                row[col["name"]] = next(iter(top), None) if isinstance(top, dict) else None
+            else:
+                row[col["name"]] = None
+        return row
+
+    def warm_up(self) -> None:
+        """Run one inference end to end; raise ArtifactError if it fails or gives non-finite outputs."""
+        cols = self.columns_from_records([self.sample_row()])
+        try:
+            (result,) = self.run_batch([(cols, 1)])
+        except Exception as exc:
+            raise ArtifactError(f"Warm-up inference of {self.ref} failed: {exc}") from exc
+        main = result.get("probabilities", result.get("value"))
+        if main is None or not np.all(np.isfinite(np.asarray(main, dtype=np.float64))):
+            raise ArtifactError(f"Warm-up inference of {self.ref} gave non-finite or no outputs.")
+
+    # -- schemas -------------------------------------------------------------
+
+    def _build_schemas(self) -> None:
+        title = _safe_title(f"{self.name}_v{self.version}")
+        fields: dict[str, Any] = {}
+        self._field_of: dict[str, str] = {}
+        for i, col in enumerate(self.columns):
+            field = f"c{i}"
+            self._field_of[col["name"]] = field
+            fields[field] = (_friendly_type(col["kind"]), Field(..., alias=col["name"]))
+        self.record_model = create_model(f"{title}_Record", __config__=_STRICT, **fields)  # type: ignore[call-overload]
+        self.predict_model = create_model(
+            f"{title}_PredictRequest",
+            __config__=_STRICT,
+            records=(list[self.record_model], Field(..., min_length=1, json_schema_extra={"maxItems": self.max_rows})),  # type: ignore[name-defined]
+        )
+        members = []
+        for col in self.columns:
+            kinds = column_datatypes(col["kind"])
+            scalar = _friendly_type(col["kind"])
+            members.append(
+                create_model(
+                    _safe_title(f"{title}_Input_{col['name']}"),
+                    __config__=_STRICT,
+                    name=(Literal[col["name"]], ...),  # type: ignore[valid-type]
+                    datatype=(Literal[kinds], ...),  # type: ignore[valid-type]
+                    shape=(list[int], Field(..., min_length=1, max_length=2)),
+                    data=(Union[list[scalar], list[list[scalar]]], ...),  # type: ignore[valid-type]
+                    parameters=(Optional[dict[str, Union[StrictBool, int, float, str]]], None),
+                )
+            )
+        if len(members) == 1:
+            item: Any = members[0]
+        else:
+            item = Union[tuple(members)]  # type: ignore[valid-type]
+            from typing import Annotated
+
+            item = Annotated[item, Field(discriminator="name")]
+        requested = create_model(
+            f"{title}_RequestedOutput",
+            __config__=ConfigDict(extra="ignore", allow_inf_nan=False),
+            name=(str, ...),
+            parameters=(Optional[dict[str, Union[StrictBool, int, float, str]]], None),
+        )
+        self.infer_model = create_model(
+            f"{title}_InferRequest",
+            __config__=_STRICT,
+            id=(Optional[str], Field(None, max_length=128)),
+            parameters=(Optional[dict[str, Union[StrictBool, int, float, str]]], None),
+            inputs=(list[item], Field(..., min_length=1, max_length=len(self.columns))),
+            outputs=(Optional[list[requested]], None),  # type: ignore[valid-type]
+        )
+
+    # -- decoding ------------------------------------------------------------
+
+    def parse_predict(self, body: bytes) -> tuple[dict[str, np.ndarray], int, list[dict[str, Any]]]:
+        """Friendly body -> (column arrays, rows, records as dicts). 422 on schema violations, 413 on rows."""
+        try:
+            req = self.predict_model.model_validate_json(body)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        records = req.records  # type: ignore[attr-defined]
+        n = len(records)
+        self._check_rows(n)
+        rows = [{col: getattr(r, f) for col, f in self._field_of.items()} for r in records]
+        return self.columns_from_records(rows), n, rows
+
+    def columns_from_records(self, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        return {c["name"]: self._array(c["kind"], [r.get(c["name"]) for r in rows], c["name"]) for c in self.columns}
+
+    def parse_infer(self, body: bytes) -> tuple[dict[str, np.ndarray], int, Any]:
+        """v2 body -> (column arrays, rows, parsed request)."""
+        try:
+            req = self.infer_model.model_validate_json(body)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        cols: dict[str, np.ndarray] = {}
+        n: int | None = None
+        for inp in req.inputs:  # type: ignore[attr-defined]
+            if inp.name in cols:
+                raise ServeError(f"Input {inp.name!r} appears twice; send each column once.", 422)
+            shape = list(inp.shape)
+            if len(shape) == 2 and shape[1] != 1 or shape[0] < 0:
+                raise ServeError(f"Input {inp.name!r}: shape must be [N] or [N, 1] (one column), got {shape}.", 422)
+            data = inp.data
+            if data and isinstance(data[0], list):
+                if any(not isinstance(d, list) or len(d) != 1 for d in data):
+                    raise ServeError(f"Input {inp.name!r}: nested data must be [[x], [y], ...] for shape [N, 1].", 422)
+                data = [d[0] for d in data]
+            if len(data) != shape[0]:
+                raise ServeError(f"Input {inp.name!r}: shape says {shape[0]} rows but data has {len(data)} values.", 422)
+            if n is None:
+                n = shape[0]
+            elif shape[0] != n:
+                raise ServeError(f"Inputs disagree on the row count: {inp.name!r} has {shape[0]}, others {n}.", 422)
+            kind = self.column_kind[inp.name]
+            if kind == "numeric" and any(isinstance(v, bool) for v in data):
+                raise ServeError(f"Input {inp.name!r} is numeric; got booleans.", 422)
+            cols[inp.name] = self._array(kind, data, inp.name)
+        missing = [c["name"] for c in self.columns if c["name"] not in cols]
+        if missing:
+            raise ServeError(
+                f"Missing input(s) {missing}; model {self.ref} needs one input per column: "
+                f"{[c['name'] for c in self.columns]}.",
+                422,
+            )
+        assert n is not None
+        if n == 0:
+            raise ServeError("Inputs hold no rows; send at least one.", 422)
+        self._check_rows(n)
+        if req.outputs:  # type: ignore[attr-defined]
+            unknown = [o.name for o in req.outputs if o.name not in self.output_names]  # type: ignore[attr-defined]
+            if unknown:
+                raise ServeError(f"Unknown output(s) {unknown}; model {self.ref} has {self.output_names}.", 422)
+        return cols, n, req
+
+    def _check_rows(self, n: int) -> None:
+        if n > self.max_rows:
+            raise ServeError(
+                f"Request has {n} rows; this server takes at most {self.max_rows} per request. Split it.", 413
+            )
+
+    @staticmethod
+    def _array(kind: str, values: list[Any], name: str = "") -> np.ndarray:
+        if kind == "numeric":
+            arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            if np.any(np.abs(arr) > _FLOAT32_MAX):
+                raise ServeError(
+                    f"Input {name!r} holds a number beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}) "
+                    "the model computes in; send finite values within it.",
+                    422,
+                )
+            return arr
+        return np.array(values, dtype=object)
+
+    # -- computing -----------------------------------------------------------
+
+    def run_batch(self, payloads: list[tuple[dict[str, np.ndarray], int]]) -> list[dict[str, np.ndarray]]:
+        """Concatenate the requests' columns, predict once, split the outputs back per request."""
+        if len(payloads) == 1:
+            cols, total = payloads[0]
+        else:
+            cols = {c["name"]: np.concatenate([p[0][c["name"]] for p in payloads]) for c in self.columns}
+            total = sum(p[1] for p in payloads)
+        outputs = self._predict(cols)
+        if self.monitor is not None:
+            try:
+                scores = np.asarray(self.monitor.score(cols), dtype=np.float64).reshape(-1)
+                self.monitor.observe(cols, scores=scores)
+                if scores.shape[0] == total:
+                    outputs["ood"] = scores
+            except Exception:  # noqa: BLE001 - a monitor failure never fails a prediction
+                pass
+        if len(payloads) == 1:
+            return [outputs]
+        results: list[dict[str, np.ndarray]] = []
+        start = 0
+        for _, n in payloads:
+            results.append({k: v[start : start + n] for k, v in outputs.items()})
+            start += n
+        return results
+
+    def _predict(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pred = self.predictor
+        if hasattr(pred, "predict_columns"):
+            out = pred.predict_columns(cols)
+            if "probabilities" in out:
+                return {"probabilities": np.asarray(out["probabilities"])}
+            if "value" in out:
+                return {"value": np.asarray(out["value"]).reshape(-1)}
+        try:
+            raw = pred.predict_output(pd.DataFrame(cols, copy=False))
+        except SchemaError as exc:
+            raise ServeError(str(exc), 422) from exc
+        raw = np.asarray(raw)
+        if self.kind == "classification":
+            return {"probabilities": raw}
+        return {"value": raw.reshape(-1)}
+
+
+def _invalid(exc: ValidationError) -> ServeError:
+    err = ServeError("Request does not match the model's input schema.", 422)
+    err.detail = validation_detail(exc)  # type: ignore[attr-defined]
+    return err
+
+
+def _make_monitor(package: Any) -> Any:
+    """M's Monitor for this package, or None when the monitor module or the profile is unavailable."""
+    try:
+        from ._monitor import Monitor  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        return Monitor.from_package(package)
+    except Exception:  # noqa: BLE001 - serving without a monitor beats not serving
+        return None

@@ -1,0 +1,298 @@
+"""The set of model versions a server holds, and how references resolve to them at request time.
+
+A server is started with references (*pins*): ``iris`` (the latest version), ``iris@3`` (that
+version) or ``iris@production`` (whatever the alias points at). Every ``poll_interval_s`` the
+registry's alias and version tables are read; when a pin's target changes, the new version is
+loaded *beside* the old one, warmed up, and only then swapped in. A version that fails to load
+or warm up leaves the old one serving (and is retried after ``RETRY_FAILED_S``). The old version
+keeps answering the requests that already resolved to it and is stopped after a grace period,
+so no request fails during a swap.
+
+Request-time resolution is in memory: ``name`` -> the first pin for that name; ``name@alias``
+-> that pin, else the alias table's last snapshot; ``name@7`` -> version 7 if loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from ..artifact import parse_ref
+from ..errors import FulcrumError, NotFoundError, ServeError
+from ._batcher import Batcher
+from ._model import ServedModel
+from ._spec import ServeSettings
+
+__all__ = ["ModelSet", "Pin"]
+
+log = logging.getLogger("fulcrum.serve")
+
+RETRY_FAILED_S = 30.0
+
+
+class Pin:
+    __slots__ = ("name", "selector")
+
+    def __init__(self, name: str, selector: int | str | None) -> None:
+        self.name = name
+        self.selector = selector
+
+    @classmethod
+    def parse(cls, ref: str) -> Pin:
+        name, selector = parse_ref(ref)
+        return cls(name, selector)
+
+    @property
+    def ref(self) -> str:
+        return self.name if self.selector is None else f"{self.name}@{self.selector}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pin) and (self.name, self.selector) == (other.name, other.selector)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.selector))
+
+    def __repr__(self) -> str:
+        return f"Pin({self.ref!r})"
+
+
+class ModelSet:
+    def __init__(
+        self,
+        registry: Any,
+        refs: list[str],
+        settings: ServeSettings,
+        *,
+        on_batch: Callable[[ServedModel, int, int, float], None] | None = None,
+        on_loaded: Callable[[ServedModel], None] | None = None,
+        on_failed: Callable[[str, int, str], None] | None = None,
+        on_retired: Callable[[ServedModel], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.pins: list[Pin] = []
+        for ref in refs:
+            pin = Pin.parse(ref)
+            if pin not in self.pins:
+                self.pins.append(pin)
+        self.loaded: dict[tuple[str, int], ServedModel] = {}
+        self.serving: dict[Pin, int] = {}
+        self.aliases: dict[str, dict[str, int]] = {}
+        self.latest: dict[str, int] = {}
+        self.failed: dict[tuple[str, int], tuple[float, str]] = {}
+        self.unresolved: dict[Pin, str] = {}
+        self.generation = 0  # bumped on every swap (the OpenAPI document is rebuilt then)
+        self._on_batch = on_batch
+        self._on_loaded = on_loaded
+        self._on_failed = on_failed
+        self._on_retired = on_retired
+        self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    # -- request time --------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Every pin is serving a loaded, warmed-up version."""
+        return bool(self.pins) and all(p in self.serving for p in self.pins)
+
+    def names(self) -> list[str]:
+        seen: list[str] = []
+        for p in self.pins:
+            if p.name not in seen:
+                seen.append(p.name)
+        return seen
+
+    def default(self, name: str) -> ServedModel | None:
+        for p in self.pins:
+            if p.name == name and p in self.serving:
+                return self.loaded.get((name, self.serving[p]))
+        return None
+
+    def resolve(self, ref: str) -> ServedModel:
+        """The loaded model ``ref`` names now; ServeError 404 (unknown, not loaded) or 503 (loading)."""
+        try:
+            name, selector = parse_ref(ref)
+        except FulcrumError as exc:
+            raise ServeError(str(exc), 404) from None
+        if name not in self.names() and not any(k[0] == name for k in self.loaded):
+            served = ", ".join(self.names()) or "none"
+            raise ServeError(f"Model {name!r} is not served here; models served: {served}.", 404)
+        if selector is None:
+            model = self.default(name)
+            if model is None:
+                raise ServeError(f"Model {name!r} is still loading; retry shortly.", 503, {"Retry-After": "1"})
+            return model
+        pin = Pin(name, selector)
+        if pin in self.serving:
+            return self.loaded[(name, self.serving[pin])]
+        version = selector if isinstance(selector, int) else self.aliases.get(name, {}).get(selector)
+        if version is None:
+            raise ServeError(f"Model {name!r} has no alias {selector!r}.", 404)
+        model = self.loaded.get((name, version))
+        if model is None:
+            raise ServeError(
+                f"{name}@{selector} (version {version}) is not loaded on this server; start it with that reference, "
+                "or load it through the admin API.",
+                404,
+            )
+        return model
+
+    def versions_of(self, name: str) -> list[int]:
+        return sorted(v for n, v in self.loaded if n == name)
+
+    # -- polling and swapping --------------------------------------------------
+
+    def _read_registry(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        conn = self.registry.connect()
+        try:
+            aliases: dict[str, dict[str, int]] = {}
+            for n, a, v in conn.execute("SELECT name, alias, version FROM aliases"):
+                aliases.setdefault(n, {})[a] = int(v)
+            latest = {n: int(v) for n, v in conn.execute("SELECT name, MAX(version) FROM versions GROUP BY name")}
+        finally:
+            conn.close()
+        return aliases, latest
+
+    def _target(self, pin: Pin) -> int | None:
+        if pin.selector is None:
+            return self.latest.get(pin.name)
+        if isinstance(pin.selector, int):
+            return pin.selector if pin.selector <= self.latest.get(pin.name, 0) else None
+        return self.aliases.get(pin.name, {}).get(pin.selector)
+
+    async def refresh(self) -> None:
+        """Read the registry; load, warm up and swap in every pin whose target changed."""
+        async with self._lock:
+            self.aliases, self.latest = await asyncio.to_thread(self._read_registry)
+            changed = False
+            for pin in list(self.pins):
+                target = self._target(pin)
+                if target is None:
+                    self.unresolved[pin] = f"{pin.ref} does not resolve in registry {self.registry.root}"
+                    continue
+                self.unresolved.pop(pin, None)
+                if self.serving.get(pin) == target:
+                    continue
+                model = await self._ensure_loaded(pin.name, target)
+                if model is None:
+                    continue  # the old version (if any) keeps serving
+                old = self.serving.get(pin)
+                self.serving[pin] = target
+                changed = True
+                log.info("serving %s -> %s@%d%s", pin.ref, pin.name, target, f" (was {old})" if old else "")
+            if changed:
+                self.generation += 1
+            self._retire_unused()
+
+    async def _ensure_loaded(self, name: str, version: int) -> ServedModel | None:
+        key = (name, version)
+        if key in self.loaded:
+            return self.loaded[key]
+        failed = self.failed.get(key)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_FAILED_S:
+            return None
+        try:
+            model = await self.load(name, version)
+        except Exception as exc:  # noqa: BLE001 - a bad version never takes the server down
+            msg = f"{type(exc).__name__}: {exc}"
+            self.failed[key] = (time.monotonic(), msg)
+            log.error("could not load %s@%d, keeping what is served: %s", name, version, msg)
+            if self._on_failed is not None:
+                self._on_failed(name, version, msg)
+            return None
+        self.failed.pop(key, None)
+        return model
+
+    async def load(self, name: str, version: int) -> ServedModel:
+        """Load and warm up ``name@version`` in a thread, start its batcher; raises on failure."""
+        s = self.settings
+        model = await asyncio.to_thread(
+            ServedModel.load, self.registry, f"{name}@{version}", monitor=s.monitor, max_rows=s.max_rows
+        )
+        on_batch = self._on_batch
+
+        def batched(n_req: int, rows: int, seconds: float, _m: ServedModel = model) -> None:
+            if on_batch is not None:
+                on_batch(_m, n_req, rows, seconds)
+
+        model.batcher = Batcher(model.run_batch, s.spec_for(name), name=model.ref, on_batch=batched)
+        await model.batcher.start()
+        self.loaded[(name, version)] = model
+        log.info("loaded %s in %.2f s", model.ref, model.load_seconds)
+        if self._on_loaded is not None:
+            self._on_loaded(model)
+        return model
+
+    def _retire_unused(self) -> None:
+        keep = {(p.name, v) for p, v in self.serving.items() if p in self.pins}
+        for key in [k for k in self.loaded if k not in keep]:
+            model = self.loaded.pop(key)
+            task = asyncio.create_task(self._retire(model))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, model: ServedModel, grace_s: float | None = None) -> None:
+        """Let requests that already resolved to ``model`` finish, then stop its batcher."""
+        grace = self.settings.spec_for(model.name).timeout_s + 1.0 if grace_s is None else grace_s
+        try:
+            await asyncio.sleep(grace)
+        finally:  # on server shutdown (cancelled) too
+            await model.batcher.stop(drain=True)
+        log.info("unloaded %s", model.ref)
+        if self._on_retired is not None:
+            self._on_retired(model)
+
+    # -- admin ---------------------------------------------------------------
+
+    async def add_pin(self, ref: str) -> ServedModel:
+        pin = Pin.parse(ref)
+        if pin not in self.pins:
+            self.pins.append(pin)
+        await self.refresh()
+        if pin not in self.serving:
+            name, version = pin.name, self._target(pin)
+            reason = self.unresolved.get(pin) or (self.failed.get((name, version or 0)) or (0, "not loaded"))[1]
+            self.pins.remove(pin)
+            raise ServeError(f"Could not load {ref}: {reason}", 422)
+        return self.loaded[(pin.name, self.serving[pin])]
+
+    async def remove_pin(self, ref: str) -> None:
+        pin = Pin.parse(ref)
+        if pin not in self.pins:
+            raise ServeError(f"{ref} is not loaded by reference on this server; loaded: {[p.ref for p in self.pins]}.", 404)
+        async with self._lock:
+            self.pins.remove(pin)
+            self.serving.pop(pin, None)
+            self.generation += 1
+            self._retire_unused()
+
+    async def set_alias(self, name: str, alias: str, version: int) -> ServedModel:
+        """Load ``name@version`` and warm it up; only then point the registry alias at it and swap."""
+        from ..artifact import validate_alias
+
+        validate_alias(alias)
+        async with self._lock:
+            self.failed.pop((name, version), None)
+            try:
+                await asyncio.to_thread(self.registry.resolve, f"{name}@{version}")
+            except NotFoundError as exc:
+                raise ServeError(str(exc), 404) from None
+            model = await self._ensure_loaded(name, version)
+            if model is None:
+                reason = self.failed.get((name, version), (0, "unknown error"))[1]
+                raise ServeError(f"{name}@{version} failed to load; {name}@{alias} is unchanged. {reason}", 422)
+            await asyncio.to_thread(self.registry.set_alias, f"{name}@{version}", alias)
+        await self.refresh()
+        return model
+
+    async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        models = list(self.loaded.values())
+        self.loaded.clear()
+        self.serving.clear()
+        await asyncio.gather(*(m.batcher.stop(drain=True) for m in models if m.batcher is not None), return_exceptions=True)

@@ -1,0 +1,88 @@
+"""Model outputs as response bodies: the friendly JSON shape and KServe v2 output tensors,
+with the optional hardening against model extraction (top-k labels, rounded probabilities)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["friendly_body", "v2_outputs"]
+
+
+def _finite_list(a: np.ndarray) -> list[Any]:
+    """``a.tolist()`` with NaN/inf as None (JSON has neither)."""
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        return [None if not np.isfinite(x) else float(x) for x in a.ravel()]
+    return a.ravel().tolist()
+
+
+def _best(probs: np.ndarray) -> list[int]:
+    """argmax per row; -1 for a row whose probabilities are not all finite (no prediction)."""
+    best = probs.argmax(axis=1)
+    bad = ~np.all(np.isfinite(probs), axis=1)
+    if bad.any():
+        best = np.where(bad, -1, best)
+    return best.tolist()
+
+
+def _harden(probs: np.ndarray, top_k: int | None, decimals: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities, label indices) — all labels in order, or the top k in descending order."""
+    p = np.asarray(probs, dtype=np.float64)
+    idx = None
+    if top_k is not None and top_k < p.shape[1]:
+        idx = np.argsort(-p, axis=1, kind="stable")[:, :top_k]
+        p = np.take_along_axis(p, idx, axis=1)
+    if decimals is not None:
+        p = np.round(p, decimals)
+    return p, idx
+
+
+def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
+    """``{"predictions": [...], "probabilities": [{label: p}, ...]}`` (probabilities for classifiers)."""
+    if "probabilities" in result:
+        probs = np.asarray(result["probabilities"])
+        labels = model.labels
+        best = _best(probs)
+        p, idx = _harden(probs, top_k, decimals)
+        out: dict[str, Any] = {"predictions": [None if i < 0 else labels[i] for i in best]}
+        rows = p.tolist() if np.all(np.isfinite(p)) else [[v if np.isfinite(v) else None for v in r] for r in p.tolist()]
+        if idx is None:
+            out["probabilities"] = [dict(zip(labels, r)) for r in rows]
+        else:
+            out["probabilities"] = [{labels[j]: v for j, v in zip(ix, r)} for ix, r in zip(idx.tolist(), rows)]
+        return out
+    value = np.asarray(result["value"], dtype=np.float64)
+    if decimals is not None:
+        value = np.round(value, decimals)
+    return {"predictions": _finite_list(value)}
+
+
+def v2_outputs(
+    model: Any, result: dict[str, np.ndarray], requested: list[str] | None, top_k: int | None, decimals: int | None
+) -> list[dict[str, Any]]:
+    outs: list[dict[str, Any]] = []
+    want = set(requested) if requested else None
+    if "probabilities" in result:
+        probs = np.asarray(result["probabilities"])
+        n = probs.shape[0]
+        labels = model.labels
+        if want is None or model.label_output in want:
+            outs.append({"name": model.label_output, "datatype": "BYTES", "shape": [n],
+                         "data": [None if i < 0 else str(labels[i]) for i in _best(probs)]})
+        if want is None or "probabilities" in want:
+            p, idx = _harden(probs, top_k, decimals)
+            outs.append({"name": "probabilities", "datatype": "FP32" if decimals is None else "FP64",
+                         "shape": list(p.shape), "data": _finite_list(p),
+                         "parameters": {"labels": [str(x) for x in labels]} if idx is None else {}})
+            if idx is not None:
+                outs.append({"name": "top_labels", "datatype": "BYTES", "shape": list(idx.shape),
+                             "data": [str(labels[j]) for j in idx.ravel().tolist()]})
+        return outs
+    value = np.asarray(result["value"], dtype=np.float64)
+    if decimals is not None:
+        value = np.round(value, decimals)
+    name = model.output_names[0]
+    if want is None or name in want:
+        outs.append({"name": name, "datatype": "FP64", "shape": [int(value.shape[0])], "data": _finite_list(value)})
+    return outs

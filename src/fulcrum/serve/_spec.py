@@ -1,0 +1,143 @@
+"""What a server is asked to do: the per-model batching spec and the server's settings.
+
+The first of the three serving layers (spec, batcher, HTTP app). Both objects validate
+themselves on construction and reject unknown keys, like every Fulcrum config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["BatchSpec", "ServeSettings", "is_loopback"]
+
+
+def _check_keys(cls: type, data: dict[str, Any]) -> None:
+    import difflib
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown {cls.__name__} key {key!r}.{hint} Known keys: {', '.join(sorted(known))}.")
+
+
+@dataclasses.dataclass
+class BatchSpec:
+    """How one model's requests are gathered into batches.
+
+    max_batch_size  most rows computed together (1 turns batching off)
+    max_latency_ms  longest a request waits for others to join its batch; the batcher only waits
+                    while requests keep arriving, so an idle server adds no delay
+    max_queue       most requests waiting per model; beyond it, 503 with Retry-After at once
+    timeout_s       request deadline: a request not answered by then gets 504 (and is not computed
+                    if it had not started)
+    concurrency     batches computed at the same time for this model (threads)
+    """
+
+    max_batch_size: int = 64
+    max_latency_ms: float = 5.0
+    max_queue: int = 256
+    timeout_s: float = 10.0
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("max_batch_size", "max_queue", "concurrency"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"BatchSpec.{key} must be an integer >= 1, got {value!r}.")
+        for key in ("max_latency_ms", "timeout_s"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"BatchSpec.{key} must be a number >= 0, got {value!r}.")
+        if self.timeout_s == 0:
+            raise ConfigError("BatchSpec.timeout_s must be > 0 (seconds before a request is answered 504).")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchSpec:
+        _check_keys(cls, data)
+        return cls(**data)
+
+
+@dataclasses.dataclass
+class ServeSettings:
+    """Everything ``fulcrum serve`` takes besides the model references.
+
+    Limits: ``max_body_bytes`` (413), ``max_rows`` rows per request (413), ``rate_limit``
+    requests per second per API key (or per client address when no keys exist; 0 = off) with
+    bursts of ``rate_burst`` (429). Output hardening: ``top_k`` labels only, probabilities
+    rounded to ``round_decimals``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    registry: str | None = None
+    enable_admin: bool = False
+    insecure: bool = False
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    batch: BatchSpec = dataclasses.field(default_factory=BatchSpec)
+    model_batch: dict[str, BatchSpec] = dataclasses.field(default_factory=dict)
+    max_body_bytes: int = 1 << 20
+    max_rows: int = 1024
+    rate_limit: float = 0.0
+    rate_burst: int | None = None
+    top_k: int | None = None
+    round_decimals: int | None = None
+    poll_interval_s: float = 1.0
+    usage_flush_s: float = 10.0
+    access_log: bool = True
+    log_level: str = "info"
+    monitor: bool = True
+    feedback: bool = True
+    ood_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch, dict):
+            self.batch = BatchSpec.from_dict(self.batch)
+        self.model_batch = {
+            k: (BatchSpec.from_dict(v) if isinstance(v, dict) else v) for k, v in dict(self.model_batch).items()
+        }
+        if not 0 <= int(self.port) <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port!r}.")
+        for key in ("workers", "max_body_bytes", "max_rows"):
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)!r}.")
+        if self.rate_limit < 0:
+            raise ConfigError(f"rate_limit is requests per second per key (0 = off), got {self.rate_limit!r}.")
+        if self.rate_burst is not None and self.rate_burst < 1:
+            raise ConfigError(f"rate_burst must be >= 1, got {self.rate_burst!r}.")
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {self.top_k!r}.")
+        if self.round_decimals is not None and not 0 <= self.round_decimals <= 15:
+            raise ConfigError(f"round_decimals must be in 0..15, got {self.round_decimals!r}.")
+        if self.poll_interval_s <= 0 or self.usage_flush_s <= 0:
+            raise ConfigError("poll_interval_s and usage_flush_s must be > 0 seconds.")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigError("TLS needs both ssl_certfile and ssl_keyfile (PEM files); pass both or neither.")
+
+    def spec_for(self, name: str) -> BatchSpec:
+        return self.model_batch.get(name, self.batch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServeSettings:
+        _check_keys(cls, data)
+        return cls(**data)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; False for 0.0.0.0, :: and every other address."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: may resolve anywhere
