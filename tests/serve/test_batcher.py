@@ -115,7 +115,8 @@ async def _closed():
     await b.submit(1)
 
 
-def test_disconnected_items_are_dropped_before_computing():
+def test_disconnected_items_are_dropped_before_computing(monkeypatch):
+    monkeypatch.setattr("fulcrum.serve._batcher._ALIVE_AFTER_S", 0.0)
     computed: list[int] = []
 
     def run(xs):

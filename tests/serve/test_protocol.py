@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from .conftest import PENGUIN_ROW, v2_request
 
@@ -167,7 +166,11 @@ def test_metrics_and_usage_ledger(serve, registry):
     srv.stop()  # shutdown flushes what is left
     usage = read_usage(registry, "penguins")
     assert sum(u["predictions"] for u in usage) == 6 and sum(u["requests"] for u in usage) == 3
-    assert all(u["version"] == 2 for u in usage) and sum(u["compute_seconds"] for u in usage) > 0
+    assert all(u["version"] == 2 for u in usage) and sum(u["compute_s"] for u in usage) > 0
+    from fulcrum.costs._ledger import live_usage  # what `fulcrum costs` reads
+
+    seen = live_usage(registry, "penguins", 2)
+    assert seen is not None and seen["predictions"] == 6 and seen["compute_s"] > 0
 
 
 def test_feedback_by_request_id_and_live_metric(serve):
@@ -182,3 +185,16 @@ def test_feedback_by_request_id_and_live_metric(serve):
         assert c.post("/v1/models/penguins/feedback", json={"id": "unknown", "truth": "Adelie"}).status_code == 404
         snap = c.get("/v1/models/penguins/monitor").json()
         assert snap["counts"]["rows_observed"] >= 1
+
+
+def test_structured_access_log_with_request_ids(serve, capfd):
+    srv = serve(access_log=True)
+    with srv.client() as c:
+        c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW]}, headers={"X-Request-ID": "log-me-1"})
+        c.post("/v1/models/penguins/predict", json={"records": []}, headers={"X-Request-ID": "log-me-2"})
+    srv.stop()
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    entries = {e.get("request_id"): e for e in lines if e.get("msg") == "request"}
+    assert entries["log-me-1"]["status"] == 200 and entries["log-me-1"]["model"] == "penguins"
+    assert entries["log-me-1"]["rows"] == 1 and entries["log-me-1"]["duration_ms"] > 0
+    assert entries["log-me-2"]["status"] == 422 and entries["log-me-2"]["path"] == "/v1/models/penguins/predict"

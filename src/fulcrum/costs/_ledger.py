@@ -66,15 +66,17 @@ def _build_costs(pkg: Any) -> dict[str, CostRecord]:
 
 def live_usage(registry: Any, name: str, version: int | None) -> dict[str, Any] | None:
     """Predictions and compute seconds the server recorded for this model version, if any."""
+    import sqlite3
+    from contextlib import closing
+
     try:
-        with registry.connect() as conn:
-            cur = conn.execute(
+        with closing(registry.connect()) as conn:
+            row = conn.execute(
                 "SELECT SUM(predictions), SUM(compute_s), MIN(first_seen), MAX(last_seen) FROM serving_usage "
                 "WHERE model = ? AND version = ?",
                 (name, version),
-            )
-            row = cur.fetchone()
-    except Exception:  # noqa: BLE001 - no serving table yet: the model never served
+            ).fetchone()
+    except sqlite3.OperationalError:  # no serving table yet: the model never served
         return None
     if not row or not row[0]:
         return None

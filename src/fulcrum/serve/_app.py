@@ -41,7 +41,7 @@ from ..artifact import Registry
 from ..errors import FulcrumError, ServeError
 from ._auth import Authenticator, KeyStore
 from ._limits import RateLimiter
-from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics, flatten_numbers
+from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from ._model import ServedModel, column_datatypes
 from ._models import ModelSet
 from ._outputs import friendly_body, v2_outputs
@@ -52,7 +52,6 @@ from ._usage import UsageCounter, ensure_table
 __all__ = ["create_app", "ServerState"]
 
 log = logging.getLogger("fulcrum.serve")
-access_log = logging.getLogger("fulcrum.serve.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _JSON = "application/json"
@@ -92,6 +91,33 @@ def configure_logging(level: str = "info") -> None:
     logger.setLevel(level.upper())
 
 
+class AccessLog:
+    """The JSON access log: one line per request, buffered and written to stderr in one call per
+    flush (a logging record and a write per request cost more than the rest of a small request).
+    Flushed every poll interval, when 256 lines are waiting, and at shutdown."""
+
+    def __init__(self, max_lines: int = 256) -> None:
+        self.max_lines = max_lines
+        self._buf: list[str] = []
+
+    def write(self, fields: dict[str, Any]) -> None:
+        now = time.time()
+        fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        self._buf.append(json.dumps(fields, default=str))
+        if len(self._buf) >= self.max_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        lines, self._buf = self._buf, []
+        try:
+            sys.stderr.write("\n".join(lines) + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr closed: drop the lines rather than fail requests
+            pass
+
+
 # --------------------------------------------------------------------------- state
 
 
@@ -107,6 +133,7 @@ class ServerState:
         self.auth = Authenticator(self.keys.active())
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.recorder = Recorder(registry) if settings.feedback else None
+        self.access = AccessLog() if settings.access_log else None
         self.models = ModelSet(
             registry, refs, settings,
             on_batch=self._on_batch, on_loaded=self._on_loaded, on_failed=self._on_failed, on_retired=self._on_retired,
@@ -146,6 +173,8 @@ class ServerState:
         last_flush = time.monotonic()
         while True:
             try:
+                if self.access is not None:
+                    self.access.flush()
                 await self.models.refresh()
                 self.auth.update(await asyncio.to_thread(self.keys.active))
                 await asyncio.to_thread(self._monitor_metrics)
@@ -200,6 +229,8 @@ class ServerState:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.models.close()
         await asyncio.to_thread(self.flush)
+        if self.access is not None:
+            self.access.flush()
         if self.recorder is not None:
             await asyncio.to_thread(self.recorder.close)
 
@@ -295,16 +326,14 @@ class _Edge:
                 st.metrics.latency.labels(model, route).observe(seconds)
         except Exception:  # noqa: BLE001
             pass
-        if st.settings.access_log and access_log.isEnabledFor(logging.INFO):
+        if st.access is not None:
             client = scope.get("client")
-            access_log.info(
-                "request",
-                extra={"fields": {
-                    "request_id": rid, "method": scope.get("method"), "path": scope.get("path"), "status": status,
-                    "duration_ms": round(seconds * 1000, 3), "model": model or None, "version": version or None,
-                    "rows": info.get("rows"), "client": client[0] if client else None, "key_id": info.get("key_id"),
-                }},
-            )
+            st.access.write({
+                "level": "info", "logger": "fulcrum.serve.access", "msg": "request",
+                "request_id": rid, "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                "duration_ms": round(seconds * 1000, 3), "model": model or None, "version": version or None,
+                "rows": info.get("rows"), "client": client[0] if client else None, "key_id": info.get("key_id"),
+            })
 
 
 # --------------------------------------------------------------------------- app
@@ -533,7 +562,7 @@ def create_app(
             model = state.models.resolve(name)
             _mark(request, "predict", model)
             body = await _read_body(request)
-            cols, n, rows = model.parse_predict(body)
+            cols, n = model.parse_predict(body)
             _mark(request, "predict", model, n)
             result = await _compute(request, model, cols, n)
             rid = _rid(request)

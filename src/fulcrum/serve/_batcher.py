@@ -35,6 +35,8 @@ R = TypeVar("R")
 # Event-loop turns without a new arrival after which a gathering batch stops waiting. A request
 # needs a few turns from its bytes arriving to reaching submit(); three is enough on uvicorn.
 _QUIET_TURNS = 3
+# Requests that waited at least this long are checked for a disconnected client before computing.
+_ALIVE_AFTER_S = 0.05
 
 
 class BatchStats:
@@ -260,7 +262,9 @@ class Batcher(Generic[P, R]):
     async def _still_wanted(self, item: _Item) -> bool:
         if item.future.done():
             return False
-        if item.alive is not None:
+        # Asking the connection costs a few microseconds; only worth it for a request that waited
+        # long enough for its client to plausibly have given up.
+        if item.alive is not None and self._loop is not None and self._loop.time() - item.enqueued >= _ALIVE_AFTER_S:
             try:
                 alive = await item.alive()
             except Exception:  # noqa: BLE001 - cannot tell: compute it

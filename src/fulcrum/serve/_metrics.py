@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -56,13 +54,3 @@ class ServeMetrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-
-def flatten_numbers(obj: Any, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a nested dict as {"a.b": value} (for drift snapshots of any shape)."""
-    out: dict[str, float] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(flatten_numbers(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        out[prefix or "value"] = float(obj)
-    return out

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, create_model
+from pydantic import ConfigDict, Field, StrictBool, ValidationError, create_model
 
 from ..errors import ArtifactError, SchemaError, ServeError
 
@@ -36,8 +36,8 @@ def column_datatypes(kind: str) -> tuple[str, ...]:
 
 
 def _friendly_type(kind: str) -> Any:
-    if kind == "numeric":
-        return Optional[float]
+    if kind == "numeric":  # finite and within float32, the precision the graph computes in
+        return Optional[Annotated[float, Field(ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]]
     if kind == "boolean":
         return Optional[StrictBool]
     if kind == "categorical":
@@ -170,10 +170,7 @@ class ServedModel:
         if len(members) == 1:
             item: Any = members[0]
         else:
-            item = Union[tuple(members)]  # type: ignore[valid-type]
-            from typing import Annotated
-
-            item = Annotated[item, Field(discriminator="name")]
+            item = Annotated[Union[tuple(members)], Field(discriminator="name")]  # type: ignore[valid-type]
         requested = create_model(
             f"{title}_RequestedOutput",
             __config__=ConfigDict(extra="ignore", allow_inf_nan=False),
@@ -191,8 +188,8 @@ class ServedModel:
 
     # -- decoding ------------------------------------------------------------
 
-    def parse_predict(self, body: bytes) -> tuple[dict[str, np.ndarray], int, list[dict[str, Any]]]:
-        """Friendly body -> (column arrays, rows, records as dicts). 422 on schema violations, 413 on rows."""
+    def parse_predict(self, body: bytes) -> tuple[dict[str, list[Any]], int]:
+        """Friendly body -> (column value lists, rows). 422 on schema violations, 413 on rows."""
         try:
             req = self.predict_model.model_validate_json(body)
         except ValidationError as exc:
@@ -200,19 +197,18 @@ class ServedModel:
         records = req.records  # type: ignore[attr-defined]
         n = len(records)
         self._check_rows(n)
-        rows = [{col: getattr(r, f) for col, f in self._field_of.items()} for r in records]
-        return self.columns_from_records(rows), n, rows
+        return {col: [getattr(r, f) for r in records] for col, f in self._field_of.items()}, n
 
-    def columns_from_records(self, rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        return {c["name"]: self._array(c["kind"], [r.get(c["name"]) for r in rows], c["name"]) for c in self.columns}
+    def columns_from_records(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        return {c["name"]: [r.get(c["name"]) for r in rows] for c in self.columns}
 
-    def parse_infer(self, body: bytes) -> tuple[dict[str, np.ndarray], int, Any]:
-        """v2 body -> (column arrays, rows, parsed request)."""
+    def parse_infer(self, body: bytes) -> tuple[dict[str, list[Any]], int, Any]:
+        """v2 body -> (column value lists, rows, parsed request)."""
         try:
             req = self.infer_model.model_validate_json(body)
         except ValidationError as exc:
             raise _invalid(exc) from None
-        cols: dict[str, np.ndarray] = {}
+        cols: dict[str, list[Any]] = {}
         n: int | None = None
         for inp in req.inputs:  # type: ignore[attr-defined]
             if inp.name in cols:
@@ -234,7 +230,7 @@ class ServedModel:
             kind = self.column_kind[inp.name]
             if kind == "numeric" and any(isinstance(v, bool) for v in data):
                 raise ServeError(f"Input {inp.name!r} is numeric; got booleans.", 422)
-            cols[inp.name] = self._array(kind, data, inp.name)
+            cols[inp.name] = data
         missing = [c["name"] for c in self.columns if c["name"] not in cols]
         if missing:
             raise ServeError(
@@ -258,28 +254,30 @@ class ServedModel:
                 f"Request has {n} rows; this server takes at most {self.max_rows} per request. Split it.", 413
             )
 
-    @staticmethod
-    def _array(kind: str, values: list[Any], name: str = "") -> np.ndarray:
-        if kind == "numeric":
-            arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            if np.any(np.abs(arr) > _FLOAT32_MAX):
-                raise ServeError(
-                    f"Input {name!r} holds a number beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}) "
-                    "the model computes in; send finite values within it.",
-                    422,
-                )
-            return arr
-        return np.array(values, dtype=object)
-
     # -- computing -----------------------------------------------------------
 
-    def run_batch(self, payloads: list[tuple[dict[str, np.ndarray], int]]) -> list[dict[str, np.ndarray]]:
-        """Concatenate the requests' columns, predict once, split the outputs back per request."""
+    def arrays(self, cols: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+        """Column value lists -> arrays: float64 for numeric (None -> NaN, imputed), object otherwise."""
+        out: dict[str, np.ndarray] = {}
+        for c in self.columns:
+            values = cols[c["name"]]
+            out[c["name"]] = np.array(values, dtype=np.float64 if c["kind"] == "numeric" else object)
+        return out
+
+    def run_batch(self, payloads: list[tuple[dict[str, list[Any]], int]]) -> list[dict[str, np.ndarray]]:
+        """Join the requests' columns, predict once, split the outputs back per request."""
         if len(payloads) == 1:
-            cols, total = payloads[0]
+            lists, total = payloads[0]
         else:
-            cols = {c["name"]: np.concatenate([p[0][c["name"]] for p in payloads]) for c in self.columns}
+            lists = {}
+            for c in self.columns:
+                name = c["name"]
+                joined: list[Any] = []
+                for p in payloads:
+                    joined.extend(p[0][name])
+                lists[name] = joined
             total = sum(p[1] for p in payloads)
+        cols = self.arrays(lists)
         outputs = self._predict(cols)
         if self.monitor is not None:
             try:
@@ -300,17 +298,17 @@ class ServedModel:
 
     def _predict(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         pred = self.predictor
-        if hasattr(pred, "predict_columns"):
-            out = pred.predict_columns(cols)
-            if "probabilities" in out:
-                return {"probabilities": np.asarray(out["probabilities"])}
-            if "value" in out:
-                return {"value": np.asarray(out["value"]).reshape(-1)}
         try:
-            raw = pred.predict_output(pd.DataFrame(cols, copy=False))
+            if hasattr(pred, "predict_columns"):  # ONNX Runtime path: column arrays straight in
+                out = pred.predict_columns(cols)
+                if "probabilities" in out:
+                    return {"probabilities": np.asarray(out["probabilities"])}
+                value = out.get("value", out.get(self.target))
+                if value is not None:
+                    return {"value": np.asarray(value, dtype=np.float64).reshape(-1)}
+            raw = np.asarray(pred.predict_output(pd.DataFrame(cols, copy=False)))
         except SchemaError as exc:
             raise ServeError(str(exc), 422) from exc
-        raw = np.asarray(raw)
         if self.kind == "classification":
             return {"probabilities": raw}
         return {"value": raw.reshape(-1)}

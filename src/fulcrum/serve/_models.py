@@ -15,6 +15,7 @@ Request-time resolution is in memory: ``name`` -> the first pin for that name; `
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any, Callable
@@ -221,6 +222,9 @@ class ModelSet:
         model.batcher = Batcher(model.run_batch, s.spec_for(name), name=model.ref, on_batch=batched)
         await model.batcher.start()
         self.loaded[(name, version)] = model
+        # Move everything alive now (libraries, the model) out of the collector's reach: full
+        # collections then scan only request garbage, instead of pausing for tens of ms.
+        gc.freeze()
         log.info("loaded %s in %.2f s", model.ref, model.load_seconds)
         if self._on_loaded is not None:
             self._on_loaded(model)

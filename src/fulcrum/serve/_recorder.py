@@ -30,7 +30,7 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="fulcrum-feedback", daemon=True)
         self._thread.start()
 
-    def put(self, model: Any, request_id: str, cols: dict[str, np.ndarray], n: int, result: dict[str, Any]) -> None:
+    def put(self, model: Any, request_id: str, cols: dict[str, list[Any]], n: int, result: dict[str, Any]) -> None:
         try:
             self._queue.put_nowait((model, request_id, cols, n, result))
         except queue.Full:
@@ -42,30 +42,41 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            items = [self._queue.get()]
+            while len(items) < 512:  # take what else is waiting: one store call for all of it
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in items)
             try:
-                if item is _STOP:
-                    return
-                self._write(*item)
+                self._write([item for item in items if item is not _STOP])
             except Exception:  # noqa: BLE001 - recording must never break serving
-                log.exception("could not record a prediction for feedback")
+                log.exception("could not record %d prediction(s) for feedback", len(items))
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+            if stop:
+                return
 
-    def _write(self, model: Any, request_id: str, cols: dict[str, np.ndarray], n: int, result: dict[str, Any]) -> None:
-        names = list(cols)
-        values = [cols[c].tolist() for c in names]
-        inputs = [{c: _plain(v[i]) for c, v in zip(names, values)} for i in range(n)]
-        if "probabilities" in result:
-            probs = np.asarray(result["probabilities"], dtype=np.float64)
-            best = probs.argmax(axis=1).tolist()
-            outputs: list[Any] = [
-                {model.label_output: model.labels[b], **{f"proba_{lab}": float(p) for lab, p in zip(model.labels, row)}}
-                for b, row in zip(best, probs.tolist())
-            ]
-        else:
-            outputs = [{model.output_names[0]: float(v)} for v in np.asarray(result["value"]).tolist()]
-        self.store.record(model.name, model.version, request_id, inputs, outputs)
+    def _write(self, items: list[tuple[Any, str, dict[str, list[Any]], int, dict[str, Any]]]) -> None:
+        records = []
+        for model, request_id, cols, n, result in items:
+            names = list(cols)
+            values = [cols[c] for c in names]
+            inputs = [{c: _plain(v[i]) for c, v in zip(names, values)} for i in range(n)]
+            if "probabilities" in result:
+                labels = model.labels
+                outputs: list[Any] = [labels[b] for b in np.asarray(result["probabilities"]).argmax(axis=1).tolist()]
+            else:
+                outputs = [_plain(float(v)) for v in np.asarray(result["value"]).tolist()]
+            records.append((model.name, model.version, request_id, inputs, outputs))
+        bulk = getattr(self.store, "record_many", None)
+        if bulk is not None:
+            bulk(records)  # one transaction for the lot
+            return
+        for rec in records:
+            self.store.record(*rec)
 
     def close(self) -> None:
         self._queue.put(_STOP)

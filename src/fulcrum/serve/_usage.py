@@ -4,10 +4,12 @@ Counted in memory on every batch, persisted as *deltas* to the ``serving_usage``
 registry's index every few seconds and at shutdown (so several server processes add up).
 ``fulcrum costs`` reads them with :func:`read_usage`.
 
-Table ``serving_usage`` (one row per model version per UTC day)::
+Table ``serving_usage`` (one row per model version per UTC day; the columns
+``fulcrum.costs`` reads: SUM(predictions), SUM(compute_s), MIN(first_seen), MAX(last_seen))::
 
-    name TEXT, version INTEGER, day TEXT (YYYY-MM-DD),
-    requests INTEGER, predictions INTEGER, batches INTEGER, compute_seconds REAL, updated TEXT
+    model TEXT, version INTEGER, day TEXT (YYYY-MM-DD),
+    requests INTEGER, predictions INTEGER, batches INTEGER, compute_s REAL,
+    first_seen TEXT, last_seen TEXT (ISO 8601, UTC)
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ __all__ = ["UsageCounter", "read_usage", "USAGE_SCHEMA"]
 
 USAGE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS serving_usage (
-    name            TEXT    NOT NULL,
-    version         INTEGER NOT NULL,
-    day             TEXT    NOT NULL,
-    requests        INTEGER NOT NULL DEFAULT 0,
-    predictions     INTEGER NOT NULL DEFAULT 0,
-    batches         INTEGER NOT NULL DEFAULT 0,
-    compute_seconds REAL    NOT NULL DEFAULT 0,
-    updated         TEXT    NOT NULL,
-    PRIMARY KEY (name, version, day)
+    model       TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    day         TEXT    NOT NULL,
+    requests    INTEGER NOT NULL DEFAULT 0,
+    predictions INTEGER NOT NULL DEFAULT 0,
+    batches     INTEGER NOT NULL DEFAULT 0,
+    compute_s   REAL    NOT NULL DEFAULT 0,
+    first_seen  TEXT    NOT NULL,
+    last_seen   TEXT    NOT NULL,
+    PRIMARY KEY (model, version, day)
 )
 """
 
@@ -49,9 +52,12 @@ class UsageCounter:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, int], list[float]] = {}  # [requests, predictions, batches, seconds]
         self.totals: dict[tuple[str, int], list[float]] = {}
+        self._first: dict[tuple[str, int], str] = {}  # when this process first served each version
 
     def add(self, name: str, version: int, requests: int, predictions: int, compute_s: float) -> None:
         key = (name, int(version))
+        if key not in self._first:
+            self._first[key] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._lock:
             for store in (self._pending, self.totals):
                 row = store.setdefault(key, [0, 0, 0, 0.0])
@@ -73,12 +79,13 @@ class UsageCounter:
             try:
                 conn.execute(USAGE_SCHEMA)
                 conn.executemany(
-                    "INSERT INTO serving_usage (name, version, day, requests, predictions, batches, compute_seconds, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version, day) DO UPDATE SET"
-                    " requests = requests + excluded.requests, predictions = predictions + excluded.predictions,"
-                    " batches = batches + excluded.batches, compute_seconds = compute_seconds + excluded.compute_seconds,"
-                    " updated = excluded.updated",
-                    [(n, v, day, int(r[0]), int(r[1]), int(r[2]), float(r[3]), stamp) for (n, v), r in pending.items()],
+                    "INSERT INTO serving_usage (model, version, day, requests, predictions, batches, compute_s,"
+                    " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, version, day)"
+                    " DO UPDATE SET requests = requests + excluded.requests,"
+                    " predictions = predictions + excluded.predictions, batches = batches + excluded.batches,"
+                    " compute_s = compute_s + excluded.compute_s, last_seen = excluded.last_seen",
+                    [(n, v, day, int(r[0]), int(r[1]), int(r[2]), float(r[3]), self._first.get((n, v), stamp), stamp)
+                     for (n, v), r in pending.items()],
                 )
                 conn.commit()
             finally:
@@ -94,17 +101,18 @@ class UsageCounter:
 
 
 def read_usage(registry: Any, name: str | None = None) -> list[dict[str, Any]]:
-    """Persisted serving usage, one dict per (name, version, day); empty when nothing was served."""
+    """Persisted serving usage, one dict per (model, version, day); empty when nothing was served."""
     conn = registry.connect()
     try:
         conn.execute(USAGE_SCHEMA)
-        sql = "SELECT name, version, day, requests, predictions, batches, compute_seconds, updated FROM serving_usage"
+        sql = ("SELECT model, version, day, requests, predictions, batches, compute_s, first_seen, last_seen"
+               " FROM serving_usage")
         args: tuple[Any, ...] = ()
         if name is not None:
-            sql += " WHERE name = ?"
+            sql += " WHERE model = ?"
             args = (name,)
-        rows = conn.execute(sql + " ORDER BY name, version, day", args).fetchall()
+        rows = conn.execute(sql + " ORDER BY model, version, day", args).fetchall()
     finally:
         conn.close()
-    keys = ("name", "version", "day", "requests", "predictions", "batches", "compute_seconds", "updated")
+    keys = ("model", "version", "day", "requests", "predictions", "batches", "compute_s", "first_seen", "last_seen")
     return [dict(zip(keys, r)) for r in rows]
