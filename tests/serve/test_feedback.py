@@ -162,3 +162,18 @@ def test_recommend_without_enough_data_and_regression():
     with pytest.raises(ConfigError, match="Unknown threshold 'ood'"):
         recommend(_snap(), live, {}, {"ood": 0.1})
     assert set(DEFAULT_THRESHOLDS) == {"drifted_share", "ood_rate", "metric_drop", "min_feedback"}
+
+
+def test_record_many_is_record_for_each(tmp_path):
+    from fulcrum.serve import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    n = store.record_many([
+        ("m", 1, "r1", [{"a": 1.0}], ["x"]),
+        ("m", 1, "r2", [{"a": 2.0}, {"a": 3.0}], ["y", "x"]),
+    ])
+    assert n == 3
+    store.add_feedback("m", "r2", ["y", "y"])
+    store.add_feedback("m", "r1", "x")
+    m = store.live_metric("m", task="classification")
+    assert m["n"] == 3 and abs(m["accuracy"] - 2 / 3) < 1e-12

@@ -190,6 +190,21 @@ class FeedbackStore:
         dict holding it under the target's name (or "prediction"/"label"/"value") plus anything else
         (probabilities), which is kept too. Recording the same request id again replaces its rows.
         """
+        rows = self._rows(model, version, request_id, inputs, outputs)
+        self._insert(rows)
+        return len(rows)
+
+    def record_many(
+        self, records: Sequence[tuple[str, int | None, str, Sequence[Mapping[str, Any]], Sequence[Any]]]
+    ) -> int:
+        """``record`` for many requests in ONE transaction (the server's recorder drains its queue here)."""
+        rows = [r for rec in records for r in self._rows(*rec)]
+        self._insert(rows)
+        return len(rows)
+
+    def _rows(
+        self, model: str, version: int | None, request_id: str, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
         if isinstance(outputs, (pd.DataFrame, pd.Series)):
             outputs = outputs.to_dict("records") if isinstance(outputs, pd.DataFrame) else outputs.tolist()
         if isinstance(outputs, np.ndarray):
@@ -198,7 +213,7 @@ class FeedbackStore:
             raise DataError(f"record got {len(inputs)} input row(s) but {len(outputs)} output(s); pass one output per row.")
         target = self._target(model, version)
         created = _now()
-        rows = [
+        return [
             (
                 model,
                 None if version is None else int(version),
@@ -211,13 +226,14 @@ class FeedbackStore:
             )
             for i, (inp, out) in enumerate(zip(inputs, outputs))
         ]
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock, self._conn:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO predictions (model, version, request_id, row, inputs_json, prediction_json,"
                 " output_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        return len(rows)
 
     def add_feedback(self, model: str, request_id: str, truth: Any, row: int | None = None) -> dict[str, Any]:
         """Attach the ground truth to a recorded request; returns what was stored.
