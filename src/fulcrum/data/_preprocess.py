@@ -41,6 +41,24 @@ TEXT_MIN_DF = 2
 _MAX_REPORTED_UNKNOWN = 5
 
 
+def record_unknown(
+    name: str, unseen: list[str], categories: list[str], on_unknown: str,
+    last_unknown: dict[str, list[str]], last_counts: dict[str, int],
+) -> None:
+    """Report categories never seen in training: raise (``on_unknown="error"``) or record them."""
+    if not unseen:
+        return
+    top = [c for c, _ in Counter(unseen).most_common(_MAX_REPORTED_UNKNOWN)]
+    if on_unknown == "error":
+        raise SchemaError(
+            f"Column {name!r} holds categories not seen in training: {top}. "
+            f"Known categories: {categories[:20]}{' ...' if len(categories) > 20 else ''}. "
+            "Map them to a known category, or transform with on_unknown='ignore' to encode them as all zeros."
+        )
+    last_unknown[name] = top
+    last_counts[name] = len(unseen)
+
+
 class Preprocessor:
     """Turn a table into a float32 matrix with steps fitted on the training frame only.
 
@@ -185,16 +203,7 @@ class Preprocessor:
             rows = np.flatnonzero(codes >= 0)
             out[rows, codes[rows]] = 1.0
             unseen = [c for c, k in zip(cats, codes) if k < 0 and c != MISSING_CATEGORY]
-            if unseen:
-                top = [c for c, _ in Counter(unseen).most_common(_MAX_REPORTED_UNKNOWN)]
-                if on_unknown == "error":
-                    raise SchemaError(
-                        f"Column {name!r} holds categories not seen in training: {top}. "
-                        f"Known categories: {step['categories'][:20]}{' ...' if len(index) > 20 else ''}. "
-                        "Map them to a known category, or transform with on_unknown='ignore' to encode them as all zeros."
-                    )
-                self.last_unknown_[name] = top
-                self.last_unknown_counts_[name] = len(unseen)
+            record_unknown(name, unseen, step["categories"], on_unknown, self.last_unknown_, self.last_unknown_counts_)
             return out
         if kind == "text":
             vocab = {t: i for i, t in enumerate(step["vocabulary"])}

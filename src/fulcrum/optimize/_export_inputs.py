@@ -8,7 +8,6 @@ Common dtypes take vectorized shortcuts that give the same result as those helpe
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any, Mapping
 
 import numpy as np
@@ -22,12 +21,12 @@ from ..data._coerce import (
     to_datetime,
     to_float,
 )
+from ..data._preprocess import record_unknown
 from ..errors import ConfigError, SchemaError
 from ._export import MISSING_DATETIME
 
 __all__ = ["InputEncoder"]
 
-_MAX_REPORTED_UNKNOWN = 5  # = Preprocessor's
 _UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 _NAN = float("nan")
 
@@ -98,18 +97,7 @@ class InputEncoder:
         )
 
     def _unknown(self, name: str, unseen: list[str], on_unknown: str) -> None:
-        if not unseen:
-            return
-        top = [c for c, _ in Counter(unseen).most_common(_MAX_REPORTED_UNKNOWN)]
-        if on_unknown == "error":
-            cats = self.categories[name]
-            raise SchemaError(
-                f"Column {name!r} holds categories not seen in training: {top}. "
-                f"Known categories: {cats[:20]}{' ...' if len(cats) > 20 else ''}. "
-                "Map them to a known category, or transform with on_unknown='ignore' to encode them as all zeros."
-            )
-        self.last_unknown_[name] = top
-        self.last_unknown_counts_[name] = len(unseen)
+        record_unknown(name, unseen, self.categories[name], on_unknown, self.last_unknown_, self.last_unknown_counts_)
 
     @staticmethod
     def _check_on_unknown(on_unknown: str) -> None:
