@@ -243,3 +243,21 @@ def test_manifest_records_export(pkg):
         "note": "tensor(string)",
     }
     json.dumps(section)  # plain JSON
+
+
+def test_unknown_workload_is_a_clear_format_error(tmp_path):
+    import json
+
+    import fulcrum
+    from fulcrum.artifact import ModelPackage, write_package
+    from fulcrum.errors import FormatError
+    from fulcrum.runtime import Predictor
+
+    reg = fulcrum.Registry(tmp_path / "reg")
+    pkg = fulcrum.train("builtin:iris", model="linear", registry=reg, progress=False, measure_inference=False)
+    manifest = {k: v for k, v in pkg.manifest.items() if k not in ("files", "format_version")}
+    manifest["task"] = {**manifest["task"], "workload": "speech"}
+    files = {f: pkg.read_bytes(f) for f in pkg.files}
+    path = write_package(tmp_path / "speech", manifest, files)
+    with pytest.raises(FormatError, match="'speech' model"):
+        Predictor(ModelPackage.load(path))

@@ -38,6 +38,11 @@ def _as_frame(data: Any) -> pd.DataFrame:
     )
 
 
+# Workloads whose packages this runtime can run; a new workload (text, images, ...) adds its
+# name here with its input encoding, behind the same Predictor methods.
+SUPPORTED_WORKLOADS = ("tabular",)
+
+
 class Predictor:
     """Prepares raw rows and runs the model of one package.
 
@@ -69,6 +74,12 @@ class Predictor:
             raise FormatError(f"Package {package.path} has no task/model section; it was not written by `fulcrum train`.")
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}; got {engine!r}.")
+        workload = m["task"].get("workload", "tabular")
+        if workload not in SUPPORTED_WORKLOADS:
+            raise FormatError(
+                f"Package {package.ref} is a {workload!r} model; this Fulcrum predicts {', '.join(SUPPORTED_WORKLOADS)} "
+                "models. Upgrade fulcrum to load it."
+            )
         self.kind: str = m["task"]["kind"]
         self.target: str = m["task"]["target"]
         self.labels: list[Any] | None = m["task"].get("labels")
