@@ -246,8 +246,6 @@ def test_manifest_records_export(pkg):
 
 
 def test_unknown_workload_is_a_clear_format_error(tmp_path):
-    import json
-
     import fulcrum
     from fulcrum.artifact import ModelPackage, write_package
     from fulcrum.errors import FormatError
