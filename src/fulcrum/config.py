@@ -57,7 +57,8 @@ class TrainConfig:
     early_stopping: bool = True
     patience: int = 10
     min_delta: float = 0.0
-    # linear models: L2 strength; None = model default (OLS for regression, C=1 for logistic)
+    # linear models: L2 strength; None = model default (ridge strength by leave-one-out CV for
+    # regression, C=1 for logistic); 0 = plain least squares
     l2: float | None = None
     # gradient-boosted trees
     n_estimators: int = 500

@@ -8,7 +8,11 @@ import numpy as np
 
 from ._base import ModelAdapter, ReadFile, TaskSpec, softmax
 
-__all__ = ["LinearAdapter"]
+__all__ = ["LinearAdapter", "RIDGE_ALPHAS"]
+
+# Candidate L2 strengths for regression when none is given (RidgeCV picks one by
+# leave-one-out error); the smallest is ~OLS, so exactly linear data keeps exact coefficients.
+RIDGE_ALPHAS = (1e-6, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
 class LinearAdapter(ModelAdapter):
@@ -25,11 +29,14 @@ class LinearAdapter(ModelAdapter):
     intercept_: np.ndarray | None = None
 
     def fit(self, X, y, X_val=None, y_val=None, **_: Any) -> "LinearAdapter":
-        from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+        from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeCV
 
         c = self.config
         if self.task.kind == "regression":
-            est = LinearRegression() if not c.l2 else Ridge(alpha=c.l2, random_state=c.seed)
+            if c.l2 is None:  # default: ridge with its strength chosen by efficient leave-one-out CV
+                est = RidgeCV(alphas=RIDGE_ALPHAS)
+            else:
+                est = LinearRegression() if c.l2 == 0 else Ridge(alpha=c.l2, random_state=c.seed)
             est.fit(X, y)
             self.coef_ = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
             self.intercept_ = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
