@@ -51,12 +51,19 @@ def main() -> None:
     ap.add_argument("--datasets", default=DEFAULT)
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; each seed is its own split")
     args = ap.parse_args()
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    diffs: dict[str, list[float]] = {}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for seed in seeds:
         args.seed = seed
-        run(args)
+        for name, ours, base in run(args):
+            diffs.setdefault(name, []).append(ours - base)
+    if len(seeds) > 1:
+        print(f"mean difference fulcrum - sklearn over seeds {seeds}:")
+        for name, d in diffs.items():
+            print(f"  {name:<14} {np.mean(d):+.4f}  (worst {min(d):+.4f})")
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> list[tuple[str, float, float]]:
     rows = []
     with tempfile.TemporaryDirectory() as home:
         reg = fulcrum.Registry(f"{home}/registry")
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{name:<14} {metric:<9} {fam:<13} {ours:8.4f} {base:8.4f} {ours - base:+7.4f} {secs:8.1f}")
     ok = sum(ours >= base - 1e-9 for _, _, _, ours, base, _ in rows)
     print(f"fulcrum >= baseline on {ok}/{len(rows)} datasets (test split, seed {args.seed})")
+    return [(name, ours, base) for name, _, _, ours, base, _ in rows]
 
 
 if __name__ == "__main__":
