@@ -147,3 +147,35 @@ def test_rate_limiter_token_bucket():
     lim.take("k", now=0.6)  # refilled one token
     lim.take("other", now=0.6)  # buckets are per identity
     assert not RateLimiter(0).enabled
+
+
+def test_cheap_batches_run_inline_and_slow_ones_in_the_thread():
+    import threading
+
+    def run(fn):
+        async def go():
+            b = Batcher(fn, BatchSpec(max_batch_size=4, max_latency_ms=1))
+            await b.start()
+            for i in range(20):
+                assert await b.submit(i) == 2 * i
+            await b.stop()
+            return b.stats
+
+        return _run(go())
+
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def cheap(xs):
+        threads.append(threading.get_ident())
+        return [x * 2 for x in xs]
+
+    def slow(xs):
+        time.sleep(0.002)
+        return [x * 2 for x in xs]
+
+    st = run(cheap)
+    assert threads[0] != loop_thread  # measured first, in the worker thread
+    assert st.inline >= 18 and threads[-1] == loop_thread and 0 <= st.ewma_compute_s < 100e-6
+    st = run(slow)
+    assert st.inline == 0 and st.ewma_compute_s >= 0.002

@@ -187,6 +187,25 @@ def test_feedback_by_request_id_and_live_metric(serve):
         assert snap["counts"]["rows_observed"] >= 1
 
 
+def test_feedback_on_the_v2_path_for_a_v2_prediction(serve):
+    srv = serve()
+    with srv.client() as c:
+        r = c.post("/v2/models/penguins/infer", json=v2_request(PENGUIN_ROW))
+        assert r.status_code == 200, r.text
+        rid = r.json()["id"]
+        assert rid == r.headers["x-request-id"]
+        label = next(o for o in r.json()["outputs"] if o["datatype"] == "BYTES")["data"][0]
+        r = c.post("/v2/models/penguins/feedback", json={"id": rid, "truth": label})
+        assert r.status_code == 200, r.text
+        assert r.json()["request_id"] == rid and r.json()["stored"] == 1
+        metric = c.get("/v1/models/penguins/metric").json()
+        assert metric["n"] == 1 and metric["accuracy"] == 1.0
+        assert c.post("/v2/models/penguins/feedback", json={"id": "unknown", "truth": label}).status_code == 404
+        assert c.post("/v2/models/penguins/feedback", json={"truth": label}).status_code == 422
+        paths = c.get("/openapi.json").json()["paths"]
+        assert "post" in paths["/v2/models/{name}/feedback"] and "post" in paths["/v1/models/{name}/feedback"]
+
+
 def test_structured_access_log_with_request_ids(serve, capfd):
     srv = serve(access_log=True)
     with srv.client() as c:

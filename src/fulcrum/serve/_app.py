@@ -12,7 +12,7 @@ Routes (``{name}`` may be ``name``, ``name@3`` or ``name@alias``)::
     GET  /v2/models/{name}[/versions/{v}][/ready]                  model metadata / readiness
     POST /v2/models/{name}[/versions/{v}]/infer                    v2 inference
     POST /v1/models/{name}/predict     {"records": [{col: value}]} friendly inference
-    POST /v1/models/{name}/feedback    {"id": request_id, "truth": ...}
+    POST /v1/models/{name}/feedback    {"id": request_id, "truth": ...}   (also /v2/models/{name}/feedback)
     GET  /v1/models | /v1/models/{name}/metric | /v1/models/{name}/monitor
     GET  /metrics                                                  Prometheus
     GET  /admin/models; POST /admin/models/{name}/alias | /admin/models/{ref}/load | .../unload
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -57,8 +58,39 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _JSON = "application/json"
 
 
+try:  # orjson: several times faster than json for response bodies and access-log lines
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - the json module does the same, slower
+    _orjson = None
+
+
+def _dumps(body: Any) -> bytes:
+    """Compact JSON bytes (NaN/inf never reach here: outputs carry them as null)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(body, option=_orjson.OPT_NON_STR_KEYS | _orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # e.g. an integer beyond 64 bits: let json say what it can
+            pass
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _log_line(fields: dict[str, Any]) -> str:
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(fields, default=str, option=_orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            pass
+    return json.dumps(fields, default=str)
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), allow_nan=False), status, headers, media_type=_JSON)
+    return Response(_dumps(body), status, headers, media_type=_JSON)
+
+
+# Request ids are unguessable (128 random bits): feedback is keyed by them, so a client must not
+# be able to predict another client's id and attach false ground truth to its predictions.
+def _new_rid() -> str:
+    return secrets.token_hex(16)
 
 
 class JsonFormatter(logging.Formatter):
@@ -99,11 +131,17 @@ class AccessLog:
     def __init__(self, max_lines: int = 256) -> None:
         self.max_lines = max_lines
         self._buf: list[str] = []
+        self._second = -1
+        self._stamp = ""
 
     def write(self, fields: dict[str, Any]) -> None:
         now = time.time()
-        fields["ts"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-        self._buf.append(json.dumps(fields, default=str))
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a request
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        fields["ts"] = f"{self._stamp}.{int(now % 1 * 1000):03d}Z"
+        self._buf.append(_log_line(fields))
         if len(self._buf) >= self.max_lines:
             self.flush()
 
@@ -134,6 +172,8 @@ class ServerState:
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.recorder = Recorder(registry) if settings.feedback else None
         self.access = AccessLog() if settings.access_log else None
+        self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._batch_children: dict[tuple[str, int], tuple[Any, ...]] = {}
         self.models = ModelSet(
             registry, refs, settings,
             on_batch=self._on_batch, on_loaded=self._on_loaded, on_failed=self._on_failed, on_retired=self._on_retired,
@@ -142,26 +182,65 @@ class ServerState:
         self._openapi: tuple[int, dict[str, Any]] | None = None
         ensure_table(registry)
 
+    # Labelled metric children, looked up once (a labels() call costs more than the increment).
+    def request_metrics(self, model: str, version: str, route: str, status: int) -> tuple[Any, Any]:
+        key = (model, version, route, status)
+        pair = self._request_children.get(key)
+        if pair is None:
+            if len(self._request_children) > 4096:  # bounded: names come from served models only
+                self._request_children.clear()
+            m = self.metrics
+            pair = (m.requests.labels(model, version, route, str(status)),
+                    m.latency.labels(model, route) if model else None)
+            self._request_children[key] = pair
+        return pair
+
+    def _batch_metrics(self, model: ServedModel) -> tuple[Any, ...]:
+        key = (model.name, model.version)
+        children = self._batch_children.get(key)
+        if children is None:
+            m, v = model.name, str(model.version)
+            mt = self.metrics
+            children = (mt.batch_size.labels(m, v), mt.batch_seconds.labels(m, v), mt.predictions.labels(m, v),
+                        mt.compute_seconds.labels(m, v), mt.queue_depth.labels(m, v))
+            self._batch_children[key] = children
+        return children
+
     # model set callbacks
     def _on_batch(self, model: ServedModel, n_req: int, rows: int, seconds: float) -> None:
-        m, v = model.name, str(model.version)
-        self.metrics.batch_size.labels(m, v).observe(rows)
-        self.metrics.batch_seconds.labels(m, v).observe(seconds)
-        self.metrics.predictions.labels(m, v).inc(rows)
-        self.metrics.compute_seconds.labels(m, v).inc(seconds)
-        self.metrics.queue_depth.labels(m, v).set(model.batcher.depth)
-        self.usage.add(m, model.version, n_req, rows, seconds)
+        size, compute, predictions, compute_total, depth = self._batch_metrics(model)
+        size.observe(rows)
+        compute.observe(seconds)
+        predictions.inc(rows)
+        compute_total.inc(seconds)
+        depth.set(model.batcher.depth)
+        self.usage.add(model.name, model.version, n_req, rows, seconds)
 
     def _on_loaded(self, model: ServedModel) -> None:
         v = str(model.version)
+        self._batch_children.pop((model.name, model.version), None)
         self.metrics.load_seconds.labels(model.name, v).set(model.load_seconds)
         self.metrics.loaded.labels(model.name, v).set(1)
         self.metrics.queue_depth.labels(model.name, v).set(0)
+        if model.monitor is not None:
+            ood_rows = self.metrics.ood_rows.labels(model.name, v)
+            ood_score = self.metrics.ood_score.labels(model.name, v)
+            threshold = model.monitor.ood_threshold
+
+            def on_scores(scores: Any) -> None:  # per batch, from wherever the batch ran
+                hits = int((scores >= threshold).sum())
+                if hits:
+                    ood_rows.inc(hits)
+                for x in scores.tolist():
+                    ood_score.observe(x)
+
+            model.on_scores = on_scores
 
     def _on_failed(self, name: str, version: int, msg: str) -> None:
         self.metrics.load_failures.labels(name, str(version)).inc()
 
     def _on_retired(self, model: ServedModel) -> None:
+        self._batch_children.pop((model.name, model.version), None)
         self.metrics.forget(model.name, str(model.version))
 
     # background work
@@ -239,14 +318,69 @@ class ServerState:
 
 
 _OPEN_PATHS = ("/v2/health/",)
+_REFUSAL_REASON = {401: "auth", 403: "auth", 413: "body_size", 429: "rate"}
+Handler = Callable[[dict[str, Any], Any, dict[str, Any], str, Any], Awaitable[tuple[int, bytes, "dict[str, str] | None"]]]
+
+
+class _App(FastAPI):
+    """FastAPI with :class:`_Edge` outside its whole middleware stack: the edge answers the
+    inference routes itself and hands every other request to FastAPI."""
+
+    edge: _Edge | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        edge = self.edge
+        if edge is None or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+        else:
+            await edge(scope, receive, send)
+
+
+async def _send_json(send: Any, status: int, body: bytes, headers: dict[str, str] | None, rid: str) -> None:
+    raw = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"),
+           (b"x-request-id", rid.encode())]
+    if headers:
+        raw.extend((k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _receive_body(receive: Any, limit: int) -> bytes:
+    """The whole request body; ServeError 413 past ``limit`` bytes, 499 if the client left."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ServeError("Client disconnected before sending its body.", 499)
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise ServeError(f"Request body exceeds the limit of {limit} bytes.", 413)
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ServeError("Client disconnected before sending its body.", 499)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ServeError(f"Request body exceeds the limit of {limit} bytes.", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Edge:
-    """Request id, body limit, auth, rate limit, metrics and access log around every request."""
+    """Request id, body limit, auth, rate limit, metrics and access log around every request.
+
+    ``fast(method, path)`` names the handler of an inference route (or None): those requests are
+    answered here as raw ASGI, without the framework's routing, request and response objects;
+    the rest go to ``app``.
+    """
 
     def __init__(self, app: Any, state: ServerState) -> None:
         self.app = app
         self.state = state
+        self.fast: Callable[[str, str], tuple[Handler, Any] | None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -257,31 +391,39 @@ class _Edge:
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:
             headers[k.decode("latin-1")] = v.decode("latin-1")
-        rid = headers.get("x-request-id", "")
-        if not _REQUEST_ID.match(rid):
-            rid = uuid.uuid4().hex
+        rid = headers.get("x-request-id")
+        if rid is None or not _REQUEST_ID.match(rid):
+            rid = _new_rid()
         info: dict[str, Any] = scope.setdefault("state", {})
         info["request_id"] = rid
         path: str = scope["path"]
         status_box = [500]
-        rid_header = (b"x-request-id", rid.encode())
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
-            await send(message)
-
         try:
             refusal = self._refuse(scope, headers, path, info)
             if refusal is not None:
-                await refusal(scope, receive, send_wrapper)
+                status_box[0] = refusal[0]
+                await _send_json(send, refusal[0], refusal[1], refusal[2], rid)
                 return
+            route = self.fast(scope["method"], path) if self.fast is not None else None
+            if route is not None:
+                status, body, extra = await route[0](scope, receive, info, rid, route[1])
+                status_box[0] = status
+                await _send_json(send, status, body, extra, rid)
+                return
+            rid_header = (b"x-request-id", rid.encode())
+
+            async def send_wrapper(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status_box[0] = message["status"]
+                    message["headers"] = [*message.get("headers", []), rid_header]
+                await send(message)
+
             await self.app(scope, self._limited_receive(receive, st.settings.max_body_bytes), send_wrapper)
         finally:
             self._account(scope, info, status_box[0], time.perf_counter() - start, rid)
 
-    def _refuse(self, scope: dict[str, Any], headers: dict[str, str], path: str, info: dict[str, Any]) -> Response | None:
+    def _refuse(self, scope: dict[str, Any], headers: dict[str, str], path: str,
+                info: dict[str, Any]) -> tuple[int, bytes, dict[str, str] | None] | None:
         st = self.state
         try:
             if path.startswith(_OPEN_PATHS):
@@ -296,9 +438,8 @@ class _Edge:
                 client = scope.get("client")
                 st.limiter.take(key_id or (client[0] if client else "-"))
         except ServeError as exc:
-            reason = {401: "auth", 403: "auth", 413: "body_size", 429: "rate"}.get(exc.http_status, "other")
-            st.metrics.rejected.labels("", reason).inc()
-            return _json({"error": str(exc)}, exc.http_status, exc.headers)
+            st.metrics.rejected.labels("", _REFUSAL_REASON.get(exc.http_status, "other")).inc()
+            return exc.http_status, _dumps({"error": str(exc)}), exc.headers
         return None
 
     @staticmethod
@@ -321,9 +462,10 @@ class _Edge:
         route = info.get("route", "other")
         version = info.get("version", "")
         try:
-            st.metrics.requests.labels(model, version, route, str(status)).inc()
-            if model:
-                st.metrics.latency.labels(model, route).observe(seconds)
+            requests, latency = st.request_metrics(model, version, route, status)
+            requests.inc()
+            if latency is not None:
+                latency.observe(seconds)
         except Exception:  # noqa: BLE001
             pass
         if st.access is not None:
@@ -356,7 +498,8 @@ async def _read_body(request: Request) -> bytes:
     return await request.body()
 
 
-def _error_response(exc: BaseException, rid: str) -> Response:
+def _error_parts(exc: BaseException, rid: str) -> tuple[int, bytes, dict[str, str] | None]:
+    """(status, JSON body, headers) of the error answer to ``exc``."""
     if isinstance(exc, FulcrumError):
         status = int(getattr(exc, "http_status", 500))
         body: dict[str, Any] = {"error": str(exc)}
@@ -366,9 +509,14 @@ def _error_response(exc: BaseException, rid: str) -> Response:
         headers = dict(getattr(exc, "headers", {}) or {})
         if status >= 500 and not isinstance(exc, ServeError):
             log.error("request %s failed: %s", rid, exc, exc_info=exc)
-        return _json(body, status, headers)
+        return status, _dumps(body), headers
     log.error("request %s failed unexpectedly", rid, exc_info=exc)
-    return _json({"error": f"Internal error; quote request id {rid} when reporting it."}, 500)
+    return 500, _dumps({"error": f"Internal error; quote request id {rid} when reporting it."}), None
+
+
+def _error_response(exc: BaseException, rid: str) -> Response:
+    status, body, headers = _error_parts(exc, rid)
+    return Response(body, status, headers, media_type=_JSON)
 
 
 def create_app(
@@ -394,7 +542,7 @@ def create_app(
         finally:
             await state.stop()
 
-    app = FastAPI(
+    app = _App(
         title="Fulcrum model server",
         version=__version__,
         description="KServe Open Inference Protocol v2 and a friendly JSON route for Fulcrum model packages.",
@@ -413,11 +561,11 @@ def create_app(
             info["rows"] = rows
 
     def _rid(request: Request) -> str:
-        return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+        return str(request.scope.get("state", {}).get("request_id") or _new_rid())
 
-    async def _compute(request: Request, model: ServedModel, cols: Any, n: int) -> dict[str, Any]:
-        async def alive() -> bool:
-            return not await request.is_disconnected()
+    async def _compute(scope: dict[str, Any], receive: Any, model: ServedModel, cols: Any, n: int) -> dict[str, Any]:
+        async def alive() -> bool:  # asked only of requests that waited long (see the batcher)
+            return not await Request(scope, receive).is_disconnected()
 
         try:
             result: dict[str, Any] = await model.batcher.submit((cols, n), n, alive=alive)
@@ -426,20 +574,7 @@ def create_app(
             if reason:
                 state.metrics.rejected.labels(model.name, reason).inc()
             raise
-        ood = result.get("ood")
-        if ood is not None and model.monitor is not None:
-            try:
-                v = str(model.version)
-                flags = model.monitor.is_ood(ood)
-                hits = int(flags.sum())
-                if hits:
-                    state.metrics.ood_rows.labels(model.name, v).inc(hits)
-                hist = state.metrics.ood_score.labels(model.name, v)
-                for x in ood.tolist():
-                    hist.observe(x)
-            except Exception:  # noqa: BLE001
-                pass
-        return result
+        return result  # OOD metrics are counted per batch (ServerState._on_loaded)
 
     # -- health and metadata ---------------------------------------------------
 
@@ -523,58 +658,92 @@ def create_app(
 
     # -- inference -------------------------------------------------------------
 
-    async def _infer(request: Request, ref: str) -> Response:
-        _mark(request, "infer")
-        model = state.models.resolve(ref)
-        _mark(request, "infer", model)
-        body = await _read_body(request)
-        cols, n, req = model.parse_infer(body)
-        _mark(request, "infer", model, n)
-        result = await _compute(request, model, cols, n)
-        rid = _rid(request)
-        requested = [o.name for o in req.outputs] if req.outputs else None
-        out = {
-            "model_name": model.name,
-            "model_version": str(model.version),
-            "id": req.id or rid,
-            "outputs": v2_outputs(model, result, requested, s.top_k, s.round_decimals),
-        }
-        if state.recorder is not None:
-            state.recorder.put(model, req.id or rid, cols, n, result)
-        return _json(out)
+    # The inference routes are answered by the edge as raw ASGI (see _Edge.fast): no routing,
+    # request or response objects, no dependency solving on the hot path. Their OpenAPI entries
+    # are built per model in _openapi; the Starlette routes below serve the same handlers to a
+    # request the edge did not recognise (e.g. under a root path).
+    limit = s.max_body_bytes
+    recorder = state.recorder
 
-    # The inference routes are plain Starlette routes: no FastAPI dependency solving or response
-    # serialization on the hot path (their OpenAPI entries are built per model in _openapi).
-    async def infer(request: Request) -> Response:
-        try:
-            p = request.path_params
-            ref = p["name"] if "version" not in p else f"{p['name']}@{p['version']}"
-            return await _infer(request, ref)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            return _error_response(exc, _rid(request))
+    def _enter(info: dict[str, Any], route: str, model: ServedModel) -> None:
+        info["route"] = route
+        info["model"] = model.name
+        info["version"] = model.version_str
 
-    async def predict(request: Request) -> Response:
+    async def _predict(scope: dict[str, Any], receive: Any, info: dict[str, Any], rid: str,
+                       name: str) -> tuple[int, bytes, dict[str, str] | None]:
         try:
-            name = request.path_params["name"]
-            _mark(request, "predict")
+            info["route"] = "predict"
             model = state.models.resolve(name)
-            _mark(request, "predict", model)
-            body = await _read_body(request)
+            _enter(info, "predict", model)
+            body = await _receive_body(receive, limit)
             cols, n = model.parse_predict(body)
-            _mark(request, "predict", model, n)
-            result = await _compute(request, model, cols, n)
-            rid = _rid(request)
+            info["rows"] = n
+            result = await _compute(scope, receive, model, cols, n)
             out = {"id": rid, "model": model.name, "version": model.version,
                    **friendly_body(model, result, s.top_k, s.round_decimals)}
-            if state.recorder is not None:
-                state.recorder.put(model, rid, cols, n, result)
-            return _json(out)
+            if recorder is not None:
+                recorder.put(model, rid, cols, n, result)
+            return 200, _dumps(out), None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
-            return _error_response(exc, _rid(request))
+            return _error_parts(exc, rid)
+
+    async def _infer(scope: dict[str, Any], receive: Any, info: dict[str, Any], rid: str,
+                     ref: str) -> tuple[int, bytes, dict[str, str] | None]:
+        try:
+            info["route"] = "infer"
+            model = state.models.resolve(ref)
+            _enter(info, "infer", model)
+            body = await _receive_body(receive, limit)
+            cols, n, req = model.parse_infer(body)
+            info["rows"] = n
+            result = await _compute(scope, receive, model, cols, n)
+            requested = [o.name for o in req.outputs] if req.outputs else None
+            out = {
+                "model_name": model.name,
+                "model_version": model.version_str,
+                "id": req.id or rid,
+                "outputs": v2_outputs(model, result, requested, s.top_k, s.round_decimals),
+            }
+            if recorder is not None:
+                recorder.put(model, req.id or rid, cols, n, result)
+            return 200, _dumps(out), None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            return _error_parts(exc, rid)
+
+    def fast(method: str, path: str) -> tuple[Handler, Any] | None:
+        """The handler of POST /v1/models/{name}/predict, /v2/models/{name}[/versions/{v}]/infer."""
+        if method != "POST":
+            return None
+        if path.startswith("/v1/models/") and path.endswith("/predict"):
+            name = path[11:-8]
+            if name and "/" not in name:
+                return _predict, name
+        elif path.startswith("/v2/models/") and path.endswith("/infer"):
+            ref = path[11:-6]
+            if ref and "/" not in ref:
+                return _infer, ref
+            name, sep, version = ref.partition("/versions/")
+            if sep and name and "/" not in name and version.isascii() and version.isdigit():
+                return _infer, f"{name}@{int(version)}"
+        return None
+
+    async def _as_route(request: Request, handler: Handler, arg: Any) -> Response:
+        info = request.scope.setdefault("state", {})
+        rid = _rid(request)
+        status, body, headers = await handler(request.scope, request.receive, info, rid, arg)
+        return Response(body, status, headers, media_type=_JSON)
+
+    async def predict(request: Request) -> Response:
+        return await _as_route(request, _predict, request.path_params["name"])
+
+    async def infer(request: Request) -> Response:
+        p = request.path_params
+        return await _as_route(request, _infer, p["name"] if "version" not in p else f"{p['name']}@{p['version']}")
 
     from starlette.routing import Route
 
@@ -595,6 +764,7 @@ def create_app(
                    "load_seconds": round(m.load_seconds, 4)} for m in state.models.loaded.values()]
         return _json({"references": pins, "loaded": loaded, "ready": state.models.ready})
 
+    @app.post("/v2/models/{name}/feedback", tags=["v2"])
     @app.post("/v1/models/{name}/feedback", tags=["v1"])
     @_guarded
     async def feedback(request: Request, name: str, body: _FeedbackBody) -> Response:
@@ -680,7 +850,8 @@ def create_app(
         return _error_response(exc, _rid(request))
 
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
-    app.add_middleware(_Edge, state=state)
+    app.edge = _Edge(functools.partial(FastAPI.__call__, app), state)
+    app.edge.fast = fast
     return app
 
 

@@ -9,6 +9,12 @@ keeps yielding to the event loop only while new requests keep arriving, at most 
 oldest has waited ``max_latency_ms``. An idle server therefore adds no delay, and a busy one
 fills its batches from the requests that arrived while the previous batch computed.
 
+Cheap models skip the thread: once the measured compute time of a batch (timed inside the call,
+an exponential average) is below ``inline_below_s`` (100 us by default), batches run inline on
+the event loop, where a hop to the worker thread and back would cost more than the computation.
+A batch that then measures slower moves the average back up and the next batches return to the
+thread, so a slow model never blocks the loop for long.
+
 Bounded: more than ``max_queue`` waiting requests -> 503 with Retry-After, at once. A request
 whose deadline passes is answered 504; if its batch had not started it is never computed.
 A request whose caller went away (task cancelled, or ``alive()`` says no) is dropped from
@@ -42,12 +48,15 @@ _ALIVE_AFTER_S = 0.05
 class BatchStats:
     """Running totals a batcher keeps (read by metrics and the usage ledger)."""
 
-    __slots__ = ("batches", "rows", "requests", "compute_s", "expired", "dropped", "rejected", "ewma_batch_s")
+    __slots__ = ("batches", "rows", "requests", "compute_s", "expired", "dropped", "rejected", "ewma_batch_s",
+                 "ewma_compute_s", "inline")
 
     def __init__(self) -> None:
         self.batches = self.rows = self.requests = self.expired = self.dropped = self.rejected = 0
+        self.inline = 0  # batches run on the event loop (cheap model)
         self.compute_s = 0.0
-        self.ewma_batch_s = 0.0
+        self.ewma_batch_s = 0.0  # submit-to-results time per batch (thread hop included)
+        self.ewma_compute_s = -1.0  # the batch function alone, per batch; -1 until measured
 
 
 class _Item:
@@ -70,7 +79,8 @@ class Batcher(Generic[P, R]):
     42
 
     ``on_batch(n_requests, n_rows, compute_seconds)`` is called on the event loop after each
-    batch; ``run_batch`` runs in a worker thread and must return one result per payload.
+    batch; ``run_batch`` runs in a worker thread (inline on the loop once it measures cheaper than
+    ``inline_below_s``; 0 turns that off) and must return one result per payload.
     """
 
     def __init__(
@@ -80,8 +90,10 @@ class Batcher(Generic[P, R]):
         *,
         name: str = "batcher",
         on_batch: Callable[[int, int, float], None] | None = None,
+        inline_below_s: float = 100e-6,
     ) -> None:
         self.run_batch = run_batch
+        self.inline_below_s = inline_below_s
         self.spec = spec or BatchSpec()
         self.name = name
         self.on_batch = on_batch
@@ -225,39 +237,54 @@ class Batcher(Generic[P, R]):
             if self.spec.max_batch_size > 1 and self.spec.max_latency_ms > 0:
                 await self._gather()
             batch = self._take()
-            batch = [item for item in batch if await self._still_wanted(item)]
+            now = loop.time()
+            kept = []
+            for item in batch:  # the alive() question is only asked (awaited) for requests that waited long
+                if item.future.done():
+                    continue
+                if item.alive is not None and now - item.enqueued >= _ALIVE_AFTER_S and not await self._still_wanted(item):
+                    continue
+                kept.append(item)
+            batch = kept
             if not batch:
                 continue
             payloads = [item.payload for item in batch]
             rows = sum(item.rows for item in batch)
+            st = self.stats
             start = time.perf_counter()
             try:
-                results = await loop.run_in_executor(self._executor, self._call, payloads)
+                if 0.0 <= st.ewma_compute_s < self.inline_below_s:
+                    st.inline += 1
+                    results, compute = self._call(payloads)
+                else:
+                    results, compute = await loop.run_in_executor(self._executor, self._call, payloads)
             except Exception as exc:  # noqa: BLE001 - every request in the batch gets the batch's error
                 for item in batch:
                     self._finish(item, error=exc)
                 results = None
+                compute = time.perf_counter() - start
             elapsed = time.perf_counter() - start
             if results is not None:
                 for item, result in zip(batch, results):
                     self._finish(item, result=result)
-            st = self.stats
             st.batches += 1
             st.rows += rows
             st.requests += len(batch)
-            st.compute_s += elapsed
+            st.compute_s += compute
             st.ewma_batch_s = elapsed if st.ewma_batch_s == 0 else 0.8 * st.ewma_batch_s + 0.2 * elapsed
+            st.ewma_compute_s = compute if st.ewma_compute_s < 0 else 0.8 * st.ewma_compute_s + 0.2 * compute
             if self.on_batch is not None:
                 try:
-                    self.on_batch(len(batch), rows, elapsed)
+                    self.on_batch(len(batch), rows, compute)
                 except Exception:  # noqa: BLE001 - metrics must never break serving
                     pass
 
-    def _call(self, payloads: list[P]) -> Sequence[R]:
+    def _call(self, payloads: list[P]) -> tuple[Sequence[R], float]:
+        start = time.perf_counter()
         results = self.run_batch(payloads)
         if len(results) != len(payloads):
             raise ServeError(f"Batch function of {self.name} returned {len(results)} results for {len(payloads)} inputs.")
-        return results
+        return results, time.perf_counter() - start
 
     async def _still_wanted(self, item: _Item) -> bool:
         if item.future.done():

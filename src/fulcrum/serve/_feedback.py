@@ -66,6 +66,13 @@ def _now() -> str:
 
 def _plain(v: Any) -> Any:
     """JSON-ready: numpy scalars/arrays to Python, NaN/inf to None."""
+    t = type(v)
+    if t is str or t is int or t is bool or v is None:  # the common cases first, without isinstance chains
+        return v
+    if t is float:
+        return v if math.isfinite(v) else None
+    if t is dict:
+        return {k if type(k) is str else str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
@@ -81,8 +88,20 @@ def _plain(v: Any) -> Any:
     return v
 
 
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
 def _dumps(v: Any) -> str:
-    return json.dumps(_plain(v), separators=(",", ":"), allow_nan=False, default=str)
+    plain = _plain(v)
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(plain, default=str).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits
+            pass
+    return json.dumps(plain, separators=(",", ":"), allow_nan=False, default=str)
 
 
 def _label(v: Any) -> str:
@@ -198,12 +217,14 @@ class FeedbackStore:
         self, records: Sequence[tuple[str, int | None, str, Sequence[Mapping[str, Any]], Sequence[Any]]]
     ) -> int:
         """``record`` for many requests in ONE transaction (the server's recorder drains its queue here)."""
-        rows = [r for rec in records for r in self._rows(*rec)]
+        created = _now()
+        rows = [r for rec in records for r in self._rows(*rec, created=created)]
         self._insert(rows)
         return len(rows)
 
     def _rows(
-        self, model: str, version: int | None, request_id: str, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Any]
+        self, model: str, version: int | None, request_id: str, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Any],
+        created: str | None = None,
     ) -> list[tuple[Any, ...]]:
         if isinstance(outputs, (pd.DataFrame, pd.Series)):
             outputs = outputs.to_dict("records") if isinstance(outputs, pd.DataFrame) else outputs.tolist()
@@ -212,7 +233,7 @@ class FeedbackStore:
         if len(inputs) != len(outputs):
             raise DataError(f"record got {len(inputs)} input row(s) but {len(outputs)} output(s); pass one output per row.")
         target = self._target(model, version)
-        created = _now()
+        created = created or _now()
         return [
             (
                 model,

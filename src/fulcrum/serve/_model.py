@@ -64,6 +64,7 @@ class ServedModel:
         self.monitor = monitor
         self.name: str = str(m["name"])
         self.version: int = int(m["version"])
+        self.version_str = str(self.version)
         self.ref = f"{self.name}@{self.version}"
         self.kind: str = m["task"]["kind"]
         self.target: str = m["task"]["target"]
@@ -84,6 +85,8 @@ class ServedModel:
             self.output_names = [str(value_out)]
         self.load_seconds = 0.0
         self.batcher: Any = None  # set by the model set
+        # called with each batch's OOD scores (metrics), once per batch rather than per request
+        self.on_scores: Any = None
         self._build_schemas()
 
     # -- loading -------------------------------------------------------------
@@ -280,11 +283,12 @@ class ServedModel:
         cols = self.arrays(lists)
         outputs = self._predict(cols)
         if self.monitor is not None:
-            try:
-                scores = np.asarray(self.monitor.score(cols), dtype=np.float64).reshape(-1)
-                self.monitor.observe(cols, scores=scores)
+            try:  # one pass: observe scores the rows and adds them to the window
+                scores = np.asarray(self.monitor.observe(cols), dtype=np.float64).reshape(-1)
                 if scores.shape[0] == total:
                     outputs["ood"] = scores
+                    if self.on_scores is not None:
+                        self.on_scores(scores)
             except Exception:  # noqa: BLE001 - a monitor failure never fails a prediction
                 pass
         if len(payloads) == 1:

@@ -3,6 +3,7 @@ with the optional hardening against model extraction (top-k labels, rounded prob
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -38,11 +39,28 @@ def _harden(probs: np.ndarray, top_k: int | None, decimals: int | None) -> tuple
     return p, idx
 
 
+def _friendly_small(rows: list[list[float]], labels: list[Any]) -> dict[str, Any]:
+    """friendly_body of a few classifier rows without top-k or rounding (the same answer, no numpy)."""
+    preds: list[Any] = []
+    probs: list[dict[Any, Any]] = []
+    isfinite = math.isfinite
+    for r in rows:
+        if all(isfinite(v) for v in r):
+            preds.append(labels[max(range(len(r)), key=r.__getitem__)])  # first maximum, as argmax
+            probs.append(dict(zip(labels, r)))
+        else:
+            preds.append(None)
+            probs.append(dict(zip(labels, [v if isfinite(v) else None for v in r])))
+    return {"predictions": preds, "probabilities": probs}
+
+
 def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
     """``{"predictions": [...], "probabilities": [{label: p}, ...]}`` (probabilities for classifiers)."""
     if "probabilities" in result:
         probs = np.asarray(result["probabilities"])
         labels = model.labels
+        if top_k is None and decimals is None and probs.shape[0] <= 8:  # a few rows: plain Python beats numpy calls
+            return _friendly_small(probs.tolist(), labels)
         best = _best(probs)
         p, idx = _harden(probs, top_k, decimals)
         out: dict[str, Any] = {"predictions": [None if i < 0 else labels[i] for i in best]}

@@ -1,14 +1,15 @@
 """Records served predictions for ground-truth feedback, off the request path.
 
 Handlers ``put`` (model, request id, columns, outputs); one background thread turns them into
-rows and writes them through :class:`FeedbackStore`. The queue is bounded: when the writer
-falls behind, new records are dropped and counted (``dropped``) rather than slowing serving.
+rows and writes them through :class:`FeedbackStore`, in batches (one transaction each). The
+queue is bounded: when the writer falls behind, new records are dropped and counted
+(``dropped``) rather than slowing serving.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
 from typing import Any
 
@@ -17,45 +18,67 @@ import numpy as np
 __all__ = ["Recorder"]
 
 log = logging.getLogger("fulcrum.serve")
-_STOP = object()
 
 
 class Recorder:
-    def __init__(self, registry: Any, *, max_pending: int = 10_000) -> None:
+    """``put`` appends to a deque (no lock, no thread wake-up per request); the writer thread wakes
+    every ``interval_s`` or when ``batch`` records wait, and writes all of them in one store call."""
+
+    def __init__(self, registry: Any, *, max_pending: int = 10_000, interval_s: float = 0.05, batch: int = 512) -> None:
         from ._feedback import FeedbackStore
 
         self.store = FeedbackStore(registry)
         self.dropped = 0
-        self._queue: queue.Queue[Any] = queue.Queue(max_pending)
+        self.max_pending = max_pending
+        self.interval_s = interval_s
+        self.batch = batch
+        self._pending: collections.deque[Any] = collections.deque()
+        self._put = 0  # records accepted (only the event loop's thread puts)
+        self._done = 0  # records written (or given up on) by the writer
+        self._wake = threading.Event()
+        self._written = threading.Condition()
+        self._stop = False
         self._thread = threading.Thread(target=self._run, name="fulcrum-feedback", daemon=True)
         self._thread.start()
 
     def put(self, model: Any, request_id: str, cols: dict[str, list[Any]], n: int, result: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait((model, request_id, cols, n, result))
-        except queue.Full:
+        pending = self._pending
+        if len(pending) >= self.max_pending:
             self.dropped += 1
+            return
+        pending.append((model, request_id, cols, n, result))
+        self._put += 1
+        if len(pending) == self.batch:
+            self._wake.set()
 
     def drain(self) -> None:
         """Block until everything queued so far is written (feedback may refer to it)."""
-        self._queue.join()
+        target = self._put
+        with self._written:
+            if self._done >= target:
+                return
+            self._wake.set()
+            while self._done < target and self._thread.is_alive():
+                self._written.wait(0.5)
 
     def _run(self) -> None:
+        pending = self._pending
         while True:
-            items = [self._queue.get()]
-            while len(items) < 512:  # take what else is waiting: one store call for all of it
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            stop = self._stop
+            while pending:
+                items = []
+                while pending and len(items) < self.batch:  # deque.popleft is thread-safe
+                    items.append(pending.popleft())
                 try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(item is _STOP for item in items)
-            try:
-                self._write([item for item in items if item is not _STOP])
-            except Exception:  # noqa: BLE001 - recording must never break serving
-                log.exception("could not record %d prediction(s) for feedback", len(items))
-            finally:
-                for _ in items:
-                    self._queue.task_done()
+                    self._write(items)
+                except Exception:  # noqa: BLE001 - recording must never break serving
+                    log.exception("could not record %d prediction(s) for feedback", len(items))
+                finally:
+                    with self._written:
+                        self._done += len(items)
+                        self._written.notify_all()
             if stop:
                 return
 
@@ -79,7 +102,8 @@ class Recorder:
             self.store.record(*rec)
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._stop = True
+        self._wake.set()
         self._thread.join(timeout=30)
         self.store.close()
 
