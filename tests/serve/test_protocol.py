@@ -217,3 +217,22 @@ def test_structured_access_log_with_request_ids(serve, capfd):
     assert entries["log-me-1"]["status"] == 200 and entries["log-me-1"]["model"] == "penguins"
     assert entries["log-me-1"]["rows"] == 1 and entries["log-me-1"]["duration_ms"] > 0
     assert entries["log-me-2"]["status"] == 422 and entries["log-me-2"]["path"] == "/v1/models/penguins/predict"
+
+
+def test_every_response_carries_an_ood_score(serve):
+    srv = serve(["penguins"])
+    far = {**PENGUIN_ROW, "bill_length_mm": 400.0, "body_mass_g": 90000.0, "island": "Atlantis"}
+    with srv.client() as c:
+        body = c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW, far]}).json()
+        assert len(body["ood_scores"]) == 2
+        assert body["ood_scores"][0] < 0.1 and body["ood"][0] is False  # a training-like penguin
+        assert body["ood_scores"][1] > 0.9 and body["ood"][1] is True   # far outside the training data
+        req = {"inputs": [{"name": k, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [2],
+                           "data": [PENGUIN_ROW[k], far[k]]} for k, v in PENGUIN_ROW.items()]}
+        r = c.post("/v2/models/penguins/infer", json=req)
+        out = {o["name"]: o for o in r.json()["outputs"]}
+        assert out["ood_score"]["shape"] == [2] and out["ood_score"]["data"][1] > 0.9
+        metrics = c.get("/metrics").text
+    assert 'fulcrum_ood_rows_total{model="penguins",version="2"}' in metrics
+    line = [x for x in metrics.splitlines() if x.startswith('fulcrum_ood_rows_total{model="penguins"')][0]
+    assert float(line.split()[-1]) >= 2.0  # the far row, counted on both routes

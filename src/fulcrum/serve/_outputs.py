@@ -54,8 +54,23 @@ def _friendly_small(rows: list[list[float]], labels: list[Any]) -> dict[str, Any
     return {"predictions": preds, "probabilities": probs}
 
 
+def _ood(model: Any, result: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per-row out-of-distribution score against the training profile, and the monitor's verdict."""
+    scores = result.get("ood")
+    if scores is None:  # monitoring off (--no-monitor)
+        return {}
+    scores = np.asarray(scores, dtype=np.float64)
+    flags = model.monitor.is_ood(scores) if getattr(model, "monitor", None) is not None else scores >= 0.5
+    return {"ood_scores": np.round(scores, 4).tolist(), "ood": np.asarray(flags, dtype=bool).tolist()}
+
+
 def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
-    """``{"predictions": [...], "probabilities": [{label: p}, ...]}`` (probabilities for classifiers)."""
+    """``{"predictions": [...], "probabilities": [{label: p}, ...], "ood_scores": [...], "ood": [...]}``
+    (probabilities for classifiers; OOD fields when monitoring is on)."""
+    return {**_friendly(model, result, top_k, decimals), **_ood(model, result)}
+
+
+def _friendly(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
     if "probabilities" in result:
         probs = np.asarray(result["probabilities"])
         labels = model.labels
@@ -77,6 +92,17 @@ def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, 
 
 
 def v2_outputs(
+    model: Any, result: dict[str, np.ndarray], requested: list[str] | None, top_k: int | None, decimals: int | None
+) -> list[dict[str, Any]]:
+    outs = _v2_model_outputs(model, result, requested, top_k, decimals)
+    ood = _ood(model, result)
+    if ood and (requested is None or "ood_score" in requested):
+        outs.append({"name": "ood_score", "datatype": "FP32", "shape": [len(ood["ood_scores"])],
+                     "data": ood["ood_scores"]})
+    return outs
+
+
+def _v2_model_outputs(
     model: Any, result: dict[str, np.ndarray], requested: list[str] | None, top_k: int | None, decimals: int | None
 ) -> list[dict[str, Any]]:
     outs: list[dict[str, Any]] = []
