@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ._app import ServerState, create_app
 from ._auth import Authenticator, KeyStore
-from ._batcher import Batcher
+from ..runtime import Batcher
 from ._feedback import DEFAULT_THRESHOLDS, FeedbackStore, recommend
 from ._limits import RateLimiter
 from ._model import ServedModel

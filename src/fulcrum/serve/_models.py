@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ..artifact import parse_ref
 from ..errors import FulcrumError, NotFoundError, ServeError
-from ._batcher import Batcher
+from ..runtime import Batcher
 from ._model import ServedModel
 from ._spec import ServeSettings
 

@@ -10,57 +10,11 @@ import dataclasses
 import ipaddress
 from typing import Any
 
+from ..config import config_from_dict
 from ..errors import ConfigError
+from ..runtime import BatchSpec
 
 __all__ = ["BatchSpec", "ServeSettings", "is_loopback"]
-
-
-def _check_keys(cls: type, data: dict[str, Any]) -> None:
-    import difflib
-
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Unknown {cls.__name__} key {key!r}.{hint} Known keys: {', '.join(sorted(known))}.")
-
-
-@dataclasses.dataclass
-class BatchSpec:
-    """How one model's requests are gathered into batches.
-
-    max_batch_size  most rows computed together (1 turns batching off)
-    max_latency_ms  longest a request waits for others to join its batch; the batcher only waits
-                    while requests keep arriving, so an idle server adds no delay
-    max_queue       most requests waiting per model; beyond it, 503 with Retry-After at once
-    timeout_s       request deadline: a request not answered by then gets 504 (and is not computed
-                    if it had not started)
-    concurrency     batches computed at the same time for this model (threads)
-    """
-
-    max_batch_size: int = 64
-    max_latency_ms: float = 5.0
-    max_queue: int = 256
-    timeout_s: float = 10.0
-    concurrency: int = 1
-
-    def __post_init__(self) -> None:
-        for key in ("max_batch_size", "max_queue", "concurrency"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"BatchSpec.{key} must be an integer >= 1, got {value!r}.")
-        for key in ("max_latency_ms", "timeout_s"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"BatchSpec.{key} must be a number >= 0, got {value!r}.")
-        if self.timeout_s == 0:
-            raise ConfigError("BatchSpec.timeout_s must be > 0 (seconds before a request is answered 504).")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BatchSpec:
-        _check_keys(cls, data)
-        return cls(**data)
 
 
 @dataclasses.dataclass
@@ -129,8 +83,7 @@ class ServeSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServeSettings:
-        _check_keys(cls, data)
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def is_loopback(host: str) -> bool:

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from fulcrum.errors import ServeError
-from fulcrum.serve import Batcher, BatchSpec, RateLimiter
+from fulcrum.runtime import Batcher, BatchSpec
+from fulcrum.serve import RateLimiter
 
 
 def _run(coro):
@@ -116,7 +117,7 @@ async def _closed():
 
 
 def test_disconnected_items_are_dropped_before_computing(monkeypatch):
-    monkeypatch.setattr("fulcrum.serve._batcher._ALIVE_AFTER_S", 0.0)
+    monkeypatch.setattr("fulcrum.runtime._batcher._ALIVE_AFTER_S", 0.0)
     computed: list[int] = []
 
     def run(xs):

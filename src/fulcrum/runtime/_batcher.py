@@ -30,8 +30,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
-from ..errors import ServeError
-from ._spec import BatchSpec
+import dataclasses
+
+from ..config import config_from_dict
+from ..errors import ConfigError, ServeError
 
 __all__ = ["Batcher", "BatchStats"]
 
@@ -43,6 +45,43 @@ R = TypeVar("R")
 _QUIET_TURNS = 3
 # Requests that waited at least this long are checked for a disconnected client before computing.
 _ALIVE_AFTER_S = 0.05
+
+
+
+@dataclasses.dataclass
+class BatchSpec:
+    """How one model's requests are gathered into batches.
+
+    max_batch_size  most rows computed together (1 turns batching off)
+    max_latency_ms  longest a request waits for others to join its batch; the batcher only waits
+                    while requests keep arriving, so an idle server adds no delay
+    max_queue       most requests waiting per model; beyond it, 503 with Retry-After at once
+    timeout_s       request deadline: a request not answered by then gets 504 (and is not computed
+                    if it had not started)
+    concurrency     batches computed at the same time for this model (threads)
+    """
+
+    max_batch_size: int = 64
+    max_latency_ms: float = 5.0
+    max_queue: int = 256
+    timeout_s: float = 10.0
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("max_batch_size", "max_queue", "concurrency"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"BatchSpec.{key} must be an integer >= 1, got {value!r}.")
+        for key in ("max_latency_ms", "timeout_s"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"BatchSpec.{key} must be a number >= 0, got {value!r}.")
+        if self.timeout_s == 0:
+            raise ConfigError("BatchSpec.timeout_s must be > 0 (seconds before a request is answered 504).")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchSpec:
+        return config_from_dict(cls, data)
 
 
 class BatchStats:
