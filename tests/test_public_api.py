@@ -11,7 +11,7 @@ import pytest
 import fulcrum
 
 PACKAGES = ["fulcrum", "fulcrum.data", "fulcrum.artifact", "fulcrum.models", "fulcrum.training",
-            "fulcrum.tasks", "fulcrum.runtime", "fulcrum.costs"]
+            "fulcrum.tasks", "fulcrum.runtime", "fulcrum.costs", "fulcrum.optimize", "fulcrum.serve"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
