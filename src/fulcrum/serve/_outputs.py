@@ -59,9 +59,10 @@ def _ood(model: Any, result: dict[str, np.ndarray]) -> dict[str, Any]:
     scores = result.get("ood")
     if scores is None:  # monitoring off (--no-monitor)
         return {}
-    scores = np.asarray(scores, dtype=np.float64)
-    flags = model.monitor.is_ood(scores) if getattr(model, "monitor", None) is not None else scores >= 0.5
-    return {"ood_scores": np.round(scores, 4).tolist(), "ood": np.asarray(flags, dtype=bool).tolist()}
+    monitor = getattr(model, "monitor", None)
+    threshold = monitor.ood_threshold if monitor is not None else 0.5
+    values = scores.tolist() if isinstance(scores, np.ndarray) else list(scores)  # plain floats: cheap per request
+    return {"ood_scores": [round(v, 4) for v in values], "ood": [v >= threshold for v in values]}
 
 
 def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
