@@ -14,11 +14,14 @@ def run() -> int:
     os.environ.setdefault("FULCRUM_HOME", str(Path.cwd() / ".fulcrum"))
     home = os.environ["FULCRUM_HOME"]
     print(f"== Fulcrum demo (registry under {home})\n")
+    pareto = Path(home) / "demo-pareto.png"
+    cost_plot = Path(home) / "demo-costs.png"
     steps = [
         ["datasets"],
         ["train", "builtin:breast_cancer", "--name", "cancer"],
+        ["optimize", "cancer", "--constraints", "metric_drop<=0.01", "--alias", "production", "--plot", str(pareto)],
         ["models"],
-        ["promote", "cancer", "--alias", "production"],
+        ["costs", "cancer@1", "--rate", "50/s", "--horizon", "12mo", "--plot", str(cost_plot)],
     ]
     for argv in steps:
         print(f"$ fulcrum {' '.join(argv)}")
