@@ -109,3 +109,81 @@ def test_keys_cli(registry, capsys):
     assert main(["keys", "revoke", key_id, "--registry", reg]) == 0
     assert "revoked" in capsys.readouterr().out
     assert main(["keys", "revoke", "nope", "--registry", reg]) == 1
+
+
+def _wait_for(predicate, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_revoking_the_last_key_locks_the_server_instead_of_opening_it(serve, registry):
+    """A keyed server whose active key set becomes empty lets nobody in (401), never everybody."""
+    from fulcrum.serve import KeyStore
+
+    store = KeyStore(registry)
+    rec, key = store.create("predict")
+    srv = serve()
+    body = {"records": [PENGUIN_ROW]}
+    with srv.client() as c:
+        assert c.post("/v1/models/penguins/predict", json=body, headers={"X-API-Key": key}).status_code == 200
+        assert c.post("/v1/models/penguins/predict", json=body).status_code == 401
+        store.revoke(rec["id"])
+        _wait_for(lambda: not srv.state.auth.keys, "the server to refresh its keys")
+        for headers in ({}, {"X-API-Key": key}):
+            r = c.post("/v1/models/penguins/predict", json=body, headers=headers)
+            assert r.status_code == 401, r.text
+            assert "fulcrum keys create" in r.json()["error"]
+        assert c.get("/metrics").status_code == 401 and c.get("/v1/models").status_code == 401
+        assert c.get("/v2/health/ready").status_code == 200  # health stays open
+
+
+def test_open_loopback_server_becomes_keyed_once_a_key_exists(serve, registry):
+    """A loopback server started without keys is open; the first key created locks it for good."""
+    from fulcrum.serve import KeyStore
+
+    srv = serve()
+    body = {"records": [PENGUIN_ROW]}
+    with srv.client() as c:
+        assert c.post("/v1/models/penguins/predict", json=body).status_code == 200
+        store = KeyStore(registry)
+        rec, key = store.create("predict")
+        _wait_for(lambda: srv.state.auth.keys, "the server to see the new key")
+        assert c.post("/v1/models/penguins/predict", json=body).status_code == 401
+        assert c.post("/v1/models/penguins/predict", json=body, headers={"X-API-Key": key}).status_code == 200
+        store.revoke(rec["id"])
+        _wait_for(lambda: not srv.state.auth.keys, "the server to see the revocation")
+        assert c.post("/v1/models/penguins/predict", json=body).status_code == 401
+
+
+def test_registry_whose_keys_were_all_revoked_serves_nobody(serve, registry):
+    """Keys ever created on a registry make it keyed: revoking them all and restarting does not open it."""
+    from fulcrum.serve import KeyStore
+
+    store = KeyStore(registry)
+    rec, _ = store.create("predict")
+    store.revoke(rec["id"])
+    srv = serve()
+    with srv.client() as c:
+        r = c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW]})
+        assert r.status_code == 401 and "fulcrum keys create" in r.json()["error"]
+
+
+def test_authenticator_required_without_keys_refuses_everyone():
+    from fulcrum.errors import ServeError
+    from fulcrum.serve import Authenticator
+    from fulcrum.serve._auth import hash_key
+
+    auth = Authenticator({}, required=True)
+    for headers in ({}, {"x-api-key": "fk_0123456789ab_secret"}):
+        with pytest.raises(ServeError) as info:
+            auth.check(headers, "predict")
+        assert info.value.http_status == 401
+    open_auth = Authenticator()
+    assert open_auth.check({}, "predict") is None
+    open_auth.update({"0123456789ab": (hash_key("fk_0123456789ab_secret"), "predict")})
+    open_auth.update({})  # the last key revoked: keyed for good
+    with pytest.raises(ServeError) as info:
+        open_auth.check({}, "predict")
+    assert info.value.http_status == 401

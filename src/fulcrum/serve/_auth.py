@@ -11,6 +11,13 @@ plaintext-equivalent state), which would itself be a denial-of-service lever. Co
 
 Scopes: ``predict`` (inference, metadata, metrics, feedback) and ``admin`` (everything,
 including load/unload/alias when the server runs with --enable-admin).
+
+Open or keyed: a server is *open* (no key needed, except for admin routes) only while its
+registry has never held an API key. From the first key created — even one since revoked —
+it is *keyed* for good: every request needs an active key, and when none is active nobody
+gets in (401). Revoking the last key therefore locks a server; it never opens it. A
+non-loopback bind additionally needs an active key at start (or ``--insecure``, see
+``check_bind``).
 """
 
 from __future__ import annotations
@@ -102,6 +109,11 @@ class KeyStore:
                     raise NotFoundError(f"No API key with id {key_id!r}; `fulcrum keys list` shows the ids.")
         return next(k for k in self.list() if k["id"] == key_id)
 
+    def ever_keyed(self) -> bool:
+        """True once any key was created in this registry, revoked ones included."""
+        with self._conn() as conn:
+            return conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+
     def active(self) -> dict[str, tuple[str, str]]:
         """id -> (sha256 hash, scope) of every key not revoked."""
         with self._conn() as conn:
@@ -123,17 +135,31 @@ class _Closing:
 
 
 class Authenticator:
-    """Checks request headers against a snapshot of the active keys (refreshed by the server)."""
+    """Checks request headers against a snapshot of the active keys (refreshed by the server).
 
-    def __init__(self, keys: Mapping[str, tuple[str, str]] | None = None) -> None:
+    ``required`` says the server is keyed: set from the start when the registry has ever held
+    a key, and latched on by the first non-empty key set :meth:`update` sees. It never goes
+    back to False, so an empty key set on a keyed server refuses everyone.
+    """
+
+    def __init__(self, keys: Mapping[str, tuple[str, str]] | None = None, *, required: bool = False) -> None:
         self.keys: dict[str, tuple[str, str]] = dict(keys or {})
+        self.required = bool(required) or bool(self.keys)
+
+    @classmethod
+    def from_store(cls, store: KeyStore) -> Authenticator:
+        """The authenticator of a server starting on ``store``'s registry."""
+        return cls(store.active(), required=store.ever_keyed())
 
     @property
     def enabled(self) -> bool:
-        return bool(self.keys)
+        """True when requests need a key (the server is keyed), even while no key is active."""
+        return self.required
 
     def update(self, keys: Mapping[str, tuple[str, str]]) -> None:
         self.keys = dict(keys)
+        if self.keys:
+            self.required = True
 
     @staticmethod
     def presented(headers: Mapping[str, str]) -> str | None:
@@ -146,20 +172,26 @@ class Authenticator:
         return key.strip() if key else None
 
     def check(self, headers: Mapping[str, str], scope: str) -> str | None:
-        """The key id allowed to act in ``scope``; None when no keys exist (open server).
+        """The key id allowed to act in ``scope``; None on an open server (never keyed).
 
-        401: no key, malformed, unknown or revoked key. 403: a valid key without the scope.
+        401: no key, malformed, unknown or revoked key, or a keyed server with no active key.
+        403: a valid key without the scope, or an admin route on an open server.
         """
         keys = self.keys
-        if not keys and scope != "admin":
+        if not self.required and scope != "admin":
             return None
         token = self.presented(headers)
         challenge = {"WWW-Authenticate": 'Bearer realm="fulcrum"'}
-        if not token:
-            if not keys:
+        if not keys:
+            if not self.required:
                 raise ServeError(
                     "Admin routes need an admin API key; create one with `fulcrum keys create --scope admin`.", 403
                 )
+            raise ServeError(
+                "This server needs an API key and none is active (every key was revoked); "
+                "create one with `fulcrum keys create --scope predict`.", 401, challenge,
+            )
+        if not token:
             raise ServeError("This server needs an API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.", 401, challenge)
         key_id = _split(token)
         stored, key_scope = keys.get(key_id or "", (_DUMMY_HASH, ""))

@@ -22,7 +22,15 @@ def check_bind(settings: ServeSettings, registry: Any) -> None:
         return
     from ._auth import KeyStore
 
-    if KeyStore(registry).active():
+    store = KeyStore(registry)
+    if store.active():
+        return
+    if settings.insecure and store.ever_keyed():
+        log.warning(
+            "serving on %s with every API key revoked: the server answers 401 to every request until a key "
+            "is created with `fulcrum keys create`.",
+            settings.host,
+        )
         return
     if settings.insecure:
         log.warning(
@@ -32,7 +40,7 @@ def check_bind(settings: ServeSettings, registry: Any) -> None:
         )
         return
     raise ServeError(
-        f"Refusing to bind {settings.host}: it is reachable from other machines and no API key exists. "
+        f"Refusing to bind {settings.host}: it is reachable from other machines and no active API key exists. "
         "Create one with `fulcrum keys create --scope predict` (clients then send 'Authorization: Bearer KEY'), "
         "or bind 127.0.0.1, or pass --insecure to serve openly anyway.",
         400,
