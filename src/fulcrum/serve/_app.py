@@ -168,7 +168,7 @@ class ServerState:
         self.metrics = ServeMetrics()
         self.usage = UsageCounter()
         self.keys = KeyStore(registry)
-        self.auth = Authenticator(self.keys.active())
+        self.auth = Authenticator.from_store(self.keys)  # keyed for good once any key ever existed
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.recorder = Recorder(registry) if settings.feedback else None
         self.access = AccessLog() if settings.access_log else None
