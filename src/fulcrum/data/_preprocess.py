@@ -2,7 +2,8 @@
 
 Every step is simple enough to rebuild exactly as an ONNX graph from ``to_dict()``:
 
-- numeric:     clip to [lo, hi] (optional) -> NaN to median -> (x - mean) / std;
+- numeric:     the column's ``na_tokens`` (texts read as missing, see ``infer_schema``) to NaN ->
+               clip to [lo, hi] (optional) -> NaN to median -> (x - mean) / std;
                plus ``<col>__missing`` (0/1) when the column had missing values in training
 - categorical: one-hot over the training categories (``<col>=<category>``); unknown -> all zeros
 - boolean:     0/1, missing -> training mode
@@ -31,7 +32,7 @@ from ._coerce import (
     to_float,
     tokenize,
 )
-from ._schema import Schema
+from ._schema import Schema, blank_na_tokens
 
 __all__ = ["Preprocessor"]
 
@@ -130,13 +131,15 @@ class Preprocessor:
             col = df[spec.name]
             step: dict[str, Any] = {"name": spec.name, "kind": spec.kind}
             if spec.kind == "numeric":
-                values = to_float(col, spec.name)
+                values = to_float(blank_na_tokens(col, spec.na_tokens), spec.name)
                 clip = None
                 if self.clip_outliers is not None and not np.isnan(values).all():
                     q = self.clip_outliers
                     clip = [float(np.nanquantile(values, q)), float(np.nanquantile(values, 1 - q))]
                     values = np.clip(values, clip[0], clip[1])
                 step.update(clip=clip, missing_indicator=bool(np.isnan(values).any()), **_scale_params(values))
+                if spec.na_tokens:  # stored only where used: clean columns keep their old form
+                    step["na_tokens"] = list(spec.na_tokens)
             elif spec.kind == "datetime":
                 parts = datetime_parts(to_datetime(col, spec.name))
                 step["parts"] = {part: _scale_params(parts[part]) for part in DATETIME_PARTS}
@@ -184,7 +187,7 @@ class Preprocessor:
     def _transform_column(self, step: dict[str, Any], col: pd.Series, on_unknown: str) -> np.ndarray:
         name, kind = step["name"], step["kind"]
         if kind == "numeric":
-            x = to_float(col, name)
+            x = to_float(blank_na_tokens(col, step.get("na_tokens", ())), name)
             out = [_scale(x, step, step["clip"])]
             if step["missing_indicator"]:
                 out.append(np.isnan(x).astype(np.float64))

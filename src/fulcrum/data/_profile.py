@@ -22,7 +22,7 @@ from ._coerce import (
     to_float,
     tokenize,
 )
-from ._schema import Schema
+from ._schema import Schema, blank_na_tokens
 from ._target import infer_task
 
 __all__ = ["profile_frame", "fingerprint", "QUANTILES", "MAX_TOP_CATEGORIES"]
@@ -46,7 +46,7 @@ def profile_frame(df: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     """
     columns: dict[str, Any] = {}
     for spec in schema.features:
-        col = df[spec.name]
+        col = blank_na_tokens(df[spec.name], spec.na_tokens) if spec.kind == "numeric" else df[spec.name]
         missing = missing_mask(col)
         stats: dict[str, Any] = {"kind": spec.kind, "count": int((~missing).sum()), "missing": _frac(missing.sum(), len(col))}
         if spec.kind == "numeric":

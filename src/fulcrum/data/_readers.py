@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["read_table", "SUPPORTED_EXTENSIONS"]
+__all__ = ["read_table", "SUPPORTED_EXTENSIONS", "sniff_separator", "separator_notice"]
 
 _CSV = (".csv", ".tsv")
 _PARQUET = (".parquet", ".pq")
@@ -19,14 +21,60 @@ _JSONL = (".jsonl", ".ndjson")
 _JSON = (".json",)
 SUPPORTED_EXTENSIONS: tuple[str, ...] = _CSV + _PARQUET + _JSONL + _JSON
 BUILTIN_PREFIX = "builtin:"
+#: Field separators a ``.csv`` may really use; the first lines decide (see sniff_separator).
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_SNIFF_BYTES = 1 << 16
+_SNIFF_LINES = 200
 
 
-def read_table(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
+def _field_counts(text: str, sep: str) -> set[int] | None:
+    try:
+        return {len(rec) for rec in csv.reader(io.StringIO(text), delimiter=sep) if rec}
+    except csv.Error:
+        return None
+
+
+def sniff_separator(path: str | os.PathLike[str]) -> str:
+    """The field separator of a delimited text file, from its first lines (at most 64 KiB).
+
+    ``,`` when it splits every sampled line (header included) into the same number of fields,
+    or when no other separator does better; else the one of ``;``, TAB, ``|`` that splits every
+    line into the same number (more than one) of fields, the most fields winning. Quoted fields
+    are honoured, so a separator inside quotes changes nothing. Only the sample is parsed here;
+    the file itself is read by pandas' C parser with the separator found.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    text = head.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if len(head) == _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    sample = "\n".join(line for line in lines[:_SNIFF_LINES] if line.strip())
+    comma = _field_counts(sample, ",")
+    if comma is not None and len(comma) == 1 and min(comma) > 1:
+        return ","
+    best, best_fields = ",", 1
+    for sep in SEPARATORS:
+        if sep == ",":
+            continue
+        counts = _field_counts(sample, sep)
+        if counts is not None and len(counts) == 1 and min(counts) > best_fields:
+            best, best_fields = sep, min(counts)
+    return best
+
+
+def separator_notice(path: str | os.PathLike[str], sep: str) -> str:
+    return (f"note: {str(path)!r} is a .csv whose fields are separated by {sep!r} ({SEPARATORS[sep]}), "
+            "not commas; it is read with that separator.")
+
+
+def read_table(source: str | os.PathLike[str] | pd.DataFrame, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Return ``source`` as a DataFrame with unique string column names and at least one row.
 
     ``source`` is a path to a CSV/TSV, Parquet, JSON Lines or JSON (a list of
     records) file, ``"builtin:NAME"`` for a bundled dataset, or a DataFrame
-    (returned as a copy).
+    (returned as a copy). A ``.csv`` separated by ``;``, TAB or ``|`` instead of commas is
+    read with its own separator (see :func:`sniff_separator`), and ``log`` hears about it.
     """
     if isinstance(source, pd.DataFrame):
         return _check_frame(source.copy(), "The DataFrame passed in")
@@ -53,7 +101,10 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"Data file {str(path)!r} is empty; it needs a header and at least one row.")
     try:
         if ext in _CSV:
-            df = pd.read_csv(path, sep="\t" if ext == ".tsv" else ",", low_memory=False)
+            sep = "\t" if ext == ".tsv" else sniff_separator(path)
+            if ext == ".csv" and sep != "," and log is not None:
+                log(separator_notice(path, sep))
+            df = pd.read_csv(path, sep=sep, low_memory=False)
         elif ext in _PARQUET:
             df = pd.read_parquet(path)
         elif ext in _JSONL:

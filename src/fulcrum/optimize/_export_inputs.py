@@ -22,6 +22,7 @@ from ..data._coerce import (
     to_float,
 )
 from ..data._preprocess import record_unknown
+from ..data._schema import blank_na_tokens
 from ..errors import ConfigError, SchemaError
 from ._export import MISSING_DATETIME
 
@@ -108,8 +109,8 @@ class InputEncoder:
 
     def _column(self, step: Mapping[str, Any], s: pd.Series, on_unknown: str) -> np.ndarray:
         name, kind = step["name"], step["kind"]
-        if kind == "numeric":
-            return to_float(s, name).reshape(-1, 1)
+        if kind == "numeric":  # a column's na_tokens are missing values, as in the Preprocessor
+            return to_float(blank_na_tokens(s, step.get("na_tokens", ())), name).reshape(-1, 1)
         if kind == "boolean":
             if pd.api.types.is_bool_dtype(s.dtype) and not s.hasnans:
                 return s.to_numpy(dtype=np.float64).reshape(-1, 1)
