@@ -72,7 +72,7 @@ def train(
     source, default_name = _source_name(data)
     name = validate_name(name or default_name)
     reg = registry if isinstance(registry, Registry) else Registry(registry)
-    df = read_table(data)
+    df = read_table(data, log=log)
 
     run_dir = _run_dir(reg, name)
     run_key = hashlib.sha256(
@@ -170,8 +170,13 @@ def load(ref: str, *, registry: Any = None, engine: str = "auto", variant: str |
 
 
 def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
-    """Metrics of a registered model on labelled data (the target column must be present)."""
+    """Metrics of a registered model on labelled data (the target column must be present).
+
+    Rows with a missing target are left out: ``dropped_missing_target`` counts them; a
+    classifier's result also holds ``labels`` (the confusion matrix's row and column order).
+    """
     from .data import read_table
+    from .data._coerce import missing_mask
     from .tasks import evaluate_outputs
 
     pred = load(ref, registry=registry)
@@ -180,8 +185,12 @@ def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
         raise DataError(
             f"The data has no target column {pred.target!r} to evaluate against; add it or use `fulcrum predict`."
         )
-    df = df[df[pred.target].notna()]
+    missing = missing_mask(df[pred.target])
+    if missing.all():
+        raise DataError(f"Every row's target {pred.target!r} is missing; evaluate needs labelled rows.")
+    df = df[~missing]
     out = pred.predict_output(df)
+    extra = {"dropped_missing_target": int(missing.sum())}
     if pred.kind == "classification":
         index = {lab: i for i, lab in enumerate(pred.labels)}
         values = df[pred.target].tolist()
@@ -189,8 +198,8 @@ def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
         if unknown:
             raise DataError(f"Target values never seen in training: {', '.join(unknown[:5])}; evaluate on the model's labels {pred.labels}.")
         y = [_label_key(v, index) for v in values]
-        return evaluate_outputs("classification", y, out, len(pred.labels))
-    return evaluate_outputs("regression", df[pred.target].to_numpy(float), out, 0)
+        return {**evaluate_outputs("classification", y, out, len(pred.labels)), **extra, "labels": list(pred.labels)}
+    return {**evaluate_outputs("regression", df[pred.target].to_numpy(float), out, 0), **extra}
 
 
 def _label_key(value: Any, index: dict[Any, int]) -> int | None:
