@@ -172,8 +172,8 @@ def load(ref: str, *, registry: Any = None, engine: str = "auto", variant: str |
 def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
     """Metrics of a registered model on labelled data (the target column must be present).
 
-    Rows with a missing target are left out: ``dropped_missing_target`` counts them; a
-    classifier's result also holds ``labels`` (the confusion matrix's row and column order).
+    Rows with a missing target are left out: ``dropped_missing_target`` counts them (``target``
+    names the column); a classifier's result also holds ``labels`` (the confusion matrix's order).
     """
     from .data import read_table
     from .data._coerce import missing_mask
@@ -190,7 +190,7 @@ def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
         raise DataError(f"Every row's target {pred.target!r} is missing; evaluate needs labelled rows.")
     df = df[~missing]
     out = pred.predict_output(df)
-    extra = {"dropped_missing_target": int(missing.sum())}
+    extra = {"target": pred.target, "dropped_missing_target": int(missing.sum())}
     if pred.kind == "classification":
         index = {lab: i for i, lab in enumerate(pred.labels)}
         values = df[pred.target].tolist()
