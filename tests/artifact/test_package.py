@@ -11,12 +11,15 @@ from fulcrum.artifact import FORMAT_VERSION, ModelPackage, add_files, write_pack
 from fulcrum.artifact import _package
 from fulcrum.errors import ArtifactError, FormatError, IntegrityError, NotFoundError
 
+from .conftest import tiny_onnx
+
 FILES = {
-    "model.onnx": b"\x08\x01onnx-bytes",
+    "model.onnx": tiny_onnx("main"),
     "weights.safetensors": b"\x00" * 1000,
     "preprocess.json": json.dumps({"means": [1.0, 2.0]}).encode(),
-    "variants/onnx-fp32/model.onnx": b"fp32",
+    "variants/onnx-fp32/model.onnx": tiny_onnx("fp32"),
 }
+FP32 = FILES["variants/onnx-fp32/model.onnx"]
 MANIFEST = {"name": "iris", "task": {"kind": "classification"}, "metrics": {"primary": {"name": "accuracy", "value": 0.95}}}
 
 
@@ -27,8 +30,9 @@ def pkg_dir(tmp_path):
 
 def test_public_api_is_what_it_claims():
     assert sorted(fulcrum.artifact.__all__) == [
-        "FORMAT_VERSION", "ModelPackage", "Registry", "add_files", "default_home", "default_registry_root",
-        "parse_ref", "sanitize_name", "validate_alias", "validate_name", "write_package",
+        "DEFAULT_MAX_DROP", "FORMAT_VERSION", "ModelPackage", "Registry", "add_files", "check_onnx_graph",
+        "compare_versions", "default_home", "default_registry_root", "parse_ref", "promote", "sanitize_name",
+        "validate_alias", "validate_name", "write_package",
     ]
     for name in fulcrum.artifact.__all__:
         assert getattr(fulcrum.artifact, name) is not None
@@ -39,7 +43,7 @@ def test_write_package_records_every_file_and_round_trips(pkg_dir):
     assert manifest["format_version"] == FORMAT_VERSION == 1
     assert set(manifest["files"]) == set(FILES)
     entry = manifest["files"]["variants/onnx-fp32/model.onnx"]
-    assert entry == {"sha256": hashlib.sha256(b"fp32").hexdigest(), "bytes": 4}
+    assert entry == {"sha256": hashlib.sha256(FP32).hexdigest(), "bytes": len(FP32)}
     assert (pkg_dir / "manifest.json").read_text() == json.dumps(manifest, sort_keys=True, indent=2) + "\n"
     digest = hashlib.sha256((pkg_dir / "manifest.json").read_bytes()).hexdigest()
     assert (pkg_dir / "MANIFEST.sha256").read_text() == f"{digest}  manifest.json\n"
@@ -243,16 +247,17 @@ def test_temp_debris_of_an_interrupted_write_is_ignored(pkg_dir):
 
 
 def test_add_files_extends_the_package(pkg_dir):
-    pkg = add_files(pkg_dir, {"variants/int8/model.onnx": b"int8!"}, {"variants": {"int8": {"p50_ms": 0.4}}, "note": "x"})
+    int8, pruned = tiny_onnx("int8"), tiny_onnx("pruned")
+    pkg = add_files(pkg_dir, {"variants/int8/model.onnx": int8}, {"variants": {"int8": {"p50_ms": 0.4}}, "note": "x"})
     assert pkg.files == sorted([*FILES, "variants/int8/model.onnx"])
-    assert pkg.read_bytes("variants/int8/model.onnx") == b"int8!"
+    assert pkg.read_bytes("variants/int8/model.onnx") == int8
     assert pkg.manifest["variants"] == {"int8": {"p50_ms": 0.4}}
     assert pkg.manifest["task"] == MANIFEST["task"]
-    pkg = add_files(pkg_dir, {"variants/pruned/model.onnx": b"p"}, {"variants": {"pruned": {"p50_ms": 0.3}}})
+    pkg = add_files(pkg_dir, {"variants/pruned/model.onnx": pruned}, {"variants": {"pruned": {"p50_ms": 0.3}}})
     assert pkg.manifest["variants"] == {"int8": {"p50_ms": 0.4}, "pruned": {"p50_ms": 0.3}}  # deep-merged
     again = ModelPackage.load(pkg_dir)
     assert again.manifest == pkg.manifest
-    assert again.size_bytes == sum(len(v) for v in FILES.values()) + 6
+    assert again.size_bytes == sum(len(v) for v in FILES.values()) + len(int8) + len(pruned)
     assert len((pkg_dir / "MANIFEST.sha256").read_text().splitlines()) == 1
     assert not [p for p in os.listdir(pkg_dir) if p.startswith(".tmp-")]
 
@@ -289,7 +294,7 @@ def test_add_files_failure_keeps_the_previous_state(pkg_dir, monkeypatch, fail_a
 
     monkeypatch.setattr(_package, "replace_file", flaky)
     with pytest.raises(OSError, match="crash"):
-        add_files(pkg_dir, {"variants/int8/model.onnx": b"q", "extra/a.bin": b"a"}, {"variants": {"int8": {}}})
+        add_files(pkg_dir, {"variants/int8/model.onnx": tiny_onnx("q"), "extra/a.bin": b"a"}, {"variants": {"int8": {}}})
     monkeypatch.setattr(_package, "replace_file", real)
     pkg = ModelPackage.load(pkg_dir)
     assert pkg.files == sorted(FILES)

@@ -13,12 +13,15 @@ from fulcrum.artifact import ModelPackage, Registry, default_home, default_regis
 from fulcrum.artifact import _registry
 from fulcrum.errors import ArtifactError, FormatError, IntegrityError, InvalidNameError, NotFoundError
 
+from .conftest import tiny_onnx
+
 
 def manifest(acc: float = 0.9) -> dict:
     return {"task": {"kind": "classification"}, "metrics": {"primary": {"name": "accuracy", "value": acc}}}
 
 
-FILES = {"model.onnx": b"onnx", "preprocess.json": b"{}"}
+FILES = {"model.onnx": tiny_onnx("main"), "preprocess.json": b"{}"}
+V1, V2 = tiny_onnx("v1"), tiny_onnx("v2")
 
 
 @pytest.fixture
@@ -41,8 +44,8 @@ def test_default_root_follows_fulcrum_home(fulcrum_home, monkeypatch, tmp_path):
 
 
 def test_register_writes_numbered_immutable_versions(reg):
-    p1 = reg.register("iris", manifest(0.9), {**FILES, "model.onnx": b"v1"})
-    p2 = reg.register("iris", manifest(0.95), {**FILES, "model.onnx": b"v2"})
+    p1 = reg.register("iris", manifest(0.9), {**FILES, "model.onnx": V1})
+    p2 = reg.register("iris", manifest(0.95), {**FILES, "model.onnx": V2})
     other = reg.register("penguins", {}, FILES)
     assert (p1.ref, p2.ref, other.ref) == ("iris@1", "iris@2", "penguins@1")
     assert p1.path == reg.root / "iris" / "1" and p2.path == reg.root / "iris" / "2"
@@ -50,11 +53,11 @@ def test_register_writes_numbered_immutable_versions(reg):
     m = json.loads((p2.path / "manifest.json").read_text())
     assert (m["name"], m["version"], m["format_version"]) == ("iris", 2, 1)
     assert m["created"].endswith("+00:00")
-    assert reg.load("iris@1").read_bytes("model.onnx") == b"v1"
-    assert reg.load("iris").read_bytes("model.onnx") == b"v2"
+    assert reg.load("iris@1").read_bytes("model.onnx") == V1
+    assert reg.load("iris").read_bytes("model.onnx") == V2
     with pytest.raises(ArtifactError, match="already exists"):
         _registry.write_package(reg.root / "iris" / "1", {}, {"x": b"y"})
-    assert reg.load("iris@1").read_bytes("model.onnx") == b"v1"
+    assert reg.load("iris@1").read_bytes("model.onnx") == V1
 
 
 def test_register_validates_the_name(reg):
@@ -75,7 +78,8 @@ def test_list_rows(reg):
     assert [(r["name"], r["version"]) for r in rows] == [("abc", 1), ("iris", 1), ("iris", 2)]
     r = rows[1]
     assert r["aliases"] == ["production", "staging"]
-    assert (r["task"], r["metric_name"], r["metric_value"], r["size_bytes"]) == ("classification", "accuracy", 0.9, 6)
+    size = sum(len(v) for v in FILES.values())
+    assert (r["task"], r["metric_name"], r["metric_value"], r["size_bytes"]) == ("classification", "accuracy", 0.9, size)
     assert rows[2]["aliases"] == [] and rows[2]["task"] is None and rows[2]["metric_value"] is None
     assert rows[2]["size_bytes"] == 3
     assert set(r) == {"name", "version", "aliases", "task", "metric_name", "metric_value", "size_bytes", "created"}
@@ -174,13 +178,14 @@ def test_versions_skip_orphan_directories_and_clear_stale_temp_dirs(reg):
 
 def test_add_files_and_update_index(reg):
     reg.register("iris", manifest(0.9), FILES)
-    pkg = reg.add_files("iris", {"variants/int8/model.onnx": b"12345"}, {"variants": {"int8": {"size_bytes": 5}}})
+    int8 = tiny_onnx("12345")
+    pkg = reg.add_files("iris", {"variants/int8/model.onnx": int8}, {"variants": {"int8": {"size_bytes": len(int8)}}})
     assert pkg.has_file("variants/int8/model.onnx")
     row = reg.list()[0]
-    assert row["size_bytes"] == sum(len(v) for v in FILES.values()) + 5
+    assert row["size_bytes"] == sum(len(v) for v in FILES.values()) + len(int8)
     loaded = reg.load("iris@1")
-    assert loaded.manifest["variants"]["int8"] == {"size_bytes": 5}
-    assert loaded.read_bytes("variants/int8/model.onnx") == b"12345"
+    assert loaded.manifest["variants"]["int8"] == {"size_bytes": len(int8)}
+    assert loaded.read_bytes("variants/int8/model.onnx") == int8
     with pytest.raises(NotFoundError):
         reg.update_index("iris", 9)
 

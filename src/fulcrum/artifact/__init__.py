@@ -10,17 +10,23 @@
 from __future__ import annotations
 
 from ._names import parse_ref, sanitize_name, validate_alias, validate_name
+from ._onnx_safety import check_onnx_graph
 from ._package import FORMAT_VERSION, ModelPackage, add_files, write_package
+from ._promotion import DEFAULT_MAX_DROP, compare_versions, promote
 from ._registry import Registry, default_home, default_registry_root
 
 __all__ = [
+    "DEFAULT_MAX_DROP",
     "FORMAT_VERSION",
     "ModelPackage",
     "Registry",
     "add_files",
+    "check_onnx_graph",
+    "compare_versions",
     "default_home",
     "default_registry_root",
     "parse_ref",
+    "promote",
     "sanitize_name",
     "validate_alias",
     "validate_name",

@@ -8,6 +8,9 @@
       model.onnx, weights.safetensors, preprocess.json, variants/<id>/..., ...
 
 Loading reads JSON and bytes only; it never imports or executes anything from the package.
+Every file is read as a regular file (never through a link, a FIFO or a device) no larger than
+the per-file limit (``FULCRUM_MAX_FILE_MB``, see ``_limits``), and every ONNX graph must keep its
+tensors inside itself (no external data, see ``_onnx_safety``): at registration and at load.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 from collections.abc import Collection, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,10 +30,11 @@ from ._atomic import (
     remove_tree,
     replace_file,
     sha256_bytes,
-    sha256_file,
     temp_name,
     write_file,
 )
+from ._limits import MAX_DIGEST_BYTES, MAX_MANIFEST_BYTES, max_file_bytes, read_regular, sha256_regular
+from ._onnx_safety import check_onnx_graph, is_graph_file
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "DIGEST_FILE", "ModelPackage", "write_package", "add_files"]
 
@@ -65,6 +70,20 @@ def _check_relpath(relpath: object) -> str:
     if relpath in _RESERVED:
         raise ArtifactError(f"Package file name {relpath!r} is reserved: Fulcrum writes it itself; pass it in the manifest instead.")
     return relpath
+
+
+def _check_contents(files: Mapping[str, bytes], manifest: Any) -> None:
+    """Sizes and graphs of files about to be written: what a load would refuse is refused here first,
+    so no package is written that cannot be read back (an over-limit file, a graph with external data)."""
+    limit = max_file_bytes()
+    for relpath, data in files.items():
+        if len(data) > limit:
+            raise ArtifactError(
+                f"Package file {relpath!r} is {len(data)} bytes, over the {limit}-byte limit per package file; "
+                f"make it smaller, or raise the limit with FULCRUM_MAX_FILE_MB (now {limit / 1e6:g})."
+            )
+        if is_graph_file(relpath, manifest):
+            check_onnx_graph(bytes(data), relpath)
 
 
 def _check_files(files: Mapping[str, bytes], existing: Collection[str] = ()) -> None:
@@ -151,6 +170,7 @@ def write_package(directory: Path | str, manifest: Mapping[str, Any], files: Map
     if not isinstance(manifest, Mapping):
         raise ArtifactError(f"The manifest must be a dict, not {type(manifest).__name__}.")
     _check_files(files)
+    _check_contents(files, manifest)
     if os.path.lexists(directory):
         raise ArtifactError(
             f"Cannot write a model package to {directory}: it already exists and packages are immutable; "
@@ -205,7 +225,9 @@ def add_files(
                 f"Model package {pkg.path}: file {relpath!r} already exists and package files are never overwritten; "
                 f"write it under a new name (e.g. a new variants/<id>/ directory)."
             )
-    old_manifest_bytes = (pkg.path / MANIFEST_FILE).read_bytes()
+    _check_contents(files, _deep_merge(pkg.manifest, updates))
+    old_manifest_bytes = read_regular(pkg.path / MANIFEST_FILE, f"Model package {pkg.path}", MANIFEST_FILE,
+                                      min(max_file_bytes(), MAX_MANIFEST_BYTES))
     old_digest = _digest_line(old_manifest_bytes)
     placed: list[Path] = []
     created_dirs: list[Path] = []
@@ -279,9 +301,8 @@ class ModelPackage:
                 f"No model package at {path}: the directory does not exist; check the path or use a registry "
                 f"reference such as 'name@3'."
             )
-        manifest_path = path / MANIFEST_FILE
         try:
-            raw = manifest_path.read_bytes()
+            raw = cls._read_manifest(path)
         except FileNotFoundError:
             raise FormatError(
                 f"{path} is not a model package: {MANIFEST_FILE} is missing; point at a directory written by "
@@ -328,15 +349,22 @@ class ModelPackage:
         return pkg
 
     @staticmethod
+    def _read_manifest(path: Path) -> bytes:
+        limit = max_file_bytes()
+        return read_regular(path / MANIFEST_FILE, f"Model package {path}", MANIFEST_FILE,
+                            min(limit, MAX_MANIFEST_BYTES), manifest_limit=limit > MAX_MANIFEST_BYTES)
+
+    @staticmethod
     def _verify_manifest_digest(path: Path, raw: bytes) -> None:
         try:
-            text = (path / DIGEST_FILE).read_text("ascii")
+            text = read_regular(path / DIGEST_FILE, f"Model package {path}", DIGEST_FILE,
+                                min(max_file_bytes(), MAX_DIGEST_BYTES), manifest_limit=True).decode("ascii")
         except FileNotFoundError:
             raise IntegrityError(
                 f"Model package {path}: {DIGEST_FILE} is missing, so {MANIFEST_FILE} cannot be checked; "
                 f"re-train or restore the package from a backup."
             ) from None
-        except (OSError, UnicodeDecodeError):
+        except UnicodeDecodeError:
             text = ""
         digests = {line.split()[0] for line in text.splitlines() if line.strip()}
         if sha256_bytes(raw) not in digests:
@@ -346,21 +374,30 @@ class ModelPackage:
             )
 
     def verify(self) -> None:
-        """Check every listed file (size, then sha256) and that the directory holds nothing else."""
+        """Check every listed file (a regular file within the size limit, its size, then sha256; an ONNX
+        graph also for external data) and that the directory holds nothing else."""
+        where = f"Model package {self.path}"
+        limit = max_file_bytes()
         for relpath, entry in sorted(self._entries.items()):
-            target = self.path.joinpath(*relpath.split("/"))
-            if target.is_symlink() or (os.path.lexists(target) and not target.is_file()):
+            target = self._target(relpath)
+            if entry["bytes"] > limit:  # refused before a byte is read
                 raise IntegrityError(
-                    f"Model package {self.path}: file {relpath!r} is not a regular file (a link or directory); "
-                    f"re-train or restore it from a backup."
+                    f"{where}: file {relpath!r} is {entry['bytes']} bytes, over the {limit}-byte limit per package "
+                    f"file; if you trust this package, raise the limit with FULCRUM_MAX_FILE_MB (now {limit / 1e6:g})."
                 )
-            if not target.exists():
-                raise IntegrityError(
-                    f"Model package {self.path}: file {relpath!r} listed in the manifest is missing; "
-                    f"re-train or restore it from a backup."
-                )
-            if target.stat().st_size != entry["bytes"] or sha256_file(target) != (entry["sha256"], entry["bytes"]):
+            try:
+                if is_graph_file(relpath, self.manifest):
+                    data = read_regular(target, where, relpath, limit)
+                    ok = len(data) == entry["bytes"] and sha256_bytes(data) == entry["sha256"]
+                else:
+                    data = None
+                    ok = sha256_regular(target, where, relpath, limit) == (entry["sha256"], entry["bytes"])
+            except FileNotFoundError:
+                raise self._missing_error(relpath) from None
+            if not ok:
                 raise self._checksum_error(relpath)
+            if data is not None:
+                check_onnx_graph(data, relpath, package=self.path)
         for dirpath, dirnames, filenames in os.walk(self.path):
             base = Path(dirpath)
             rel_dir = base.relative_to(self.path).as_posix()
@@ -375,6 +412,29 @@ class ModelPackage:
                     f"Model package {self.path}: file {relpath!r} is not listed in the manifest (added after the "
                     f"package was written, or left by an interrupted add_files); remove it or restore the package."
                 )
+
+    def _target(self, relpath: str) -> Path:
+        """The path of a listed file, refusing a package whose directories along the way are links."""
+        parts = relpath.split("/")
+        d = self.path
+        for part in parts[:-1]:
+            d = d / part
+            try:
+                mode = os.lstat(d).st_mode
+            except FileNotFoundError:
+                raise self._missing_error(relpath) from None
+            if not stat.S_ISDIR(mode):
+                raise IntegrityError(
+                    f"Model package {self.path}: {d.relative_to(self.path).as_posix()!r} (on the way to {relpath!r}) is "
+                    f"not a directory of the package (a link or file); re-train or restore it from a backup."
+                )
+        return d / parts[-1]
+
+    def _missing_error(self, relpath: str) -> IntegrityError:
+        return IntegrityError(
+            f"Model package {self.path}: file {relpath!r} listed in the manifest is missing; "
+            f"re-train or restore it from a backup."
+        )
 
     def _checksum_error(self, relpath: str) -> IntegrityError:
         return IntegrityError(
@@ -432,16 +492,11 @@ class ModelPackage:
     def read_bytes(self, relpath: str) -> bytes:
         """Contents of a listed file, checked against its manifest sha256 when the package was verified."""
         entry = self._entry(relpath)
-        target = self.path.joinpath(*relpath.split("/"))
-        if target.is_symlink():
-            raise IntegrityError(f"Model package {self.path}: file {relpath!r} is a link; re-train or restore it from a backup.")
+        target = self._target(relpath)
         try:
-            data = target.read_bytes()
+            data = read_regular(target, f"Model package {self.path}", relpath)
         except FileNotFoundError:
-            raise IntegrityError(
-                f"Model package {self.path}: file {relpath!r} listed in the manifest is missing; "
-                f"re-train or restore it from a backup."
-            ) from None
+            raise self._missing_error(relpath) from None
         if self._verify and (len(data) != entry["bytes"] or sha256_bytes(data) != entry["sha256"]):
             raise self._checksum_error(relpath)
         return data

@@ -7,6 +7,7 @@ optimization, thread pools, a warm-up run) happens in its constructor.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,6 +30,11 @@ def physical_cores() -> int:
     return max(1, min(usable, physical))
 
 
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class OnnxEngine:
     """An ``onnxruntime.InferenceSession`` over a package graph (raw columns in, outputs out).
 
@@ -39,30 +45,55 @@ class OnnxEngine:
     name = "onnx"
 
     def __init__(self, model: bytes | str | os.PathLike[str], *, kind: str, warmup: Mapping[str, np.ndarray] | None = None,
-                 threads: int | None = None, providers: list[str] | None = None) -> None:
+                 threads: int | None = None, providers: list[str] | None = None, label: str | None = None) -> None:
         import onnxruntime as ort
 
+        from ..artifact import check_onnx_graph
+        from ..errors import FormatError, FulcrumError
+
+        # Every session starts from checked bytes: a graph with external data (a tensor whose bytes
+        # live in another file, resolved against the working directory) is refused before ONNX Runtime
+        # sees it, and ORT's own failures become one FormatError naming the graph.
+        if isinstance(model, bytes):
+            data, name = model, label or "the ONNX graph"
+        else:
+            from ..artifact._limits import read_regular
+
+            name = label or os.fspath(model)
+            data = read_regular(Path(os.fspath(model)), "ONNX graph", name)
+        check_onnx_graph(data, name)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads or physical_cores()
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3  # errors only: shape-annotation warnings are not the user's concern
-        source = model if isinstance(model, bytes) else os.fspath(model)
-        self.session = ort.InferenceSession(source, opts, providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(data, opts, providers=providers or ["CPUExecutionProvider"])
+        except FulcrumError:
+            raise
+        except Exception as exc:
+            raise FormatError(
+                f"{name} cannot be loaded by ONNX Runtime ({_first_line(exc)}); re-train the model or restore "
+                "the package from a backup."
+            ) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         wanted = "probabilities" if kind == "classification" else "value"
         primary = wanted if wanted in self.output_names else f"output:{wanted}"
         if primary not in self.output_names:
-            from ..errors import FormatError
-
-            raise FormatError(f"The ONNX graph has outputs {self.output_names}; a {kind} graph must output {wanted!r}.")
+            raise FormatError(f"{name} has outputs {self.output_names}; a {kind} graph must output {wanted!r}.")
         self.primary = primary
         self._primary = [primary]
         self._run = self.session.run
         if warmup is not None:
-            self._run(None, dict(warmup))
+            try:
+                self._run(None, dict(warmup))
+            except Exception as exc:
+                raise FormatError(
+                    f"{name} fails on a sample row in ONNX Runtime ({_first_line(exc)}); re-train the model or "
+                    "restore the package from a backup."
+                ) from None
 
     def output(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """The task output: probabilities (N, K) float32 or values (N,) float32."""

@@ -105,7 +105,7 @@ class Predictor:
             self.engine = "onnx"
             self._encoder = InputEncoder(preprocess)
             self._onnx = OnnxEngine(package.read_bytes(graph_file), kind=self.kind, warmup=self._encoder.dummy(),
-                                    threads=threads)
+                                    threads=threads, label=f"Model package {package.path}: file {graph_file!r}")
 
     def _graph_file(self, engine: str, variant: str | None) -> str | None:
         pkg, m = self.package, self.package.manifest
