@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                  "metric", "metric_drop"],
                    help="what the best variant minimizes (throughput/metric: maximizes); default p95_ms at batch 1")
     p.add_argument("--alias", default=None,
-                   help="register the chosen variant as a new version and point this alias at it (needs --constraints)")
+                   help="register the chosen variant as a new version and point this alias at it (needs --constraints); "
+                        "a version worse than the alias's current target beyond noise (by more than the metric_drop "
+                        "constraint, default 0.01) is refused unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="with --alias: move the alias even to a version worse than its current target")
     p.add_argument("--variants", default=None, metavar="A,B",
                    help="kinds or ids to build/consider: onnx-fp32, int8-dynamic, int8-static, pruned, pruned-NN, "
                         "distilled, trees, trees-NN, shallow (default: every kind that applies)")
@@ -125,9 +129,18 @@ def run(args: argparse.Namespace) -> int:
         record = {**selection.to_dict(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         pkg = store(pkg, report.registry, {}, {"selected_variant": record})
         result["selected_variant"] = record
-        if args.alias:
-            new = promote_variant(registry, pkg.ref, selection.chosen, args.alias, record)
-            result["alias"] = {"alias": args.alias, "ref": new.ref}
+        if args.alias:  # register the choice, then move the alias through the one promotion policy
+            from ..artifact import DEFAULT_MAX_DROP, promote
+
+            new = promote_variant(registry, pkg.ref, selection.chosen, None, record)
+            max_drop = max(0.0, next((c.value for c in constraints if c.key == "metric_drop"), DEFAULT_MAX_DROP))
+            try:
+                decision = promote(registry, new.ref, args.alias, force=args.force, max_drop=max_drop, log=None)
+            except ConstraintError as exc:  # worse than the alias's current target: refused, exit 1
+                if getattr(exc, "result", None) is None:
+                    raise
+                decision, failure = exc.result, exc  # type: ignore[attr-defined]
+            result["alias"] = {**decision, "alias": args.alias, "ref": new.ref}
     if args.plot:
         from ..optimize._plot import plot_pareto
 
@@ -154,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"selected: {selection.chosen} (best {args.objective} = {selection.value:.4g} among "
                   f"{', '.join(selection.passing)} meeting {', '.join(map(str, constraints))})")
             if args.alias:
-                print(f"{pkg.name}@{args.alias} -> {result['alias']['ref']} (model.onnx = variant {selection.chosen})")
+                print(result["alias"]["line"])
+                if result["alias"]["moved"]:
+                    print(f"{pkg.name}@{args.alias} -> {result['alias']['ref']} (model.onnx = variant {selection.chosen})")
         if args.plot:
             print(f"plot: {args.plot}")
     if failure is not None:

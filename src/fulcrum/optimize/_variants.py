@@ -655,22 +655,31 @@ def optimize_package(
 # ----------------------------------------------------------------------------- serving a choice
 
 
-def promote_variant(registry: Any, ref: str, variant_id: str, alias: str, selection: Mapping[str, Any]) -> Any:
+def promote_variant(registry: Any, ref: str, variant_id: str, alias: str | None, selection: Mapping[str, Any],
+                    *, force: bool = False, log: Callable[[str], None] | None = print) -> Any:
     """Register a new version of ``ref``'s model whose ``model.onnx`` is the variant's graph, then point
-    ``alias`` at it. Lineage: parent = ``ref``'s version, variant = ``variant_id``. Re-promoting the same
-    variant of the same parent reuses the version made the first time."""
+    ``alias`` at it through the promotion policy (:func:`fulcrum.artifact.promote`: a version worse than
+    the alias's current target needs ``force``; ``alias=None`` only registers). Lineage: parent =
+    ``ref``'s version, variant = ``variant_id``. Re-promoting the same variant of the same parent reuses
+    the version made the first time."""
     from ..artifact import validate_alias
     from ._export import graph_signature
 
-    alias = validate_alias(alias)
+    def point(target: str) -> None:
+        if alias is not None:
+            from ..artifact import promote
+
+            promote(registry, target, alias, force=force, log=log)
+
+    alias = validate_alias(alias) if alias is not None else None
     pkg = registry.load(ref)
     variants = pkg.manifest.get("variants") or {}
     if variant_id not in variants:
         raise NotFoundError(f"Model {pkg.ref} has no variant {variant_id!r}; its variants: {', '.join(sorted(variants)) or '(none)'}.")
     entry = variants[variant_id]
     if variant_id == "base":
-        name, version = registry.set_alias(pkg.ref, alias)
-        return registry.load(f"{name}@{version}")
+        point(pkg.ref)
+        return pkg
     graph = pkg.read_bytes(entry["file"])
     from ..artifact._atomic import sha256_bytes
 
@@ -682,7 +691,7 @@ def promote_variant(registry: Any, ref: str, variant_id: str, alias: str, select
         lin = other.manifest.get("lineage") or {}
         if lin.get("parent") == pkg.ref and lin.get("variant") == variant_id and \
                 (other.manifest.get("files", {}).get("model.onnx") or {}).get("sha256") == digest:
-            registry.set_alias(other.ref, alias)
+            point(other.ref)
             return registry.load(other.ref)
 
     m = pkg.manifest
@@ -723,5 +732,5 @@ def promote_variant(registry: Any, ref: str, variant_id: str, alias: str, select
     manifest["variants"] = {"base": base_entry}
     manifest["selected_variant"] = {**dict(selection), "source": pkg.ref}
     new = registry.register(pkg.name, manifest, files)
-    registry.set_alias(new.ref, alias)
+    point(new.ref)
     return new
