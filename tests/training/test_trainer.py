@@ -74,11 +74,46 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(cfg, checkpoint_dir=tmp_path, callbacks=[Crash(4)])
     assert load_checkpoint(tmp_path)["epoch"] == 4
-    model, res = run(cfg, checkpoint_dir=tmp_path, resume=True)
+    seen = Seen()
+    model, res = run(cfg, checkpoint_dir=tmp_path, resume=True, callbacks=[seen])
     assert res.resumed_from_epoch == 5
+    assert seen.epochs == [5, 6, 7, 8, 9]  # the epochs before the checkpoint were not run again
+    assert [h["attempt"] for h in res.history] == [1] * 5 + [2] * 5
     assert [h["val_loss"] for h in res.history] == [h["val_loss"] for h in ref.history]
     for a, b in zip(model.state_dict().values(), ref_model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+class Seen(Callback):
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.epochs.append(epoch)
+
+
+def test_second_resume_counts_attempts_and_still_equals_uninterrupted(tmp_path):
+    cfg = CFG.replace(epochs=8, dropout=0.2)
+    _, ref = run(cfg)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path, callbacks=[Crash(2)])
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path, resume=True, callbacks=[Crash(4)])
+    seen = Seen()
+    _, res = run(cfg, checkpoint_dir=tmp_path, resume=True, callbacks=[seen])
+    assert seen.epochs == [5, 6, 7] and res.resumed_from_epoch == 5 and res.attempt == 3
+    assert [h["attempt"] for h in res.history] == [1, 1, 1, 2, 2, 3, 3, 3]
+    assert [h["val_loss"] for h in res.history] == [h["val_loss"] for h in ref.history]
+
+
+def test_without_resume_an_existing_checkpoint_is_ignored(tmp_path):
+    cfg = CFG.replace(epochs=4)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path, callbacks=[Crash(1)])
+    seen = Seen()
+    _, res = run(cfg, checkpoint_dir=tmp_path, callbacks=[seen])
+    assert seen.epochs == [0, 1, 2, 3] and res.resumed_from_epoch is None
+    assert [h["attempt"] for h in res.history] == [1] * 4
 
 
 def test_divergence_is_reported():

@@ -21,7 +21,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..errors import ConfigError, TrainingError
 from ._callbacks import Callback
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, unusable_checkpoint
 
 __all__ = ["Trainer", "TrainResult", "resolve_device"]
 
@@ -36,7 +36,10 @@ class TrainResult:
     best_score: float = math.nan
     monitor: str = "val_loss"
     stopped_early: bool = False
+    # the first epoch this process ran after loading a checkpoint (None: the run started fresh)
     resumed_from_epoch: int | None = None
+    # 1 for a run's first process, +1 for each resume (also recorded in every epoch's log)
+    attempt: int = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,6 +48,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' was asked for but no CUDA device is available; use device='cpu' or 'auto'.")
     return torch.device(name)
+
+
+def _check_state(state: dict[str, Any], module: nn.Module) -> None:
+    """The checkpoint's best weights must fit ``module`` (they are loaded only at the end)."""
+    own = module.state_dict()
+    if set(state) != set(own):
+        raise KeyError(f"best_state has keys {sorted(set(state) ^ set(own))[:5]} that the model does not share")
+    for k, v in own.items():
+        if not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape:
+            raise ValueError(f"best_state[{k!r}] does not have the shape {tuple(v.shape)}")
 
 
 class Trainer:
@@ -145,18 +158,27 @@ class Trainer:
         if self.resume and self.checkpoint_dir is not None:
             ckpt = load_checkpoint(self.checkpoint_dir)
             if ckpt is not None:
-                module.load_state_dict(ckpt["model"])
-                opt.load_state_dict(ckpt["optimizer"])
-                if sched is not None and ckpt.get("scheduler") is not None:
-                    sched.load_state_dict(ckpt["scheduler"])
-                torch.set_rng_state(ckpt["torch_rng"])
-                gen.set_state(ckpt["sampler_rng"])
+                try:
+                    module.load_state_dict(ckpt["model"])
+                    opt.load_state_dict(ckpt["optimizer"])
+                    if sched is not None and ckpt.get("scheduler") is not None:
+                        sched.load_state_dict(ckpt["scheduler"])
+                    torch.set_rng_state(ckpt["torch_rng"])
+                    gen.set_state(ckpt["sampler_rng"])
+                    _check_state(ckpt["best_state"], module)
+                except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+                    raise unusable_checkpoint(
+                        self.checkpoint_dir / CHECKPOINT_NAME,
+                        f"it does not fit this model or optimizer ({type(exc).__name__}: {' '.join(str(exc).split())[:240]})",
+                    ) from None
                 best, bad_epochs = float(ckpt["best"]), int(ckpt["bad_epochs"])
                 best_state = ckpt["best_state"]
                 result.history = list(ckpt["history"])
                 result.best_epoch = int(ckpt["best_epoch"])
                 self.start_epoch = int(ckpt["epoch"]) + 1
                 result.resumed_from_epoch = self.start_epoch
+                # the process that wrote the checkpoint was attempt N; this one is N + 1
+                result.attempt = int(ckpt.get("attempt", 1)) + 1
                 self.stop_training = bool(ckpt.get("stopped", False))
 
         self._emit("on_train_begin")
@@ -178,7 +200,10 @@ class Trainer:
                 loss.backward()
                 opt.step()
                 total += loss.detach() * xb.shape[0]
-            logs: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n, "lr": opt.param_groups[0]["lr"]}
+            # attempt: which process computed this epoch (1 = the first; +1 per resume), so a history
+            # shows where a run was resumed and that the epochs before it were not run again
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n, "lr": opt.param_groups[0]["lr"],
+                                    "attempt": result.attempt}
 
             # ---- validation: loss plus the task's cheap metric
             if Xv is not None:
@@ -224,6 +249,7 @@ class Trainer:
                         "best_state": best_state,
                         "history": result.history,
                         "stopped": self.stop_training,
+                        "attempt": result.attempt,
                     },
                 )
             self._emit("on_epoch_end", epoch, logs)
