@@ -155,17 +155,15 @@ def _measure_inference(trained: Any) -> dict[str, Any]:
 def load(ref: str, *, registry: Any = None, engine: str = "auto", variant: str | None = None, **kwargs: Any) -> Any:
     """Load a registered model (``name``, ``name@3``, ``name@production``) or a package directory as a Predictor.
 
+    A reference is a directory only when it clearly is a path (``./iris``, ``/srv/models/iris``,
+    a ``pathlib.Path``); ``iris`` is always the registry's model, even when ``./iris/`` exists.
     ``engine``: "auto" (ONNX Runtime when the package has model.onnx), "onnx" or "native";
     ``variant``: an optimized variant's id (runs ``variants/<id>/model.onnx``).
     """
-    from .artifact import ModelPackage, Registry
+    from .artifact import load_reference
     from .runtime import Predictor
 
-    if Path(str(ref)).is_dir() and (Path(str(ref)) / "manifest.json").is_file():
-        pkg = ModelPackage.load(Path(str(ref)))
-    else:
-        reg = registry if isinstance(registry, Registry) else Registry(registry)
-        pkg = reg.load(ref)
+    pkg, _ = load_reference(ref, registry)
     return Predictor(pkg, engine=engine, variant=variant, **kwargs)
 
 

@@ -78,3 +78,29 @@ def test_parse_ref(ref, expected):
 def test_parse_ref_rejects_bad_syntax(ref):
     with pytest.raises(InvalidNameError):
         parse_ref(ref)
+
+
+@pytest.mark.parametrize("ref", ["iris@\u0661", "iris@\uff10\uff11", "iris@\u0663", "iris@\u00b2", "iris@1\u0662"])
+def test_versions_are_ascii_digits_only(ref):
+    """``str.isdigit`` accepts Arabic-Indic, full-width and superscript digits; a version does not."""
+    with pytest.raises(InvalidNameError):
+        parse_ref(ref)
+
+
+def test_an_alias_of_non_ascii_digits_is_refused_too():
+    with pytest.raises(InvalidNameError):
+        validate_alias("\u0661")
+
+
+@pytest.mark.parametrize(
+    ("ref", "is_path"),
+    [
+        ("iris", False), ("iris@3", False), ("iris@production", False), ("my-model.v2", False),
+        ("./iris", True), ("../models/iris", True), ("/srv/models/iris", True), ("models/iris", True),
+        (".", True), ("..", True), (".iris", True), ("iris/", True), ("~/models/iris", True),
+    ],
+)
+def test_a_reference_is_a_path_only_when_it_clearly_is_one(ref, is_path):
+    from fulcrum.artifact import is_path_ref
+
+    assert is_path_ref(ref) is is_path

@@ -31,7 +31,8 @@ def pkg_dir(tmp_path):
 def test_public_api_is_what_it_claims():
     assert sorted(fulcrum.artifact.__all__) == [
         "DEFAULT_MAX_DROP", "FORMAT_VERSION", "ModelPackage", "Registry", "add_files", "check_onnx_graph",
-        "compare_versions", "default_home", "default_registry_root", "parse_ref", "promote", "sanitize_name",
+        "compare_versions", "default_home", "default_registry_root", "is_path_ref", "load_reference", "parse_ref",
+        "promote", "sanitize_name",
         "validate_alias", "validate_name", "write_package",
     ]
     for name in fulcrum.artifact.__all__:

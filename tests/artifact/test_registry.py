@@ -176,6 +176,13 @@ def test_versions_skip_orphan_directories_and_clear_stale_temp_dirs(reg):
     assert sorted(os.listdir(reg.root / "iris")) == ["5", "6", "notes"]
 
 
+def test_directories_named_with_non_ascii_digits_are_not_versions(reg):
+    (reg.root / "iris" / "\u0667").mkdir(parents=True)  # Arabic-Indic 7: str.isdigit() says yes, int() gives 7
+    (reg.root / "iris" / "\uff19").mkdir()  # full-width 9
+    assert reg.register("iris", manifest(), FILES).version == 1
+    assert reg.resolve("iris") == ("iris", 1)
+
+
 def test_add_files_and_update_index(reg):
     reg.register("iris", manifest(0.9), FILES)
     int8 = tiny_onnx("12345")

@@ -128,3 +128,46 @@ def test_python_errors_are_typed(table):
     with pytest.raises(SchemaError, match="color"):
         fulcrum.load(p.ref).predict({"a": 1.0})
     assert issubclass(SchemaError, FulcrumError)
+
+
+def test_a_name_means_the_registry_even_when_a_directory_has_that_name(table, tmp_path, capsys, monkeypatch):
+    """`fulcrum predict t` is the registry's model t, never ./t/; only a clear path (a '/' or a
+    leading '.') loads a package directory."""
+    import shutil
+
+    registered = fulcrum.train(str(table), target="y", name="t", model="linear", progress=False, measure_inference=False)
+    other = fulcrum.train(str(table), target="y", name="other", model="linear", progress=False, measure_inference=False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    shutil.copytree(other.path, cwd / "t")      # ./t/ holds a different, valid package
+    shutil.copytree(other.path, cwd / "ghost")  # and ./ghost/ one for a name the registry lacks
+
+    assert fulcrum.load("t").package.ref == registered.ref == "t@1"
+    assert fulcrum.load("t@1").package.ref == "t@1"
+    assert fulcrum.load("./t").package.ref == "other@1"
+    assert fulcrum.load(str(cwd / "t")).package.ref == "other@1"
+    with pytest.raises(NotFoundError, match=r"No model named 'ghost'.*\./ghost"):
+        fulcrum.load("ghost")
+    with pytest.raises(NotFoundError, match="No model package at"):
+        fulcrum.load("./nowhere")
+
+    pd.DataFrame({"a": [0.1], "color": ["red"]}).to_csv(cwd / "rows.csv", index=False)
+    rc, out = cli(capsys, "predict", "ghost", cwd / "rows.csv", "-o", cwd / "o.csv")
+    assert rc == 1 and "No model named 'ghost'" in out.err and not (cwd / "o.csv").exists()
+    rc, out = cli(capsys, "predict", "./ghost", cwd / "rows.csv", "-o", cwd / "o.csv", "--no-progress")
+    assert rc == 0, out.err
+
+    from fulcrum.optimize._variants import _resolve
+
+    assert _resolve("t", None)[0].ref == "t@1"
+    assert _resolve("./t", None)[0].ref == "other@1"
+
+
+@pytest.mark.parametrize("selector", ["\u0661", "\uff10\uff11"])
+def test_non_ascii_digits_never_select_a_version(table, capsys, selector):
+    assert cli(capsys, "train", table, "--target", "y", "--model", "linear", "--no-progress")[0] == 0
+    with pytest.raises(InvalidNameError):
+        fulcrum.load(f"t@{selector}")
+    rc, out = cli(capsys, "predict", f"t@{selector}", table, "-o", table.parent / "x.csv")
+    assert rc == 1 and out.err.startswith("error:") and not (table.parent / "x.csv").exists()

@@ -2,11 +2,17 @@
 
 A name becomes a directory under the registry root, so the rule is strict enough
 that no name can leave it: 1-64 characters of ``[A-Za-z0-9._-]``, starting with a
-letter or digit, never containing ``..``.
+letter or digit, never containing ``..``. A version is ASCII digits only (``iris@3``;
+never ``iris@\u0663`` or a full-width digit, which ``str.isdigit`` would accept).
+
+A reference is a package *directory* only when it clearly is a path: it contains a
+``/`` (or the OS separator) or starts with ``.``; anything else is a registry
+reference, even when a directory of that name exists (:func:`is_path_ref`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 
@@ -15,6 +21,7 @@ from ..errors import InvalidNameError
 MAX_LEN = 64
 NAME_RULE = "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_VERSION_RE = re.compile(r"[0-9]+")  # ASCII only: [0-9] never matches other scripts' digits
 _BAD_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _SEP_RUN = re.compile(r"[._-]{2,}")
 # Files the registry keeps beside the model directories; a model may not be named like them.
@@ -46,6 +53,22 @@ def _check(value: object, what: str) -> str:
     )
 
 
+def is_version_text(text: str) -> bool:
+    """Whether ``text`` is a version number as written in a reference or a directory name: ASCII digits."""
+    return isinstance(text, str) and _VERSION_RE.fullmatch(text) is not None
+
+
+def is_path_ref(ref: object) -> bool:
+    """Whether a reference names a package directory rather than a registry model: a ``os.PathLike``,
+    or text containing ``/`` (or the OS separator) or starting with ``.``. ``iris`` is always the
+    registry's model, even when ``./iris/`` exists; write ``./iris`` for the directory."""
+    if isinstance(ref, os.PathLike):
+        return True
+    if not isinstance(ref, str):
+        return False
+    return "/" in ref or os.sep in ref or (os.altsep is not None and os.altsep in ref) or ref.startswith(".")
+
+
 def validate_name(name: str) -> str:
     """Return ``name`` unchanged if it is a safe model name, else raise InvalidNameError with a suggestion."""
     return _check(name, "model name")
@@ -54,7 +77,7 @@ def validate_name(name: str) -> str:
 def validate_alias(alias: str) -> str:
     """Aliases follow the name rule and may not be all digits (``name@3`` always means version 3)."""
     alias = _check(alias, "alias")
-    if alias.isdigit():
+    if is_version_text(alias):
         raise InvalidNameError(
             f"Invalid alias {alias!r}: an alias cannot be all digits, since name@{alias} means version {int(alias)}. "
             f"Try 'v{alias}'."
@@ -75,7 +98,7 @@ def parse_ref(ref: str) -> tuple[str, Selector]:
     name = validate_name(name)
     if not at:
         return name, None
-    if selector.isdigit():
+    if is_version_text(selector):
         version = int(selector)
         if version < 1:
             raise InvalidNameError(f"Invalid model reference {ref!r}: versions start at 1; write '{name}@1' or just '{name}'.")

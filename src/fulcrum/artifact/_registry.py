@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import FormatError, IntegrityError, NotFoundError, RegistryError
 from ._atomic import TMP_PREFIX, remove_tree
-from ._names import format_ref, parse_ref, validate_alias, validate_name
+from ._names import format_ref, is_version_text, parse_ref, validate_alias, validate_name
 from ._package import ModelPackage, add_files, write_package
 
 __all__ = ["Registry", "default_home", "default_registry_root"]
@@ -211,7 +211,7 @@ class Registry:
         for entry in model_dir.iterdir():
             if entry.name.startswith(TMP_PREFIX):
                 remove_tree(entry)
-            elif entry.name.isdigit():
+            elif is_version_text(entry.name):
                 highest = max(highest, int(entry.name))
         return highest
 

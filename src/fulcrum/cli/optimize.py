@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from ._common import add_registry_option, fmt, human_size, note, print_json, table
@@ -79,7 +78,7 @@ def _rows(variants: dict[str, Any], selected: str | None, passing: set[str] | No
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..artifact import validate_alias
+    from ..artifact import is_path_ref, validate_alias
     from ..errors import ConfigError, ConstraintError
     from ..optimize._select import parse_constraints, select_variant
     from ..optimize._variants import OptimizeOptions, expand_ids, optimize_package, promote_variant, store
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         validate_alias(args.alias)
         if not constraints:
             raise ConfigError('--alias needs --constraints to choose a variant by, e.g. --constraints "metric_drop<=0.01".')
-        if Path(args.ref).is_dir():
+        if is_path_ref(args.ref):
             raise ConfigError(f"--alias needs a registered model, and {args.ref} is a package directory; pass a "
                               "registry reference (name@version) instead.")
     if args.plot is not None and not str(args.plot).lower().endswith(".png"):

@@ -515,11 +515,9 @@ def _resolve(ref: Any, registry: Any) -> tuple[Any, Any]:
 
     if isinstance(ref, ModelPackage):
         return ref, registry if isinstance(registry, Registry) else None
-    text = str(ref)
-    if Path(text).is_dir() and (Path(text) / "manifest.json").is_file():
-        return ModelPackage.load(Path(text)), None
-    reg = registry if isinstance(registry, Registry) else Registry(registry)
-    return reg.load(text), reg
+    from ..artifact import load_reference  # one rule: a directory only when the reference is clearly a path
+
+    return load_reference(ref, registry)
 
 
 def store(pkg: Any, reg: Any, files: dict[str, bytes], updates: dict[str, Any]) -> Any:
