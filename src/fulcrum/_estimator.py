@@ -76,7 +76,8 @@ class _FulcrumEstimator(BaseEstimator):
         if not hasattr(self, "trained_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(X, y) before predicting.")
         t = self.trained_
-        return t.adapter.predict_output(t.preprocessor.transform(self._frame(X)))
+        dtype = np.float64 if t.adapter.family == "linear" else np.float32  # as the model was fitted
+        return t.adapter.predict_output(t.preprocessor.transform(self._frame(X), dtype=dtype))
 
     def save(self, name: str, *, registry: Any = None) -> Any:
         """Register the fitted model as a new package version; returns the package."""

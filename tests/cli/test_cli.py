@@ -51,10 +51,10 @@ def test_train_models_predict_evaluate_promote(iris_csv, tmp_path, capsys):
     assert "ignored 1 column" in out.err and "notes" in out.err
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert len(pred) == len(rows)
-    assert set(pred["target"]) <= {"setosa", "versicolor", "virginica"}
+    assert set(pred["prediction"]) <= {"setosa", "versicolor", "virginica"}
     probs = pred[[c for c in pred.columns if c.startswith("proba_")]]
     assert probs.shape[1] == 3 and (probs.sum(axis=1) - 1).abs().max() < 1e-5
-    assert (pred["target"] == rows["target"]).mean() > 0.9
+    assert (pred["prediction"] == rows["target"]).mean() > 0.9
 
     rc, out = fulcrum("evaluate", "iris@1", iris_csv, "--json", capsys=capsys)
     assert rc == 0

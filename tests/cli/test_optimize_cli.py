@@ -74,7 +74,7 @@ def test_optimize_select_alias_plot(reg_dir, tmp_path, capsys):
     assert new["lineage"]["parent"] == "iris@1" and new["lineage"]["variant"] == "int8-dynamic"
     assert fulcrum.load("iris@small", registry=str(reg_dir)).predict_one(
         {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
-    )["target"] == "setosa"
+    )["prediction"] == "setosa"
 
 
 def test_no_variant_meets_constraints_exits_non_zero(reg_dir, capsys):

@@ -13,7 +13,8 @@ from fulcrum.errors import ConfigError, DataError, FormatError, NotFoundError
 from fulcrum.optimize import BenchSettings, OptimizeOptions, optimize_package, promote_variant
 
 FAST = OptimizeOptions(sparsities=(0.5,), fine_tune_epochs=2, distill_epochs=4, tree_fractions=(0.5,),
-                       calibration_rows=64, bench=BenchSettings(warmup=2, runs_b1=20, runs_b256=4, rounds=2))
+                       calibration_rows=64,
+                       bench=BenchSettings(warmup=2, rounds=3, round_s=0.0, min_calls_b1=10, min_calls_big=2))
 COMMON = {"progress": False, "measure_inference": False}
 
 
@@ -66,6 +67,34 @@ def test_mlp_variants_are_built_measured_and_stored(reg, mlp):
     assert pkg.manifest["optimize"]["machine"]["onnxruntime"]
 
 
+def _own_metrics(reg, ref, vid):
+    """Metrics of variants/<vid>/model.onnx itself (the parent's model.onnx for "base") on the test split."""
+    from fulcrum.optimize._variants import load_context
+    from fulcrum.tasks import evaluate_outputs
+
+    ctx = load_context(reg.load(ref))
+    out = fulcrum.load(ref, registry=reg, variant=None if vid == "base" else vid).predict_output(ctx.test)
+    return evaluate_outputs(ctx.kind, ctx.y_te, out, ctx.task.n_classes), out
+
+
+def test_each_variant_is_scored_on_its_own_graph(reg, mlp, gbm):
+    """The recorded metrics of a variant are those of its own file, and transformed graphs really differ
+    from the parent (a build that scored every variant on the parent graph fails here)."""
+    for ref, report in (mlp, gbm):
+        _, parent_out = _own_metrics(reg, ref, "base")
+        for vid, e in report.variants.items():
+            own, out = _own_metrics(reg, ref, vid)
+            for name in ("accuracy", "log_loss"):  # log_loss: continuous, so two graphs almost never tie
+                assert e["metrics"][name] == pytest.approx(own[name], abs=1e-6), (ref, vid, name)
+            assert e["metric"]["value"] == pytest.approx(own["accuracy"], abs=1e-6)
+            diff = float(np.abs(out.astype(np.float64) - parent_out.astype(np.float64)).max())
+            assert e["max_abs_diff_vs_parent"] == pytest.approx(diff, abs=1e-5), (ref, vid)
+            if e["kind"] in ("int8-dynamic", "int8-static", "pruned", "distilled", "trees", "shallow"):
+                assert diff > 1e-4, f"{ref} {vid}: outputs identical to the parent's"
+                assert e["metrics"]["log_loss"] != pytest.approx(report.variants["base"]["metrics"]["log_loss"],
+                                                                 abs=1e-9), (ref, vid)
+
+
 def test_metric_drop_is_parent_minus_variant(mlp):
     _, report = mlp
     base = report.variants["base"]["metric"]["value"]
@@ -92,9 +121,9 @@ def test_load_variant_predicts_and_unknown_variant_lists_existing(reg, mlp):
     ref, _ = mlp
     rows = _test_rows(reg, ref).drop(columns=["target"])
     pred = fulcrum.load(ref, registry=reg, variant="pruned-50").predict(rows)
-    assert len(pred) == len(rows) and set(pred["target"]) <= {"setosa", "versicolor", "virginica"}
+    assert len(pred) == len(rows) and set(pred["prediction"]) <= {"setosa", "versicolor", "virginica"}
     one = fulcrum.load(ref, registry=reg, variant="distilled").predict_one(rows.iloc[0].to_dict())
-    assert one["target"] in {"setosa", "versicolor", "virginica"}
+    assert one["prediction"] in {"setosa", "versicolor", "virginica"}
     with pytest.raises(NotFoundError) as err:
         fulcrum.load(ref, registry=reg, variant="int4")
     assert "int8-dynamic" in str(err.value) and "pruned-50" in str(err.value)

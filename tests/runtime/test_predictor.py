@@ -84,17 +84,30 @@ def test_frames_dicts_and_lists_agree_with_native(onnx_pred, native_pred):
     for i in (0, 1, 2, 5):
         np.testing.assert_allclose(onnx_pred.predict_output(records[i]), ref[i : i + 1], atol=ATOL)
     out = onnx_pred.predict(df)
-    assert list(out.columns) == ["y", "proba_no", "proba_yes"]
-    assert (out["y"] == native_pred.predict(df)["y"]).all()
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"]
+    assert (out["prediction"] == native_pred.predict(df)["prediction"]).all()
+
+
+def test_rows_as_lists_follow_the_input_order(onnx_pred, native_pred):
+    df = mixed(12, 5).drop(columns="y")
+    ref = native_pred.predict_output(df)
+    as_lists = df.astype(object).values.tolist()
+    for pred in (onnx_pred, native_pred):
+        np.testing.assert_allclose(pred.predict_output(as_lists), ref, atol=ATOL)
+        np.testing.assert_allclose(pred.predict_output(df.to_numpy(dtype=object)), ref, atol=ATOL)
+    with pytest.raises(DataError, match=r"3 value\(s\).*5 columns.*'a', 'color', 'ok', 'day', 'note'"):
+        onnx_pred.predict([[1.0, "red", True]])
+    with pytest.raises(DataError, match="one row per item"):
+        onnx_pred.predict([1.0, 2.0])
 
 
 def test_predict_one_returns_plain_values(onnx_pred, native_pred):
     row = mixed(3, 2).drop(columns="y").iloc[1].to_dict()
     one = onnx_pred.predict_one(row)
-    assert set(one) == {"y", "proba_no", "proba_yes"} and one["y"] in ("yes", "no")
-    assert all(type(v) is float for k, v in one.items() if k != "y")
+    assert set(one) == {"prediction", "proba_no", "proba_yes"} and one["prediction"] in ("yes", "no")
+    assert all(type(v) is float for k, v in one.items() if k != "prediction")
     ref = native_pred.predict_one(row)
-    assert one["y"] == ref["y"] and one["proba_yes"] == pytest.approx(ref["proba_yes"], abs=ATOL)
+    assert one["prediction"] == ref["prediction"] and one["proba_yes"] == pytest.approx(ref["proba_yes"], abs=ATOL)
     # values as strings, as a form or a JSON body would send them
     as_text = {k: str(v) for k, v in row.items()}
     assert onnx_pred.predict_one(as_text)["proba_yes"] == pytest.approx(native_pred.predict_one(as_text)["proba_yes"], abs=ATOL)
@@ -108,7 +121,7 @@ def test_predict_columns(onnx_pred, native_pred):
     out = onnx_pred.predict_columns(cols)
     assert set(out) == {"y", "probabilities"} and out["probabilities"].shape == (40, 2)
     np.testing.assert_allclose(out["probabilities"], native_pred.predict_output(df), atol=ATOL)
-    assert list(out["y"]) == list(native_pred.predict(df)["y"])
+    assert list(out["y"]) == list(native_pred.predict(df)["prediction"])
     assert set(native_pred.predict_columns(cols)) == {"y", "probabilities"}
     with pytest.raises(SchemaError, match="lengths"):
         onnx_pred.predict_columns({**cols, "a": cols["a"][:5]})
@@ -217,7 +230,7 @@ def test_regression_outputs(registry):
     new = mixed(20, 8).drop(columns="y")
     np.testing.assert_allclose(p.predict_output(new), n.predict_output(new), rtol=1e-5)
     one = p.predict_one(new.iloc[0].to_dict())
-    assert set(one) == {"target"} and one["target"] == pytest.approx(float(n.predict_output(new.iloc[:1])[0]), rel=1e-5)
+    assert set(one) == {"prediction"} and one["prediction"] == pytest.approx(float(n.predict_output(new.iloc[:1])[0]), rel=1e-5)
     assert p.predict_columns({c: new[c].to_numpy() for c in new})["target"].shape == (20,)
 
 

@@ -33,14 +33,15 @@ def run() -> int:
 
     sample = read_table("builtin:breast_cancer").drop(columns=["target"]).sample(6, random_state=1)
     with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "rows.csv", Path(tmp) / "predictions.csv"
-        sample.to_csv(src, index=False)
-        argv = ["predict", "cancer@production", str(src), "-o", str(dst), "--no-progress"]
+        src = Path(tmp) / "rows.csv"
+        sample.rename_axis("row_id").reset_index().to_csv(src, index=False)  # an id column, passed through
+        argv = ["predict", "cancer@production", str(src), "--keep", "row_id", "--no-progress"]  # CSV to stdout
         print(f"$ fulcrum {' '.join(argv)}")
+        sys.stdout.flush()
         rc = main(argv)
         if rc:
             return rc
-        print(dst.read_text())
+        print()
     pred = load("cancer@production")
     print("Python: fulcrum.load('cancer@production').predict(rows) ->")
     print(pred.predict(sample).round(4).to_string(index=False))

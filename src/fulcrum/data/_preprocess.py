@@ -163,10 +163,17 @@ class Preprocessor:
         self._steps = steps
         return self
 
-    def transform(self, df: pd.DataFrame, *, on_unknown: Literal["ignore", "error"] = "ignore") -> np.ndarray:
-        """Return float32 features of shape (n_rows, n_features_)."""
+    def transform(self, df: pd.DataFrame, *, on_unknown: Literal["ignore", "error"] = "ignore",
+                  dtype: Any = np.float32) -> np.ndarray:
+        """Return features of shape (n_rows, n_features_), float32 (the adapters' and the ONNX graph's type).
+
+        Every step computes in float64; ``dtype=np.float64`` returns that unrounded (linear models fit
+        and predict in double precision), and casting it to float32 gives exactly the float32 result.
+        """
         if on_unknown not in ("ignore", "error"):
             raise ConfigError(f"on_unknown must be 'ignore' or 'error', got {on_unknown!r}.")
+        if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}.")
         steps = self._fitted_steps()
         self._check_columns(df)
         known = set(self.schema.feature_columns) | {n for n, _ in self.schema.dropped}
@@ -178,8 +185,8 @@ class Preprocessor:
         for step in steps:
             blocks.append(self._transform_column(step, df[step["name"]], on_unknown))
         if not blocks:
-            return np.zeros((len(df), 0), dtype=np.float32)
-        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+            return np.zeros((len(df), 0), dtype=dtype)
+        return np.ascontiguousarray(np.hstack(blocks), dtype=dtype)
 
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
         return self.fit(df).transform(df)

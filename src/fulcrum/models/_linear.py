@@ -11,7 +11,8 @@ from ._base import ModelAdapter, ReadFile, TaskSpec, softmax
 __all__ = ["LinearAdapter", "RIDGE_ALPHAS"]
 
 # Candidate L2 strengths for regression when none is given (RidgeCV picks one by
-# leave-one-out error); the smallest is ~OLS, so exactly linear data keeps exact coefficients.
+# leave-one-out error); when the smallest wins, plain least squares is fitted instead, so
+# exactly linear data keeps exact coefficients.
 RIDGE_ALPHAS = (1e-6, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -20,6 +21,8 @@ class LinearAdapter(ModelAdapter):
 
     Only ``coef_`` (K', D) and ``intercept_`` (K',) are kept: prediction is one
     matrix product, so the saved form is two arrays in safetensors, no estimator object.
+    Fitting and prediction run in float64 (pass float64 features for full precision; the
+    ONNX graph takes float32 features and agrees to float32 rounding).
     """
 
     family = "linear"
@@ -32,12 +35,16 @@ class LinearAdapter(ModelAdapter):
         from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeCV
 
         c = self.config
+        X = np.asarray(X, dtype=np.float64)  # double precision: exact least squares on exactly linear data
         if self.task.kind == "regression":
+            y = np.asarray(y, dtype=np.float64)
             if c.l2 is None:  # default: ridge with its strength chosen by efficient leave-one-out CV
-                est = RidgeCV(alphas=RIDGE_ALPHAS)
+                est = RidgeCV(alphas=RIDGE_ALPHAS).fit(X, y)
+                if est.alpha_ == RIDGE_ALPHAS[0]:  # the weakest ridge won: the data wants none, so no bias
+                    est = LinearRegression().fit(X, y)
             else:
                 est = LinearRegression() if c.l2 == 0 else Ridge(alpha=c.l2, random_state=c.seed)
-            est.fit(X, y)
+                est.fit(X, y)
             self.coef_ = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
             self.intercept_ = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
             n, d = X.shape

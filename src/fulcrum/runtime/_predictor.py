@@ -3,7 +3,8 @@
 ::
 
     p = Predictor(package)                      # engine="auto": ONNX Runtime when the package has model.onnx
-    p.predict(df)                               # DataFrame / dict / list of dicts -> DataFrame
+    p.predict(df)                               # DataFrame / dict / list of dicts / rows as lists -> DataFrame
+                                                # with "prediction" (and "proba_<label>" for classifiers)
     p.predict_one({"island": "Biscoe", ...})    # one record -> dict, the latency path (no pandas)
     p.predict_columns({"island": arr, ...})     # column arrays -> output arrays (the server's batcher)
     Predictor(package, engine="native")         # the adapters themselves: the reference
@@ -19,23 +20,60 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError, FormatError, NotFoundError
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "PREDICTION"]
 
 ENGINES = ("auto", "onnx", "native")
+#: The output column (and ``predict_one`` key) holding the prediction. It is never the target's
+#: name, so a prediction written next to the true values is never mistaken for them.
+PREDICTION = "prediction"
 
 
-def _as_frame(data: Any) -> pd.DataFrame:
+def _as_frame(data: Any, columns: list[str]) -> pd.DataFrame:
+    """A DataFrame from a frame, one dict, a list of dicts, or rows as lists / a 2-D array whose
+    values follow ``columns`` (the model's input columns, in the order they had at training)."""
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, Mapping):
         return pd.DataFrame([data])
-    if isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
+    if isinstance(data, np.ndarray):
+        rows: Any = data
+    elif isinstance(data, Iterable) and not isinstance(data, (str, bytes)):
         rows = list(data)
         if rows and all(isinstance(r, Mapping) for r in rows):
             return pd.DataFrame(rows)
+    else:
+        rows = None
+    if rows is not None and len(rows):
+        arr = rows if isinstance(rows, np.ndarray) else None
+        flat = arr.ndim == 1 if arr is not None else all(not _is_row(r) for r in rows)
+        order = ", ".join(map(repr, columns))
+        if flat:
+            if len(columns) == 1:  # one value per row, as a scikit-learn estimator takes a 1-D X
+                return pd.DataFrame({columns[0]: list(rows)})
+            raise DataError(
+                f"Got a flat list of {len(rows)} value(s) for a model of {len(columns)} input columns; "
+                f"pass one row per item, each a list of values in the order {order}."
+            )
+        if arr is not None and arr.ndim != 2:
+            raise DataError(f"Cannot predict on a {arr.ndim}-D array; pass a 2-D array of rows (columns in the order {order}).")
+        widths = {len(r) for r in rows} if arr is None else {arr.shape[1]}
+        if arr is None and not all(_is_row(r) for r in rows):
+            raise DataError(f"Rows must all be lists (or tuples) of values in the order {order}; some items are not.")
+        if widths != {len(columns)}:
+            got = " or ".join(str(w) for w in sorted(widths))
+            raise DataError(
+                f"Rows have {got} value(s), but this model takes {len(columns)} columns, in this order: {order}; "
+                "pass one value per column (None for a missing value)."
+            )
+        return pd.DataFrame([list(r) for r in rows], columns=columns)
     raise DataError(
-        f"Cannot predict on a {type(data).__name__}; pass a pandas DataFrame, a dict (one row) or a list of dicts."
+        f"Cannot predict on a {type(data).__name__}; pass a pandas DataFrame, a dict (one row), a list of dicts, "
+        "or rows as lists / a 2-D array with one value per input column."
     )
+
+
+def _is_row(r: Any) -> bool:
+    return isinstance(r, (list, tuple, np.ndarray)) and not isinstance(r, (str, bytes))
 
 
 # Workloads whose packages this runtime can run; a new workload (text, images, ...) adds its
@@ -153,7 +191,7 @@ class Predictor:
 
     def transform(self, data: Any, *, on_unknown: str = "ignore") -> np.ndarray:
         """Prepared features (N, D) float32 from the Python Preprocessor (the native path's first half)."""
-        df = _as_frame(data)
+        df = _as_frame(data, self.input_columns)
         X = self.preprocessor.transform(df, on_unknown=on_unknown)
         self._set_notices(getattr(self.preprocessor, "last_extra_", None), getattr(self.preprocessor, "last_unknown_", None))
         return X
@@ -183,7 +221,7 @@ class Predictor:
         if isinstance(data, Mapping):
             feeds = self._encoder.encode_row(data, on_unknown)
         else:
-            feeds = self._encoder.encode_frame(_as_frame(data), on_unknown)
+            feeds = self._encoder.encode_frame(_as_frame(data, self.input_columns), on_unknown)
         return self._onnx.output(self._encoded(feeds))
 
     def predict_proba(self, data: Any, **kw: Any) -> np.ndarray:
@@ -192,11 +230,15 @@ class Predictor:
         return self.predict_output(data, **kw)
 
     def predict(self, data: Any, **kw: Any) -> pd.DataFrame:
-        """One output row per input row: the prediction (named after the target), and probabilities."""
+        """One output row per input row: ``prediction``, and ``proba_<label>`` per class for classifiers.
+
+        ``data``: a DataFrame, a dict (one row), a list of dicts, or rows as lists / a 2-D array
+        with one value per input column in the order of ``input_columns`` (the training order).
+        """
         return self.format_outputs(self.predict_output(data, **kw))
 
     def predict_one(self, row: Mapping[str, Any], *, on_unknown: str = "ignore") -> dict[str, Any]:
-        """One record -> ``{target: prediction, "proba_<label>": p, ...}`` (plain Python values).
+        """One record -> ``{"prediction": value, "proba_<label>": p, ...}`` (plain Python values).
 
         The single-row latency path: per-column arrays are built directly from the
         values, no DataFrame, one ONNX Runtime call.
@@ -209,10 +251,10 @@ class Predictor:
             out = self._onnx.output(self._encoded(self._encoder.encode_row(row, on_unknown)))[0]
         if self.kind == "classification":
             probs = out.tolist()
-            result: dict[str, Any] = {self.target: self.labels[int(np.argmax(out))]}  # type: ignore[index]
+            result: dict[str, Any] = {PREDICTION: self.labels[int(np.argmax(out))]}  # type: ignore[index]
             result.update(zip(self._proba_keys, probs))
             return result
-        return {self.target: float(out)}
+        return {PREDICTION: float(out)}
 
     def predict_columns(self, cols: Mapping[str, Any], *, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         """Raw column arrays in, output arrays out: ``{target: (N,)}`` plus ``{"probabilities": (N, K)}``
@@ -229,11 +271,11 @@ class Predictor:
     def format_outputs(self, out: np.ndarray) -> pd.DataFrame:
         if self.kind == "classification":
             labels = np.asarray(self.labels, dtype=object)
-            frame = {self.target: labels[out.argmax(axis=1)]}
+            frame = {PREDICTION: labels[out.argmax(axis=1)]}
             for j, lab in enumerate(self.labels or []):
                 frame[f"proba_{lab}"] = out[:, j]
             return pd.DataFrame(frame)
-        return pd.DataFrame({self.target: out})
+        return pd.DataFrame({PREDICTION: out})
 
     def __repr__(self) -> str:
         v = f", variant={self.variant!r}" if self.variant else ""

@@ -129,6 +129,8 @@ def fit_tabular(
     kind = config.task if config.task != "auto" else D.infer_task(df[target])
     D.check_target(df, target, kind)  # one-class check now that the kind is known
     schema = D.infer_schema(df, target)
+    for msg in schema.notices:  # e.g. a numeric column whose few unparsable cells are read as missing
+        say(f"note: {msg}")
     for name, reason in schema.dropped:
         say(f"note: column {name!r} dropped: {reason}")
     if not schema.feature_columns:
@@ -154,7 +156,9 @@ def fit_tabular(
 
     # ---- preparation, fitted on the training split only
     pre = D.Preprocessor(schema, clip_outliers=config.clip_outliers, max_categories=config.max_categories).fit(train)
-    X_tr, X_va, X_te = pre.transform(train), pre.transform(val), pre.transform(test)
+    # each family gets its input type from _x: linear models fit in double precision
+    dtype = np.float64 if config.model in ("auto", "linear") else np.float32
+    X_tr, X_va, X_te = (pre.transform(s, dtype=dtype) for s in (train, val, test))
     X_fit, y_fit = X_tr, y_tr
     if kind == "classification" and config.balance == "oversample":
         X_fit, y_fit = _oversample(X_tr, y_tr, config.seed)
@@ -184,10 +188,10 @@ def fit_tabular(
         if fam == "mlp" and config.progress:
             cbs.append(ProgressBar(desc="train mlp"))
         ckpt = Path(checkpoint_dir) / fam if checkpoint_dir is not None else None
-        adapter.fit(X_fit, y_fit, X_va, y_va, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
+        adapter.fit(_x(fam, X_fit), y_fit, _x(fam, X_va), y_va, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
         fitted[fam] = adapter
         spent[fam] = spent.get(fam, 0) + adapter.training_flops_
-        val_m = evaluate_outputs(kind, y_va, adapter.predict_output(X_va), task.n_classes)
+        val_m = evaluate_outputs(kind, y_va, adapter.predict_output(_x(fam, X_va)), task.n_classes)
         candidates.setdefault(fam, {})["validation"] = val_m
         if not use_cv:
             candidates[fam]["score"] = val_m.get(primary)
@@ -206,10 +210,11 @@ def fit_tabular(
         final = adapter_class(family)(task, refit_cfg)
         ckpt = Path(checkpoint_dir) / f"{family}-refit" if checkpoint_dir is not None else None
         cbs = list(callbacks) + ([ProgressBar(desc="refit mlp")] if family == "mlp" and config.progress else [])
-        final.fit(X_all, y_all, None, None, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
+        final.fit(_x(family, X_all), y_all, None, None, callbacks=cbs, checkpoint_dir=ckpt, resume=config.resume)
         spent[family] = spent.get(family, 0) + final.training_flops_
         final.history_ = adapter.history_  # the curve with validation is the informative one
         adapter, pre = final, refit_pre
+    X_te = _x(family, X_te)
     test_metrics = evaluate_outputs(kind, y_te, adapter.predict_output(X_te), task.n_classes)
 
     # ---- optional k-fold cross-validation of the chosen family on train+val
@@ -295,6 +300,12 @@ def _best(candidates: dict[str, dict[str, Any]], greater: bool) -> str:
     return best_fam
 
 
+def _x(family: str, X: np.ndarray) -> np.ndarray:
+    """Features as ``family`` takes them: float64 for linear models (exact least squares; the
+    LinearAdapter computes in float64), float32 for the others (the ONNX graph's feature type)."""
+    return X if family == "linear" else X.astype(np.float32, copy=False)
+
+
 def _refit_config(config: TrainConfig, family: str, adapter: ModelAdapter) -> tuple[TrainConfig, dict[str, Any]]:
     """Config for retraining on train+validation for as long as early stopping found best."""
     if family == "mlp":
@@ -331,7 +342,7 @@ def _cross_validate(
     for tr_idx, va_idx in folds_idx:
         tr, va = frame.iloc[tr_idx], frame.iloc[va_idx]
         pre = D.Preprocessor(schema, clip_outliers=config.clip_outliers, max_categories=config.max_categories).fit(tr)
-        Xtr, Xva = pre.transform(tr), pre.transform(va)
+        Xtr, Xva = (_x(family, pre.transform(f, dtype=np.float64)) for f in (tr, va))
         ad = adapter_class(family)(task, quiet).fit(Xtr, y_all[tr_idx], Xva, y_all[va_idx])
         if spent is not None:
             spent[family] = spent.get(family, 0) + ad.training_flops_
