@@ -111,3 +111,16 @@ def test_versions_not_comparable_on_the_same_rows_need_force_or_the_data(tmp_pat
     c = result["comparison"]
     assert c["comparable"] and c["rows"] == 30 and "may have seen some of these rows" in c["caveat"]
     assert result["moved"] and "(note: flowers@2 was trained on other data" in result["line"]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "f1", "log_loss"])
+def test_per_row_metrics_agree_with_the_recorded_ones(reg, metric):
+    from fulcrum.artifact._promotion import compare_on_rows, held_out_rows
+    from fulcrum.runtime import Predictor
+
+    old, new = reg.load("iris@1"), reg.load("iris@2")
+    c = compare_on_rows(Predictor(old), Predictor(new), held_out_rows(old), metric=metric)
+    assert c["old_value"] == pytest.approx(old.manifest["metrics"]["test"][metric], abs=1e-6)
+    assert c["new_value"] == pytest.approx(new.manifest["metrics"]["test"][metric], abs=1e-6)
+    lo, hi = c["interval"]
+    assert lo <= c["delta"] <= hi

@@ -177,3 +177,9 @@ def test_regression_decides_on_r2_with_an_interval_and_refuses_a_worse_version(d
     assert rc == 0, err
     assert "diabetes@production stays at version 1, not moved to version 3" in out
     assert "fulcrum promote diabetes@3 --alias production --force" in out
+
+
+def test_a_bad_max_drop_fails_before_anything_is_trained(penguins, capsys):
+    rc, out, err = run(capsys, "retrain", "penguins", "--force", "--alias", "production", "--max-drop", "-1")
+    assert rc == 1 and err.startswith("error: --max-drop") and ">= 0" in err
+    assert [r["version"] for r in Registry().list()] == [1]

@@ -167,12 +167,14 @@ def retrain(reg: Any, ref: str, *, alias: str | None = None, force: bool = False
     from ..artifact._promotion import compare_on_rows
     from ..config import TrainConfig
     from ..data import check_target, fingerprint, train_val_test_split
-    from ..errors import DataError
+    from ..errors import ConfigError, DataError
     from ..runtime import Predictor
     from ..serve import FeedbackStore
     from ..tasks import fit_tabular
 
     max_drop = DEFAULT_MAX_DROP if max_drop is None else max_drop
+    if not 0 <= max_drop < math.inf:  # checked before anything is trained or written
+        raise ConfigError(f"--max-drop is the largest metric drop allowed (e.g. 0.01), a number >= 0; got {max_drop!r}.")
     pkg = reg.load(ref)
     name, m = pkg.name, pkg.manifest
     target, kind = m["task"]["target"], m["task"]["kind"]
