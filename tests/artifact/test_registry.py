@@ -183,6 +183,28 @@ def test_directories_named_with_non_ascii_digits_are_not_versions(reg):
     assert reg.resolve("iris") == ("iris", 1)
 
 
+def test_set_alias_verifies_the_target_before_moving(reg):
+    """Promoting a tampered version must fail, naming the file, and leave the alias where it was."""
+    from .conftest import add_listed_file
+    from .test_external_data import _model_with
+
+    reg.register("iris", manifest(), FILES)
+    v2 = reg.register("iris", manifest(), {**FILES, "model.onnx": V2})
+    v3 = reg.register("iris", manifest(), {**FILES, "model.onnx": V1})
+    reg.set_alias("iris@1", "production")
+
+    (v2.path / "preprocess.json").write_bytes(b'{"x": 1}')
+    with pytest.raises(IntegrityError, match=r"'preprocess\.json' fails its checksum"):
+        reg.set_alias("iris@2", "production")
+    with pytest.raises(IntegrityError, match=r"'preprocess\.json'"):
+        reg.set_alias("iris@2", "staging")  # a new alias is not created either
+    add_listed_file(v3.path, "variants/x/model.onnx", _model_with("initializer"))  # re-hashed: checksums pass
+    with pytest.raises(IntegrityError, match=r"'variants/x/model\.onnx'.*external data"):
+        reg.set_alias("iris@3", "production")
+    assert reg.aliases("iris") == {"production": 1}
+    assert reg.resolve("iris@production") == ("iris", 1)
+
+
 def test_add_files_and_update_index(reg):
     reg.register("iris", manifest(0.9), FILES)
     int8 = tiny_onnx("12345")

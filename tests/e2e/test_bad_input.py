@@ -119,6 +119,9 @@ def test_tampered_package_is_refused(table, capsys, fulcrum_home):
         fulcrum.load("t")
     rc, out = cli(capsys, "predict", "t", table, "-o", table.parent / "x.csv")
     assert rc == 1 and "preprocess.json" in out.err
+    rc, out = cli(capsys, "promote", "t@1", "--alias", "production")
+    assert rc == 1 and "preprocess.json" in out.err and "Traceback" not in out.err
+    assert fulcrum.Registry().aliases("t") == {}
 
 
 def test_python_errors_are_typed(table):

@@ -332,9 +332,14 @@ class Registry:
             return self._aliases(conn, name)
 
     def set_alias(self, ref: str, alias: str) -> tuple[str, int]:
-        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists); returns (name, version)."""
+        """Point ``alias`` at the version ``ref`` resolves to (moving it if it exists); returns (name, version).
+
+        The target is verified first, fully (every checksum, no unlisted file, no ONNX graph with
+        external data): a tampered version raises IntegrityError naming the file and the alias
+        does not move (a server following the alias would otherwise never become ready)."""
         alias = validate_alias(alias)
         name, version = self.resolve(ref)
+        self.load(format_ref(name, version), verify=True)
         with self._db() as conn:
             conn.execute(
                 "INSERT INTO aliases (name, alias, version, updated) VALUES (?, ?, ?, ?)"
