@@ -168,12 +168,72 @@ def test_failed_write_leaves_no_row_and_no_directory(reg, monkeypatch):
     assert reg.list() == []
 
 
-def test_versions_skip_orphan_directories_and_clear_stale_temp_dirs(reg):
-    (reg.root / "iris" / "5").mkdir(parents=True)
-    (reg.root / "iris" / ".tmp-dead").mkdir()
+# A kill between publishing a version directory (the rename) and committing its index row leaves
+# an orphan: a complete package the index does not know. The next open (or register) indexes it
+# when it verifies, and moves it out of the model's directory when it does not.
+KILL_AFTER_PUBLISH = """
+import os, sys
+from fulcrum.artifact import Registry, _registry
+real = _registry._index_fields
+def die(pkg):
+    os._exit(9)  # SIGKILL-like: no except, no finally, no rollback of the directory
+_registry._index_fields = die
+Registry(sys.argv[1]).register("iris", {"task": {"kind": "classification"}, "note": sys.argv[2]},
+                               {"model.onnx": bytes.fromhex(sys.argv[3]), "preprocess.json": b"{}"})
+"""
+
+
+def _killed_register(root, note="orphan"):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILL_AFTER_PUBLISH, str(root), note, FILES["model.onnx"].hex()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    return proc
+
+
+def test_a_version_published_but_not_indexed_is_recovered_on_open(tmp_path):
+    root = tmp_path / "reg"
+    Registry(root).register("iris", manifest(), FILES)
+    _killed_register(root)
+    assert (root / "iris" / "2" / "manifest.json").is_file()  # the orphan really is there
+    reg = Registry(root)  # the next open indexes it: no gap, nothing lost
+    assert [(r["name"], r["version"]) for r in reg.list()] == [("iris", 1), ("iris", 2)]
+    assert reg.load("iris@2").manifest["note"] == "orphan"
+    assert reg.resolve("iris") == ("iris", 2)
+    assert reg.register("iris", manifest(), FILES).version == 3
+
+
+def test_an_orphan_is_recovered_by_register_too(tmp_path):
+    root = tmp_path / "reg"
+    reg = Registry(root)  # opened before the crash: register itself must notice
+    _killed_register(root)
+    assert reg.register("iris", manifest(), FILES).version == 2
+    assert [r["version"] for r in reg.list()] == [1, 2]
+    assert reg.load("iris@1").manifest["note"] == "orphan"
+
+
+def test_a_damaged_orphan_is_moved_out_of_the_registry(tmp_path):
+    root = tmp_path / "reg"
+    reg = Registry(root)
+    _killed_register(root)
+    (root / "iris" / "1" / "preprocess.json").write_bytes(b"{tampered}")
+    (root / "iris" / "7").mkdir()  # an empty numbered directory is no version either
+    reg = Registry(root)
+    assert reg.list() == []
+    assert sorted(os.listdir(root / "iris")) == []
+    moved = sorted(p.name for p in (root / ".orphans").iterdir())
+    assert len(moved) == 2 and moved[0].startswith("iris@1-") and moved[1].startswith("iris@7-")
+    assert (root / ".orphans" / moved[0] / "manifest.json").is_file()  # kept for inspection, not deleted
+    assert reg.register("iris", manifest(), FILES).version == 1
+
+
+def test_stale_temp_dirs_are_cleared_and_other_entries_kept(reg):
+    (reg.root / "iris" / ".tmp-dead").mkdir(parents=True)
     (reg.root / "iris" / "notes").mkdir()
-    assert reg.register("iris", manifest(), FILES).version == 6
-    assert sorted(os.listdir(reg.root / "iris")) == ["5", "6", "notes"]
+    assert reg.register("iris", manifest(), FILES).version == 1
+    assert sorted(os.listdir(reg.root / "iris")) == ["1", "notes"]
 
 
 def test_directories_named_with_non_ascii_digits_are_not_versions(reg):

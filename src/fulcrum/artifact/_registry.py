@@ -3,6 +3,12 @@
 Versions are numbered from 1 and immutable; aliases (``production``, ``staging``, ...) point at
 versions. The index is a cache of what the directories hold plus the aliases; other subpackages
 (API keys, feedback) add their own tables to the same database through :meth:`Registry.connect`.
+
+A writer publishes a version directory (one rename) and commits its index row while holding the
+index's write lock. A process killed between the two leaves an *orphan*: a numbered directory the
+index does not know. The next open (and every register) repairs it under the same lock: an orphan
+that verifies as the package its directory names is indexed; anything else is moved to
+``<root>/.orphans/<name>@<version>-<time>/`` (kept for inspection, out of the registry).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import builtins
 import contextlib
 import difflib
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -18,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import FormatError, IntegrityError, NotFoundError, RegistryError
+from ..errors import FormatError, FulcrumError, IntegrityError, InvalidNameError, NotFoundError, RegistryError
 from ._atomic import TMP_PREFIX, remove_tree
 from ._names import format_ref, is_version_text, parse_ref, validate_alias, validate_name
 from ._package import ModelPackage, add_files, write_package
@@ -26,6 +33,8 @@ from ._package import ModelPackage, add_files, write_package
 __all__ = ["Registry", "default_home", "default_registry_root"]
 
 INDEX_FILE = "index.sqlite"
+ORPHANS_DIR = ".orphans"
+_log = logging.getLogger("fulcrum.registry")
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
 
@@ -101,8 +110,11 @@ class Registry:
             raise RegistryError(f"Registry root {self.root} is a file; point the registry at a directory.")
         self.root.mkdir(parents=True, exist_ok=True)
         with self._db() as conn:
-            if self._schema_version(conn) == SCHEMA_VERSION:  # already set up: no write lock needed
-                return
+            ready = self._schema_version(conn) == SCHEMA_VERSION  # already set up: no write lock needed
+        if ready:
+            self._repair_orphans_on_open()
+            return
+        with self._db() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _SCHEMA.split(";"):
@@ -119,6 +131,7 @@ class Registry:
             except BaseException:
                 conn.rollback()
                 raise
+        self._repair_orphans_on_open()
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -168,8 +181,12 @@ class Registry:
 
         The next version number is allocated under the index's write lock (``BEGIN IMMEDIATE``),
         above every version in the index and every numbered directory on disk, so concurrent
-        writers get distinct versions and no version directory is ever reused. If anything fails,
-        neither a directory nor an index row remains.
+        writers get distinct versions and no version directory is ever reused. If anything raises,
+        neither a directory nor an index row remains. If the process is killed between publishing
+        the directory and committing its row, the directory is an orphan that the next open or
+        register of this registry indexes (it is complete: it was fsynced before the rename) or,
+        if it no longer verifies, moves to ``.orphans/``; so every version on disk is indexed and
+        numbers are not skipped.
         """
         name = validate_name(name)
         model_dir = self.root / name
@@ -177,6 +194,7 @@ class Registry:
             conn.execute("BEGIN IMMEDIATE")
             target: Path | None = None
             try:
+                self._repair_orphans(conn, name)
                 row = conn.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()
                 version = max(int(row[0] or 0), self._max_dir_version(model_dir)) + 1
                 target = model_dir / str(version)
@@ -192,12 +210,97 @@ class Registry:
                 )
                 conn.commit()
             except BaseException:
-                conn.rollback()
+                # Remove the directory while still holding the lock, so no other process can see it
+                # as an orphan and index it between the rollback and the removal.
                 if target is not None and target.exists():
                     remove_tree(target)
+                conn.rollback()
                 raise
         # Just written and hashed; reads through it are still checked against the manifest.
         return ModelPackage(target, pkg.manifest, verify=True)
+
+    # -- orphans ---------------------------------------------------------------
+
+    def _model_dirs(self, only: str | None = None) -> builtins.list[Path]:
+        if only is not None:
+            d = self.root / only
+            return [d] if d.is_dir() and not d.is_symlink() else []
+        out = []
+        for entry in self.root.iterdir():
+            if entry.name.startswith(".") or not entry.is_dir() or entry.is_symlink():
+                continue
+            try:
+                validate_name(entry.name)
+            except InvalidNameError:
+                continue
+            out.append(entry)
+        return out
+
+    def _orphans(self, conn: sqlite3.Connection, only: str | None = None) -> builtins.list[tuple[str, Path]]:
+        """(name, directory) of every numbered directory the index has no row for."""
+        if not self.root.is_dir():
+            return []
+        query = "SELECT name, version FROM versions" + (" WHERE name = ?" if only is not None else "")
+        indexed = {(n, int(v)) for n, v in conn.execute(query, (only,) if only is not None else ())}
+        found = []
+        for model_dir in self._model_dirs(only):
+            for entry in model_dir.iterdir():
+                if not is_version_text(entry.name) or entry.name.startswith(TMP_PREFIX):
+                    continue
+                if entry.name != str(int(entry.name)) or (model_dir.name, int(entry.name)) not in indexed:
+                    found.append((model_dir.name, entry))
+        return found
+
+    def _repair_orphans_on_open(self) -> None:
+        """Look for orphans without a lock; repair under the write lock only when there are some."""
+        try:
+            with self._db() as conn:
+                if not self._orphans(conn):
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._repair_orphans(conn, None)
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+        except sqlite3.OperationalError as exc:  # a read-only registry: leave it as it is
+            _log.warning("registry %s: orphaned version directories left as they are (%s)", self.root, exc)
+
+    def _repair_orphans(self, conn: sqlite3.Connection, only: str | None) -> None:
+        """Under the write lock: index each orphan that verifies as the version its directory names;
+        move any other to ``.orphans/``. The caller commits."""
+        for name, path in self._orphans(conn, only):
+            version = int(path.name)
+            reason = None
+            try:
+                pkg = ModelPackage.load(path, verify=True)
+                if path.name != str(version):
+                    reason = f"its directory name {path.name!r} is not a canonical version number"
+                elif (pkg.manifest.get("name"), pkg.version) != (name, version):
+                    reason = f"it holds {pkg.ref!r}, not '{name}@{version}'"
+            except (FulcrumError, OSError, ValueError) as exc:
+                reason = str(exc)
+            if reason is None:
+                fields = _index_fields(pkg)
+                created = pkg.manifest.get("created") if isinstance(pkg.manifest.get("created"), str) else _now()
+                conn.execute(
+                    "INSERT INTO versions (name, version, created, task, metric_name, metric_value, size_bytes, path,"
+                    " manifest_json) VALUES (:name, :version, :created, :task, :metric_name, :metric_value,"
+                    " :size_bytes, :path, :manifest_json)",
+                    {**fields, "name": name, "version": version, "created": created, "path": f"{name}/{version}"},
+                )
+                _log.warning("registry %s: indexed %s@%d, published by a writer that stopped before indexing it",
+                             self.root, name, version)
+                continue
+            dest = self.root / ORPHANS_DIR / f"{name}@{path.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+            try:
+                dest.parent.mkdir(exist_ok=True)
+                os.rename(path, dest)
+            except OSError as exc:
+                _log.warning("registry %s: cannot move orphaned %s out of the way (%s)", self.root, path, exc)
+                continue
+            _log.warning("registry %s: moved orphaned directory %s to %s: %s", self.root, path, dest, reason)
 
     @staticmethod
     def _max_dir_version(model_dir: Path) -> int:
