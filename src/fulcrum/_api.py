@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from ._runs import open_run
 from .config import TrainConfig
 from .errors import ConfigError, DataError
 
@@ -29,8 +29,9 @@ def _source_name(data: Any) -> tuple[str, str]:
     return str(Path(text).resolve()), sanitize_name(Path(text).stem)
 
 
-def _run_dir(registry: Any, name: str) -> Path:
-    return Path(registry.root).parent / "runs" / name
+def _runs_root(registry: Any) -> Path:
+    """``runs/`` beside the registry: each run of a name in its own ``runs/<name>/<key>-<id>/`` (see ``_runs``)."""
+    return Path(registry.root).parent / "runs"
 
 
 def train(
@@ -74,31 +75,19 @@ def train(
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     df = read_table(data, log=log)
 
-    run_dir = _run_dir(reg, name)
-    run_key = hashlib.sha256(
-        json.dumps({k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress")}, sort_keys=True).encode()
-    ).hexdigest()
-    _prepare_run_dir(run_dir, run_key, resume=cfg.resume)
-    pkg = fit_to_package(df, cfg, name=name, registry=reg, source=source, callbacks=callbacks,
-                         checkpoint_dir=run_dir / "checkpoints", log=log)
-    shutil.rmtree(run_dir, ignore_errors=True)  # the run is in the registry now
+    options = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress")}
+    run_key = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
+    # Each run in its own directory, locked while it lives: concurrent runs of one name never share
+    # files, and --resume finds the interrupted run of the same name and options.
+    run = open_run(_runs_root(reg), name, run_key, resume=cfg.resume, config=options, log=log)
+    try:
+        pkg = fit_to_package(df, cfg, name=name, registry=reg, source=source, callbacks=callbacks,
+                             checkpoint_dir=run.checkpoints, log=log)
+    except BaseException:
+        run.release()  # keep the checkpoints for --resume
+        raise
+    run.finish()  # the run is in the registry now
     return pkg
-
-
-def _prepare_run_dir(run_dir: Path, run_key: str, *, resume: bool) -> None:
-    key_file = run_dir / "run.json"
-    if resume and key_file.is_file():
-        stored = json.loads(key_file.read_text()).get("key")
-        if stored != run_key:
-            raise ConfigError(
-                f"--resume: the checkpoint in {run_dir} was made with a different configuration; "
-                "run again with the same options, or without --resume to start over."
-            )
-        return
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    key_file.write_text(json.dumps({"key": run_key}))
 
 
 def fit_to_package(
