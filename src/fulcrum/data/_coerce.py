@@ -1,11 +1,27 @@
-"""Value coercions shared by schema inference, preprocessing and profiling.
+"""Value coercions shared by schema inference, preprocessing, profiling and the server.
 
-Each turns one column into plain numbers (NaN = missing) and names the first bad
-value and its row position when it cannot.
+The cell rules here are the only ones: the CLI and Python API (through the Preprocessor
+and the ONNX input encoder) and both server routes (friendly JSON and KServe v2, through
+``fulcrum.serve._model``) parse values with :func:`parse_number` and :func:`parse_bool`.
+
+* missing: ``None``/null, NaN, NaT and empty or blank strings.
+* numeric: a number (JSON number, Python/numpy int or float; never a boolean), or a plain
+  decimal string: optional sign, ASCII digits, optional fraction, optional exponent, and
+  nothing else but surrounding spaces (``"-1.5e3"`` yes; ``"5_1"``, ``"0x10"``, ``"nan"``,
+  ``"inf"``, ``"1,5"``, ``"true"`` no). Infinite values are refused.
+* boolean: true/false, or the words true/false, yes/no, y/n, t/f, 1/0 (any case), or the
+  numbers 0 and 1.
+* categorical: any string, number or boolean; its label is :func:`_category_label`'s.
+* text and datetime: strings (datetime: what ``pandas.to_datetime`` reads, e.g. ISO 8601).
+
+Each column function turns one column into plain numbers (NaN = missing) and names the
+first bad value and its row position when it cannot.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from typing import Any
 
@@ -19,6 +35,73 @@ FALSE_STRINGS = frozenset({"false", "no", "n", "f", "0"})
 DATETIME_PARTS = ("year", "month", "day_of_week", "day_of_year")
 MISSING_CATEGORY = "<missing>"
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+#: A plain decimal number: what a numeric cell may hold as text (JSON Schema ``pattern`` too).
+NUMBER_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_SPACE = r"[ \t\r\n]*"
+#: A whole numeric cell as text: a plain decimal between optional spaces, or blank (missing).
+NUMBER_TEXT_PATTERN = f"^{_SPACE}({NUMBER_PATTERN})?{_SPACE}$"
+_NUMBER_TEXT = re.compile(NUMBER_PATTERN)
+NUMBER_RULE = (
+    "numbers, or plain decimal strings such as 12, -0.5 or 1.5e3 (no underscores, hex, "
+    "nan/inf words or true/false)"
+)
+BOOLEAN_RULE = "true/false, yes/no, y/n, t/f or 1/0"
+
+
+class CellError(ValueError):
+    """A cell that does not follow its kind's rules (the message says what was expected)."""
+
+
+def _is_missing_scalar(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return v != v
+    if isinstance(v, np.datetime64):
+        return bool(np.isnat(v))
+    return False
+
+
+def parse_number(v: Any) -> float:
+    """One numeric cell -> float (NaN = missing). CellError for anything but a number or a
+    plain decimal string; infinite values come back as inf (callers refuse them)."""
+    t = type(v)
+    if t is float or t is int:
+        return float(v)
+    if isinstance(v, (bool, np.bool_)):
+        raise CellError(f"{v!r} is a boolean, not a number; numeric values are {NUMBER_RULE}")
+    if isinstance(v, str):
+        text = v.strip()
+        if _NUMBER_TEXT.fullmatch(text):
+            return float(text)
+        if not text:
+            return math.nan
+        raise CellError(f"{v!r} is not a number; numeric values are {NUMBER_RULE}")
+    if _is_missing_scalar(v):
+        return math.nan
+    if isinstance(v, numbers.Real):
+        return float(v)
+    raise CellError(f"{v!r} is not a number; numeric values are {NUMBER_RULE}")
+
+
+def parse_bool(v: Any) -> float:
+    """One boolean cell -> 1.0 / 0.0 (NaN = missing). CellError for anything else."""
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    if isinstance(v, str):
+        t = v.strip().lower()
+        if t in TRUE_STRINGS:
+            return 1.0
+        if t in FALSE_STRINGS:
+            return 0.0
+        if not t:
+            return math.nan
+    elif _is_missing_scalar(v):
+        return math.nan
+    elif isinstance(v, numbers.Real) and v in (0, 1):
+        return float(v)
+    raise CellError(f"{v!r} is not a boolean; boolean values are {BOOLEAN_RULE}")
 
 
 def is_plain_numeric(s: pd.Series) -> bool:
@@ -35,33 +118,42 @@ def missing_mask(s: pd.Series) -> np.ndarray:
 
 def _first_bad(s: pd.Series, bad: np.ndarray, column: str, expected: str) -> SchemaError:
     pos = int(np.flatnonzero(bad)[0])
+    value = s.iloc[pos]
+    if isinstance(value, np.generic):  # np.True_ -> True, np.float64(1.0) -> 1.0
+        value = value.item()
     return SchemaError(
-        f"Column {column!r} holds non-{expected} value {s.iloc[pos]!r} at row {pos} (0-based); "
+        f"Column {column!r} holds non-{expected} value {value!r} at row {pos} (0-based); "
         f"{expected} columns accept {_ACCEPTS[expected]} or empty cells for missing values."
     )
 
 
 _ACCEPTS = {
-    "numeric": "numbers",
-    "boolean": "true/false, yes/no, y/n, t/f or 1/0",
+    "numeric": NUMBER_RULE,
+    "boolean": BOOLEAN_RULE,
     "datetime": "dates such as 2024-01-31 or 2024-01-31T12:00:00",
 }
 
 
 def to_float(s: pd.Series, column: str) -> np.ndarray:
-    """A numeric column as float64 (NaN = missing). Raises SchemaError / DataError (inf)."""
+    """A numeric column as float64 (NaN = missing). Raises SchemaError (a value that is not a
+    number, booleans included: see :func:`parse_number`) or DataError (an infinite value)."""
     if pd.api.types.is_bool_dtype(s.dtype):
-        out = s.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~missing_mask(s)
+        if bad.any():
+            raise _first_bad(s, bad, column, "numeric")
+        out = np.full(len(s), np.nan)
     elif is_plain_numeric(s):
         out = s.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        missing = missing_mask(s)
-        vals = s.where(~missing).astype(object)
-        num = pd.to_numeric(vals.map(_strip, na_action="ignore"), errors="coerce")
-        out = np.asarray(num, dtype=np.float64)
-        bad = np.isnan(out) & ~missing
-        if bad.any():
-            raise _first_bad(s, bad, column, "numeric")
+        values = s.to_numpy(dtype=object)
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values.tolist()):
+            try:
+                out[i] = parse_number(v)
+            except CellError:
+                bad = np.zeros(len(values), dtype=bool)
+                bad[i] = True
+                raise _first_bad(s, bad, column, "numeric") from None
     if np.isinf(out).any():
         pos = int(np.flatnonzero(np.isinf(out))[0])
         raise DataError(
@@ -71,22 +163,11 @@ def to_float(s: pd.Series, column: str) -> np.ndarray:
     return out
 
 
-def _strip(v: Any) -> Any:
-    return v.strip() if isinstance(v, str) else v
-
-
 def _bool_value(v: Any) -> float:
-    if isinstance(v, (bool, np.bool_)):
-        return float(v)
-    if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
-        return float(v)
-    if isinstance(v, str):
-        t = v.strip().lower()
-        if t in TRUE_STRINGS:
-            return 1.0
-        if t in FALSE_STRINGS:
-            return 0.0
-    return -1.0  # marker for "not a boolean"
+    try:
+        return parse_bool(v)
+    except CellError:
+        return -1.0  # marker for "not a boolean"
 
 
 def looks_boolean(s: pd.Series) -> bool:

@@ -5,6 +5,12 @@ Inputs follow the package's ONNX graph: one input per column, named after it. On
 protocol categorical, text and datetime columns are BYTES, booleans BOOL, numeric columns
 FP32/FP64 (integer types are accepted and converted). ``null`` means a missing value, which the
 package's preprocessing imputes; NaN and Infinity are rejected (422).
+
+Cell values follow the one set of rules in ``fulcrum.data._coerce`` (the CLI's too): a numeric
+cell is a JSON number or a plain decimal string (``"5.1"`` yes; ``"5_1"``, ``"0x10"``,
+``"nan"``, ``true`` no); a boolean cell is true/false or one of the boolean words or 0/1; a
+categorical cell is a string, number or boolean; text and datetime cells are strings. An
+empty string is a missing value, like null.
 """
 
 from __future__ import annotations
@@ -15,8 +21,21 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import ConfigDict, Field, StrictBool, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
+from ..data._coerce import BOOLEAN_RULE, NUMBER_TEXT_PATTERN, CellError, parse_bool, parse_number
 from ..errors import ArtifactError, SchemaError, ServeError
 
 __all__ = ["ServedModel", "column_datatypes"]
@@ -35,13 +54,51 @@ def column_datatypes(kind: str) -> tuple[str, ...]:
     return ("BYTES",)
 
 
+def _number_cell(value: str | bool) -> float | None:
+    """A numeric cell sent as a string (or a boolean, to refuse it by name) -> float | None."""
+    try:
+        x = parse_number(value)
+    except CellError as exc:
+        raise ValueError(str(exc)) from None
+    if x != x:
+        return None  # a blank string: missing, like null
+    if not -_FLOAT32_MAX <= x <= _FLOAT32_MAX:
+        raise ValueError(f"{value!r} is out of range: numbers must be finite and within +-{_FLOAT32_MAX:.4g} (float32)")
+    return x
+
+
+def _bool_cell(value: Any) -> bool | None:
+    try:
+        x = parse_bool(value)
+    except CellError as exc:
+        raise ValueError(str(exc)) from None
+    return None if x != x else x == 1.0
+
+
+# JSON numbers are validated natively (strict: no booleans, no strings), finite and within float32,
+# the precision the graph computes in; strings (and booleans, refused by name) go to the shared parser.
+_NUMBER = Annotated[float, Strict(), Field(ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]
+_NUMBER_TEXT = Annotated[
+    Union[StrictStr, StrictBool],
+    AfterValidator(_number_cell),
+    WithJsonSchema({"type": "string", "pattern": NUMBER_TEXT_PATTERN,
+                    "description": "a plain decimal number as text; blank = missing"}),
+]
+_BOOLEAN = Annotated[
+    Union[StrictBool, StrictInt, StrictFloat, StrictStr],
+    AfterValidator(_bool_cell),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]},
+                              {"type": "string", "description": BOOLEAN_RULE}]}),
+]
+
+
 def _friendly_type(kind: str) -> Any:
-    if kind == "numeric":  # finite and within float32, the precision the graph computes in
-        return Optional[Annotated[float, Field(ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]]
+    if kind == "numeric":
+        return Optional[Union[_NUMBER, _NUMBER_TEXT]]
     if kind == "boolean":
-        return Optional[StrictBool]
-    if kind == "categorical":
-        return Optional[Union[str, int]]
+        return Optional[_BOOLEAN]
+    if kind == "categorical":  # labelled like the CLI's cells: 3 and 3.0 are "3", true is "true"
+        return Optional[Union[StrictStr, StrictInt, StrictFloat, StrictBool]]
     return Optional[str]  # text, datetime
 
 
