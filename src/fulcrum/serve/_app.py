@@ -41,6 +41,7 @@ from .. import __version__
 from ..artifact import Registry
 from ..errors import FulcrumError, ServeError
 from ._auth import Authenticator, KeyStore
+from ._docs import install_docs
 from ._limits import RateLimiter
 from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from ._model import ServedModel, column_datatypes
@@ -549,6 +550,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.fulcrum = state
+    install_docs(app)  # /docs and /redoc with locally served assets (no CDN)
     s = settings
 
     def _mark(request: Request, route: str, model: ServedModel | None = None, rows: int | None = None) -> None:
