@@ -177,3 +177,25 @@ def test_record_many_is_record_for_each(tmp_path):
     store.add_feedback("m", "r1", "x")
     m = store.live_metric("m", task="classification")
     assert m["n"] == 3 and abs(m["accuracy"] - 2 / 3) < 1e-12
+
+
+# ---------------------------------------------------------------- feedback is checked against the model
+
+
+def test_store_refuses_a_label_the_model_does_not_know(registry):
+    with FeedbackStore(registry) as store:
+        store.record("clf", 1, "c", [{"a": 1.0}], ["x"])
+        with pytest.raises(DataError, match="'z'.*x, y") as info:
+            store.add_feedback("clf", "c", "z")
+        assert info.value.http_status == 422
+        with pytest.raises(DataError, match="x, y"):
+            store.add_feedback("clf", "c", True)
+        assert store.counts("clf")["feedback"] == 0  # nothing stored
+        store.record("reg", 1, "r", [{"a": 1.0}], [2.0])
+        for bad in ("abc", True, float("nan"), float("inf"), "1_0", "0x10"):
+            with pytest.raises(DataError, match="finite number"):
+                store.add_feedback("reg", "r", bad)
+        assert store.counts("reg")["feedback"] == 0
+        store.add_feedback("reg", "r", "2.5")  # a plain decimal string is a number
+        assert store.live_metric("reg")["mae"] == pytest.approx(0.5)
+

@@ -59,10 +59,14 @@ def test_promote_is_picked_up_with_zero_failures(serve, registry):
 
 
 def test_failed_load_keeps_the_old_version(serve, registry):
-    bad = registry.path("penguins@2") / "weights.safetensors"
-    bad.write_bytes(b"corrupted" + bad.read_bytes()[9:])  # checksum mismatch: refuses to load
-    srv = serve(["penguins@production"])
+    # penguins@2 is promoted while intact (promotion verifies it), then rots on disk before this
+    # server loads it: the checksum mismatch makes the load fail, and v1 keeps serving.
+    srv = serve(["penguins@production"], poll_interval_s=3600)
     registry.set_alias("penguins@2", "production")
+    bad = registry.path("penguins@2") / "weights.safetensors"
+    bad.write_bytes(b"corrupted" + bad.read_bytes()[9:])
+    loop = srv.state.models.default("penguins").batcher._loop
+    asyncio.run_coroutine_threadsafe(srv.state.models.refresh(), loop).result(timeout=30)  # the next poll
     deadline = time.monotonic() + 10
     while ("penguins", 2) not in srv.state.models.failed:
         assert time.monotonic() < deadline

@@ -15,22 +15,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "monitor",
         help="drift, out-of-distribution rate and live metric of a served model, and a retrain recommendation",
         description="Reads the latest monitor snapshot the server saved for REF and the ground-truth feedback "
-        "in the registry; with --data, monitors a file of inputs instead of the server's window.",
+        "from the serving records (<registry>.serving.sqlite, or --records-db); with --data, monitors a file of "
+        "inputs instead of the server's window.",
     )
     p.add_argument("ref", help="model reference: name, name@3 or name@alias")
     p.add_argument("--data", metavar="FILE", help="monitor these inputs (a file or builtin:NAME) instead of the server's snapshot")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--records-db", metavar="PATH", default=None,
+                   help="the server's records database (default: <registry>.serving.sqlite; as `fulcrum serve --records-db`)")
     add_registry_option(p)
     p.set_defaults(func=run)
 
 
-def collect(reg: Any, ref: str, data: str | None = None) -> dict[str, Any]:
+def collect(reg: Any, ref: str, data: str | None = None, records_db: str | None = None) -> dict[str, Any]:
     """Everything ``fulcrum monitor`` shows, as a dict (also used by ``--json``)."""
     from ..data import read_table
     from ..serve import FeedbackStore, Monitor, load_latest_snapshot, recommend
+    from ..serve._records import connect_records, records_path
 
     pkg = reg.load(ref)
     name, version = pkg.name, pkg.version
+    db = records_path(reg, records_db)
     m = pkg.manifest
     if data is not None:
         frame = read_table(data)
@@ -39,10 +44,10 @@ def collect(reg: Any, ref: str, data: str | None = None) -> dict[str, Any]:
         snapshot: dict[str, Any] | None = mon.snapshot()
         origin = f"file {data}"
     else:
-        with contextlib.closing(reg.connect()) as conn:
+        with contextlib.closing(connect_records(db)) as conn:
             snapshot = load_latest_snapshot(conn, name, version)
         origin = "server" if snapshot is not None else None
-    with FeedbackStore(reg) as store:
+    with FeedbackStore(db, registry=reg) as store:
         live = store.live_metric(name, version)
         counts = store.counts(name)
         counts_version = store.counts(name, version)
@@ -63,7 +68,7 @@ def collect(reg: Any, ref: str, data: str | None = None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     reg = registry_from(args)
-    report = collect(reg, args.ref, args.data)
+    report = collect(reg, args.ref, args.data, args.records_db)
     if args.json:
         print_json(report)
         return 0

@@ -39,7 +39,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--poll-interval", type=float, default=1.0, help="seconds between registry alias checks")
     o.add_argument("--no-access-log", action="store_true", help="no JSON access log lines")
     o.add_argument("--no-monitor", action="store_true", help="no OOD/drift monitors")
-    o.add_argument("--no-feedback", action="store_true", help="do not record predictions for feedback")
+    o.add_argument("--no-feedback", action="store_true", help="record no requests (same as --record none)")
+    r = p.add_argument_group(
+        "serving records",
+        "Inputs and predictions of recorded requests (for feedback, the live metric and retraining), feedback, usage "
+        "counters and monitor snapshots go to their own SQLite database, never the registry index. Recorded rows are "
+        "bounded: beyond --record-max-rows or --record-max-mb the oldest requests are dropped first (those without "
+        "feedback before those with).",
+    )
+    r.add_argument("--records-db", metavar="PATH", default=None,
+                   help="records database (default: <registry>.serving.sqlite beside the registry directory)")
+    r.add_argument("--record", default="all", metavar="none|sample:RATE|all",
+                   help="what is recorded of each request: all (default), a random share (sample:0.1), or none "
+                        "(feedback then has nothing to attach to)")
+    r.add_argument("--record-max-rows", type=int, default=1_000_000, help="recorded rows kept (default 1,000,000)")
+    r.add_argument("--record-max-mb", type=float, default=256.0, help="megabytes of recorded data kept (default 256)")
     o.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_registry_option(p)
     p.set_defaults(func=run)
@@ -59,6 +73,8 @@ def settings_from(args: argparse.Namespace) -> object:
         top_k=args.top_k, round_decimals=args.round_decimals,
         poll_interval_s=args.poll_interval, access_log=not args.no_access_log,
         monitor=not args.no_monitor, feedback=not args.no_feedback, log_level=args.log_level,
+        records_db=args.records_db, record=args.record, record_max_rows=args.record_max_rows,
+        record_max_mb=args.record_max_mb,
     )
 
 

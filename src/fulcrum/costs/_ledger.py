@@ -64,13 +64,20 @@ def _build_costs(pkg: Any) -> dict[str, CostRecord]:
     return out
 
 
-def live_usage(registry: Any, name: str, version: int | None) -> dict[str, Any] | None:
-    """Predictions and compute seconds the server recorded for this model version, if any."""
+def live_usage(registry: Any, name: str, version: int | None, records_db: Any = None) -> dict[str, Any] | None:
+    """Predictions and compute seconds the server recorded for this model version, if any.
+    Read from the serving-records database (``records_db``, else ``<registry>.serving.sqlite``,
+    the rule of ``fulcrum.serve._records.records_path``), never the registry index."""
     import sqlite3
     from contextlib import closing
+    from pathlib import Path
 
+    root = Path(registry.root).absolute()
+    path = Path(records_db) if records_db is not None else root.parent / (root.name + ".serving.sqlite")
+    if not path.is_file():
+        return None
     try:
-        with closing(registry.connect()) as conn:
+        with closing(sqlite3.connect(str(path), timeout=60)) as conn:
             row = conn.execute(
                 "SELECT SUM(predictions), SUM(compute_s), MIN(first_seen), MAX(last_seen) FROM serving_usage "
                 "WHERE model = ? AND version = ?",

@@ -39,8 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..artifact import Registry
-from ..errors import FulcrumError, ServeError
+from ..errors import FulcrumError, NotFoundError, ServeError
 from ._auth import Authenticator, KeyStore
+from ._feedback import FeedbackStore
 from ._docs import install_docs
 from ._limits import RateLimiter
 from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics
@@ -48,8 +49,9 @@ from ._model import ServedModel, column_datatypes
 from ._models import ModelSet
 from ._outputs import friendly_body, v2_outputs
 from ._recorder import Recorder
+from ._records import RecordPolicy, connect_records, records_path
 from ._spec import ServeSettings
-from ._usage import UsageCounter, ensure_table
+from ._usage import UsageCounter
 
 __all__ = ["create_app", "ServerState"]
 
@@ -171,7 +173,14 @@ class ServerState:
         self.keys = KeyStore(registry)
         self.auth = Authenticator.from_store(self.keys)  # keyed for good once any key ever existed
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-        self.recorder = Recorder(registry) if settings.feedback else None
+        # Serving records (inputs, predictions, feedback, usage, monitor snapshots) go to their own
+        # bounded database, never to the registry index.
+        self.records_db = records_path(registry, settings.records_db)
+        self.record_policy = RecordPolicy(settings.record if settings.feedback else "none",
+                                          max_rows=settings.record_max_rows, max_mb=settings.record_max_mb)
+        connect_records(self.records_db).close()  # created (and checked writable) before the first request
+        self.recorder = (Recorder(self.records_db, registry=registry, policy=self.record_policy)
+                         if self.record_policy.records else None)
         self.access = AccessLog() if settings.access_log else None
         self._request_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self._batch_children: dict[tuple[str, int], tuple[Any, ...]] = {}
@@ -181,7 +190,6 @@ class ServerState:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, dict[str, Any]] | None = None
-        ensure_table(registry)
 
     # Labelled metric children, looked up once (a labels() call costs more than the increment).
     def request_metrics(self, model: str, version: str, route: str, status: int) -> tuple[Any, Any]:
@@ -286,15 +294,15 @@ class ServerState:
                     self.metrics.drift.labels(model.name, v, col).set(psi)
 
     def flush(self) -> None:
-        """Persist usage deltas and monitor snapshots to the registry DB."""
+        """Persist usage deltas and monitor snapshots to the serving-records DB."""
         try:
-            self.usage.flush(self.registry)
+            self.usage.flush(self.records_db)
         except Exception:  # noqa: BLE001
             log.exception("could not persist serving usage; will retry")
         monitored = [m for m in list(self.models.loaded.values()) if m.monitor is not None]
         if monitored:
             try:
-                conn = self.registry.connect()
+                conn = connect_records(self.records_db)
                 try:
                     for model in monitored:
                         model.monitor.save_snapshot(conn, model.name, model.version)
@@ -685,7 +693,7 @@ def create_app(
             out = {"id": rid, "model": model.name, "version": model.version,
                    **friendly_body(model, result, s.top_k, s.round_decimals)}
             if recorder is not None:
-                recorder.put(model, rid, cols, n, result)
+                recorder.put(model, rid, cols, n, result, len(body))
             return 200, _dumps(out), None
         except asyncio.CancelledError:
             raise
@@ -710,7 +718,7 @@ def create_app(
                 "outputs": v2_outputs(model, result, requested, s.top_k, s.round_decimals),
             }
             if recorder is not None:
-                recorder.put(model, req.id or rid, cols, n, result)
+                recorder.put(model, req.id or rid, cols, n, result, len(body))
             return 200, _dumps(out), None
         except asyncio.CancelledError:
             raise
@@ -773,9 +781,14 @@ def create_app(
         model = state.models.resolve(name)
         _mark(request, "feedback", model)
         if state.recorder is None:
-            raise ServeError("Feedback is off on this server (started with feedback disabled).", 404)
+            raise ServeError(
+                "This server records no requests (--record none), so feedback has no prediction to attach to; "
+                "restart it with --record all or --record sample:RATE.", 404)
         await asyncio.to_thread(state.recorder.drain)
-        stored = await asyncio.to_thread(state.recorder.store.add_feedback, model.name, body.id, body.truth, body.row)
+        try:
+            stored = await asyncio.to_thread(state.recorder.store.add_feedback, model.name, body.id, body.truth, body.row)
+        except NotFoundError as exc:
+            raise NotFoundError(f"{exc} This server records {state.record_policy.describe()}.") from None
         return _json(stored)
 
     @app.get("/v1/models/{name}/metric", tags=["v1"])
@@ -783,9 +796,14 @@ def create_app(
     async def live_metric(request: Request, name: str, version: int | None = None) -> Response:
         model = state.models.resolve(name)
         _mark(request, "metric", model)
-        if state.recorder is None:
-            raise ServeError("Feedback is off on this server (started with feedback disabled).", 404)
-        return _json(await asyncio.to_thread(state.recorder.store.live_metric, model.name, version))
+        if state.recorder is not None:
+            return _json(await asyncio.to_thread(state.recorder.store.live_metric, model.name, version))
+
+        def read() -> dict[str, Any]:  # records kept from earlier, when this server records none
+            with FeedbackStore(state.records_db, registry=state.registry) as store:
+                return store.live_metric(model.name, version)
+
+        return _json(await asyncio.to_thread(read))
 
     @app.get("/v1/models/{name}/monitor", tags=["v1"])
     @_guarded

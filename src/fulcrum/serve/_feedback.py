@@ -1,14 +1,20 @@
 """Ground-truth feedback: predictions recorded by request id, truth joined later, a live metric,
 and the labelled rows for retraining. Plus the retrain recommendation.
 
-Tables (in the registry's SQLite index by default, next to ``versions`` and ``aliases``)::
+The tables live in the serving-records database (see :mod:`fulcrum.serve._records`), never in
+the registry index::
 
-    predictions (model, version, request_id, row, inputs_json, prediction_json, output_json, created)
+    predictions (model, version, request_id, row, bytes, labelled, inputs_json, prediction_json, ...)
     feedback    (model, request_id, row, truth_json, created)          -- one truth per predicted row
+
+Recorded rows are bounded (``max_rows``, ``max_mb``): before a write, the oldest requests without
+feedback are dropped first, then the oldest with feedback. Feedback is checked against the
+model that made the prediction: a label it does not know, or a regression truth that is not a
+finite number, is refused (DataError, HTTP 422) and nothing is stored.
 
 ::
 
-    store = FeedbackStore(registry)                       # or a .sqlite path, or a sqlite3 connection
+    store = FeedbackStore(registry)                       # its records DB; or a .sqlite path, or a connection
     store.record("iris", 3, "req-1", [{"sepal length (cm)": 5.1, ...}], ["setosa"])
     store.add_feedback("iris", "req-1", "versicolor")
     store.live_metric("iris")                             # {"task": "classification", "n": 1, "accuracy": 0.0, ...}
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -30,34 +37,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataError, NotFoundError
+from ._records import DEFAULT_MAX_MB, DEFAULT_MAX_ROWS, LOW_WATER, ROW_OVERHEAD, SCHEMA, check_bounds, connect_records, records_path
 
 __all__ = ["FeedbackStore", "recommend", "DEFAULT_THRESHOLDS"]
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS predictions (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        model           TEXT    NOT NULL,
-        version         INTEGER,
-        request_id      TEXT    NOT NULL,
-        row             INTEGER NOT NULL,
-        inputs_json     TEXT    NOT NULL,
-        prediction_json TEXT,
-        output_json     TEXT,
-        created         TEXT    NOT NULL,
-        UNIQUE (model, request_id, row)
-    )""",
-    "CREATE INDEX IF NOT EXISTS predictions_model_version ON predictions (model, version)",
-    """CREATE TABLE IF NOT EXISTS feedback (
-        model      TEXT    NOT NULL,
-        request_id TEXT    NOT NULL,
-        row        INTEGER NOT NULL,
-        truth_json TEXT    NOT NULL,
-        created    TEXT    NOT NULL,
-        PRIMARY KEY (model, request_id, row)
-    )""",
-)
 BUSY_TIMEOUT_S = 60.0
 _PREDICTION_KEYS = ("prediction", "label", "value")
+# A number written as text: plain decimal notation, optionally with an exponent ("2.5", "-1e3").
+# Not "1_0", "0x10", "inf" or "nan", which float() would take.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _now() -> str:
@@ -104,6 +92,12 @@ def _dumps(v: Any) -> str:
     return json.dumps(plain, separators=(",", ":"), allow_nan=False, default=str)
 
 
+def _nbytes(s: str | None) -> int:
+    if s is None:
+        return 0
+    return len(s) if s.isascii() else len(s.encode("utf-8"))
+
+
 def _label(v: Any) -> str:
     """Class labels compare as the profile spells categories: 3, 3.0 and "3" are one label."""
     if isinstance(v, bool):
@@ -113,39 +107,65 @@ def _label(v: Any) -> str:
     return str(v).strip()
 
 
-class FeedbackStore:
-    """Predictions and their ground truth, in SQLite.
+def _finite_number(v: Any) -> float | None:
+    """``v`` as a finite float when it is a JSON number or a plain decimal string; else None.
+    Booleans are not numbers."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, np.integer)):
+        return float(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, str) and _DECIMAL.fullmatch(v.strip()):
+        x = float(v)
+        return x if math.isfinite(x) else None
+    return None
 
-    ``path_or_conn``: a :class:`~fulcrum.artifact.Registry` (its index database, the default when
-    None), a registry directory, a ``.sqlite`` file path, or an open ``sqlite3.Connection`` (which
-    stays the caller's to close). Safe to share between threads: one connection behind a lock.
+
+class FeedbackStore:
+    """Predictions and their ground truth, in the serving-records SQLite database.
+
+    ``path_or_conn``: a :class:`~fulcrum.artifact.Registry` (its records database
+    ``<registry>.serving.sqlite``; the default registry when None), a registry directory, a
+    ``.sqlite`` file path, or an open ``sqlite3.Connection`` (which stays the caller's to close).
+    ``registry``: where manifests (task, target, labels) are read when ``path_or_conn`` is a path
+    or a connection. ``max_rows`` / ``max_mb`` bound the recorded rows (oldest dropped first).
+    Safe to share between threads: one connection behind a lock.
     """
 
-    def __init__(self, path_or_conn: Any = None) -> None:
+    def __init__(
+        self,
+        path_or_conn: Any = None,
+        *,
+        registry: Any = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_mb: float = DEFAULT_MAX_MB,
+    ) -> None:
+        from ..artifact import Registry
+
+        self.max_rows, self.max_bytes = check_bounds(max_rows, max_mb)
+        self.dropped = 0  # requests too large for the bounds, never stored
         self._owns = True
-        self._registry = None
+        self._registry = registry
         if isinstance(path_or_conn, sqlite3.Connection):
             self._conn, self._owns = path_or_conn, False
+            with self._conn:
+                for statement in SCHEMA:
+                    self._conn.execute(statement)
         else:
-            from ..artifact import Registry
-
             if path_or_conn is None or isinstance(path_or_conn, Registry):
-                self._registry = path_or_conn if path_or_conn is not None else Registry()
-                path = Path(self._registry.index_path)
+                self._registry = path_or_conn if path_or_conn is not None else (registry or Registry())
+                path = records_path(self._registry)
             else:
                 path = Path(path_or_conn).expanduser()
                 if path.is_dir():
                     self._registry = Registry(path)
-                    path = Path(self._registry.index_path)
-            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL mode
+                    path = records_path(self._registry)
+            self.path = path
+            self._conn = connect_records(path)
         self._lock = threading.RLock()
+        self._manifests: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._targets: dict[tuple[str, int | None], str | None] = {}
-        with self._lock, self._conn:
-            for statement in _SCHEMA:
-                self._conn.execute(statement)
 
     def close(self) -> None:
         if self._owns:
@@ -158,23 +178,32 @@ class FeedbackStore:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- manifest lookups (the registry's versions table, when this is the registry DB) ---------
+    # -- manifest lookups (the registry's versions table) ----------------------
 
     def _manifest(self, model: str, version: int | None = None) -> dict[str, Any] | None:
+        if self._registry is None:
+            return None
+        key = (model, int(version)) if version is not None else None
+        if key is not None and key in self._manifests:  # versions are immutable
+            return self._manifests[key]
         try:
-            if version is None:
-                row = self._conn.execute(
-                    "SELECT manifest_json FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (model,)
-                ).fetchone()
-            else:
-                row = self._conn.execute(
-                    "SELECT manifest_json FROM versions WHERE name = ? AND version = ?", (model, int(version))
-                ).fetchone()
+            conn = self._registry.connect()
+            try:
+                if version is None:
+                    row = conn.execute(
+                        "SELECT manifest_json FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (model,)
+                    ).fetchone()
+                else:
+                    row = conn.execute(
+                        "SELECT manifest_json FROM versions WHERE name = ? AND version = ?", (model, int(version))
+                    ).fetchone()
+            finally:
+                conn.close()
         except sqlite3.OperationalError:  # not a registry database
             return None
-        if row is None or not row[0]:
-            return None
-        manifest: dict[str, Any] = json.loads(row[0])
+        manifest: dict[str, Any] | None = json.loads(row[0]) if row is not None and row[0] else None
+        if key is not None:
+            self._manifests[key] = manifest
         return manifest
 
     def _task(self, model: str, version: int | None) -> dict[str, Any]:
@@ -207,20 +236,20 @@ class FeedbackStore:
 
         ``outputs`` holds one entry per input row: the prediction itself (a label or a value), or a
         dict holding it under the target's name (or "prediction"/"label"/"value") plus anything else
-        (probabilities), which is kept too. Recording the same request id again replaces its rows.
+        (probabilities), which is kept too. Recording the same request id again replaces its rows
+        (and drops their feedback). A request larger than the bounds is not stored (0 is returned).
         """
-        rows = self._rows(model, version, request_id, inputs, outputs)
-        self._insert(rows)
-        return len(rows)
+        return self.record_many([(model, version, request_id, inputs, outputs)])
 
     def record_many(
         self, records: Sequence[tuple[str, int | None, str, Sequence[Mapping[str, Any]], Sequence[Any]]]
     ) -> int:
         """``record`` for many requests in ONE transaction (the server's recorder drains its queue here)."""
         created = _now()
-        rows = [r for rec in records for r in self._rows(*rec, created=created)]
-        self._insert(rows)
-        return len(rows)
+        groups = [rows for rows in (self._rows(*rec, created=created) for rec in records) if rows]
+        if not groups:
+            return 0
+        return self._insert(groups)
 
     def _rows(
         self, model: str, version: int | None, request_id: str, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Any],
@@ -234,34 +263,138 @@ class FeedbackStore:
             raise DataError(f"record got {len(inputs)} input row(s) but {len(outputs)} output(s); pass one output per row.")
         target = self._target(model, version)
         created = created or _now()
-        return [
-            (
-                model,
-                None if version is None else int(version),
-                str(request_id),
-                i,
-                _dumps(dict(inp)),
-                _dumps(self._prediction_of(out, target)),
-                _dumps(out) if isinstance(out, Mapping) else None,
-                created,
-            )
-            for i, (inp, out) in enumerate(zip(inputs, outputs))
-        ]
+        request_id = str(request_id)
+        fixed = ROW_OVERHEAD + _nbytes(model) + _nbytes(request_id) + len(created)
+        rows = []
+        for i, (inp, out) in enumerate(zip(inputs, outputs)):
+            inputs_json = _dumps(dict(inp))
+            prediction_json = _dumps(self._prediction_of(out, target))
+            output_json = _dumps(out) if isinstance(out, Mapping) else None
+            size = fixed + _nbytes(inputs_json) + _nbytes(prediction_json) + _nbytes(output_json)
+            rows.append((model, None if version is None else int(version), request_id, i, size, created,
+                         prediction_json, output_json, inputs_json))
+        return rows
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
-        with self._lock, self._conn:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO predictions (model, version, request_id, row, inputs_json, prediction_json,"
-                " output_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+    def _insert(self, groups: list[list[tuple[Any, ...]]]) -> int:
+        """Write the requests ``groups`` (oldest first, each a list of rows) in one transaction,
+        within the bounds; returns the rows written."""
+        with self._lock:
+            conn = self._conn
+            if conn.in_transaction:
+                conn.commit()
+            conn.execute("BEGIN IMMEDIATE")  # totals read, room made and rows written under one write lock
+            try:
+                rows = self._fit(groups)
+                if rows:
+                    self._make_room(len(rows), sum(r[4] for r in rows))
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO predictions (model, version, request_id, row, bytes, created,"
+                        " prediction_json, output_json, inputs_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return len(rows)
+
+    def _fit(self, groups: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+        """The rows of the requests to write now, as if they had been written one at a time: the
+        newest that fit beside the requests with feedback (which unlabelled ones never displace),
+        and at least the newest request when it fits the bounds at all. A request larger than the
+        bounds is never stored (counted in ``dropped``)."""
+        (lab_rows, lab_bytes), = self._conn.execute("SELECT rows, bytes FROM record_totals WHERE labelled = 1").fetchall()
+        room_rows, room_bytes = self.max_rows - lab_rows, self.max_bytes - lab_bytes
+        kept: list[list[tuple[Any, ...]]] = []
+        n_rows = n_bytes = 0
+        for rows in reversed(groups):  # newest first
+            n, b = len(rows), sum(r[4] for r in rows)
+            if n > self.max_rows or b > self.max_bytes:
+                self.dropped += 1
+                continue
+            if kept and (n_rows + n > room_rows or n_bytes + b > room_bytes):
+                break  # older ones would have been dropped by the newer ones anyway
+            kept.append(rows)
+            n_rows += n
+            n_bytes += b
+        return [r for rows in reversed(kept) for r in rows]
+
+    def _make_room(self, n_rows: int, n_bytes: int) -> None:
+        """Drop the oldest requests (without feedback first) so that ``n_rows`` rows and
+        ``n_bytes`` bytes more fit; when anything must go, go down to LOW_WATER of the bounds."""
+        conn = self._conn
+        rows, nbytes = conn.execute("SELECT SUM(rows), SUM(bytes) FROM record_totals").fetchone()
+        if rows + n_rows <= self.max_rows and nbytes + n_bytes <= self.max_bytes:
+            return
+        need_rows = rows + n_rows - int(self.max_rows * LOW_WATER)
+        need_bytes = nbytes + n_bytes - int(self.max_bytes * LOW_WATER)
+        for labelled in (0, 1):
+            if need_rows <= 0 and need_bytes <= 0:
+                return
+            last = None
+            cur = conn.execute("SELECT id, bytes FROM predictions WHERE labelled = ? ORDER BY id", (labelled,))
+            while need_rows > 0 or need_bytes > 0:
+                chunk = cur.fetchmany(4096)
+                if not chunk:
+                    break
+                for id_, b in chunk:
+                    last = id_
+                    need_rows -= 1
+                    need_bytes -= b
+                    if need_rows <= 0 and need_bytes <= 0:
+                        break
+            cur.close()
+            if last is None:
+                continue
+            # whole requests go: extend to the last row of the request the cut falls in
+            model, request_id = conn.execute("SELECT model, request_id FROM predictions WHERE id = ?", (last,)).fetchone()
+            end = conn.execute("SELECT MAX(id), SUM(bytes), COUNT(*) FROM predictions WHERE model = ? AND request_id = ?"
+                               " AND id > ?", (model, request_id, last)).fetchone()
+            if end[0] is not None:
+                last = end[0]
+                need_rows -= int(end[2])
+                need_bytes -= int(end[1] or 0)
+            conn.execute("DELETE FROM predictions WHERE labelled = ? AND id <= ?", (labelled, last))
+
+    def _check_truth(self, model: str, version: int | None, request_id: str, row: int, truth: Any) -> Any:
+        """The truth as stored (a label spelled as the model spells it, or a float), or DataError."""
+        if isinstance(truth, np.generic):
+            truth = truth.item()
+        if truth is None or isinstance(truth, (dict, list)):
+            raise DataError(f"Truth for row {row} of request {request_id!r} must be a label or a number, got {truth!r}.")
+        task = self._task(model, version)
+        kind, labels = task.get("kind"), task.get("labels")
+        ref = f"{model}@{version}" if version is not None else model
+        if kind == "classification" and labels:
+            known = {_label(x): x for x in labels}
+            key = _label(truth)
+            if key not in known or (isinstance(truth, float) and not math.isfinite(truth)):
+                names = ", ".join(str(x) for x in labels)
+                raise DataError(
+                    f"Unknown label {truth!r} for row {row} of request {request_id!r}: {ref} knows only {names}; "
+                    "send one of those as the truth."
+                )
+            return _plain(known[key])
+        if kind == "regression":
+            x = _finite_number(truth)
+            if x is None:
+                raise DataError(
+                    f"Truth for row {row} of request {request_id!r} must be a finite number ({ref} is a regression "
+                    f"model), got {truth!r}."
+                )
+            return x
+        if isinstance(truth, float) and not math.isfinite(truth):
+            raise DataError(f"Truth for row {row} of request {request_id!r} must be a finite number or a label, got {truth!r}.")
+        return truth
 
     def add_feedback(self, model: str, request_id: str, truth: Any, row: int | None = None) -> dict[str, Any]:
         """Attach the ground truth to a recorded request; returns what was stored.
 
         ``truth`` is one value (a one-row request, or the row given by ``row``) or a list with one
-        value per row of the request. Sending feedback again for a row replaces it.
-        Raises NotFoundError for an unknown request id (or row), DataError for a bad truth.
+        value per row of the request. Sending feedback again for a row replaces it. The truth must
+        be one of the model's labels (classification) or a finite number (regression).
+        Raises NotFoundError for an unknown request id (or row), DataError for a bad truth; nothing
+        is stored then.
         """
         request_id = str(request_id)
         with self._lock:
@@ -271,10 +404,14 @@ class FeedbackStore:
         if not found:
             raise NotFoundError(
                 f"No recorded prediction of model {model!r} has request id {request_id!r}; send feedback with the "
-                "request id the server returned for that prediction (its X-Request-ID header or 'id' field)."
+                "request id the server returned for that prediction (its X-Request-ID header or 'id' field). "
+                "A request the server did not record (see `fulcrum serve --record`), or dropped by the records' "
+                "retention bound (--record-max-rows, --record-max-mb), cannot take feedback."
             )
         n_rows, version = len(found), found[0][1]
-        truths = _plain(truth.tolist() if isinstance(truth, (np.ndarray, pd.Series)) else truth)
+        truths = truth.tolist() if isinstance(truth, (np.ndarray, pd.Series)) else truth
+        if isinstance(truths, tuple):
+            truths = list(truths)
         if row is not None:
             if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= int(row) < n_rows:
                 raise NotFoundError(
@@ -296,15 +433,15 @@ class FeedbackStore:
             raise DataError(
                 f"Request {request_id!r} has {n_rows} rows; give a list of {n_rows} truth values, or one value with row=."
             )
-        for i, t in pairs:
-            if t is None or isinstance(t, (dict, list)):
-                raise DataError(f"Truth for row {i} of request {request_id!r} must be a label or a number, got {t!r}.")
+        pairs = [(i, self._check_truth(model, version, request_id, i, t)) for i, t in pairs]
         created = _now()
         with self._lock, self._conn:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO feedback (model, request_id, row, truth_json, created) VALUES (?, ?, ?, ?, ?)",
                 [(model, request_id, i, _dumps(t), created) for i, t in pairs],
             )
+            # a request with ground truth is kept longest (dropped only after every unlabelled one)
+            self._conn.execute("UPDATE predictions SET labelled = 1 WHERE model = ? AND request_id = ?", (model, request_id))
         return {"model": model, "version": version, "request_id": request_id, "rows": [i for i, _ in pairs],
                 "stored": len(pairs)}
 

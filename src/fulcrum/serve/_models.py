@@ -213,6 +213,8 @@ class ModelSet:
         model = await asyncio.to_thread(
             ServedModel.load, self.registry, f"{name}@{version}", monitor=s.monitor, max_rows=s.max_rows
         )
+        if model.monitor is not None:
+            model.monitor.reset()  # the warm-up row is not traffic: drift and OOD count served rows only
         on_batch = self._on_batch
 
         def batched(n_req: int, rows: int, seconds: float, _m: ServedModel = model) -> None:

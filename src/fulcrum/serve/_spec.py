@@ -48,8 +48,12 @@ class ServeSettings:
     access_log: bool = True
     log_level: str = "info"
     monitor: bool = True
-    feedback: bool = True
+    feedback: bool = True  # False: record nothing (same as record="none")
     ood_threshold: float | None = None
+    records_db: str | None = None  # serving records; default <registry>.serving.sqlite (see serve/_records.py)
+    record: str = "all"  # what is recorded of each request: "all", "sample:RATE" or "none"
+    record_max_rows: int = 1_000_000
+    record_max_mb: float = 256.0
 
     def __post_init__(self) -> None:
         if isinstance(self.batch, dict):
@@ -57,6 +61,9 @@ class ServeSettings:
         self.model_batch = {
             k: (BatchSpec.from_dict(v) if isinstance(v, dict) else v) for k, v in dict(self.model_batch).items()
         }
+        from ._records import RecordPolicy
+
+        RecordPolicy(self.record, max_rows=self.record_max_rows, max_mb=self.record_max_mb)  # ConfigError if bad
         if not 0 <= int(self.port) <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port!r}.")
         for key in ("workers", "max_body_bytes", "max_rows"):

@@ -1,8 +1,9 @@
 """Live work counters for the cost ledger: predictions served and compute seconds per model version.
 
 Counted in memory on every batch, persisted as *deltas* to the ``serving_usage`` table of the
-registry's index every few seconds and at shutdown (so several server processes add up).
-``fulcrum costs`` reads them with :func:`read_usage`.
+serving-records database (``<registry>.serving.sqlite``, never the registry index) every few
+seconds and at shutdown (so several server processes add up). ``fulcrum costs`` reads them
+(:func:`read_usage`, or ``fulcrum.costs._ledger.live_usage``).
 
 Table ``serving_usage`` (one row per model version per UTC day; the columns
 ``fulcrum.costs`` reads: SUM(predictions), SUM(compute_s), MIN(first_seen), MAX(last_seen))::
@@ -14,39 +15,31 @@ Table ``serving_usage`` (one row per model version per UTC day; the columns
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-__all__ = ["UsageCounter", "read_usage", "USAGE_SCHEMA"]
+from ._records import connect_records, records_path
 
-USAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS serving_usage (
-    model       TEXT    NOT NULL,
-    version     INTEGER NOT NULL,
-    day         TEXT    NOT NULL,
-    requests    INTEGER NOT NULL DEFAULT 0,
-    predictions INTEGER NOT NULL DEFAULT 0,
-    batches     INTEGER NOT NULL DEFAULT 0,
-    compute_s   REAL    NOT NULL DEFAULT 0,
-    first_seen  TEXT    NOT NULL,
-    last_seen   TEXT    NOT NULL,
-    PRIMARY KEY (model, version, day)
-)
-"""
+__all__ = ["UsageCounter", "read_usage"]
 
 
-def ensure_table(registry: Any) -> None:
-    conn = registry.connect()
-    try:
-        conn.execute(USAGE_SCHEMA)
-        conn.commit()
-    finally:
-        conn.close()
+def _db(target: Any, records_db: str | Path | None = None) -> Path:
+    """The records database of ``target``: a registry (its default records DB) or a path."""
+    from ..artifact import Registry
+
+    if records_db is not None:
+        return records_path(path=records_db)
+    if target is None or isinstance(target, Registry) or Path(target).is_dir():
+        return records_path(target)
+    return records_path(path=target)
 
 
 class UsageCounter:
-    """Thread-safe running totals, flushed as deltas into the registry database."""
+    """Thread-safe running totals, flushed as deltas into the serving-records database."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -66,8 +59,9 @@ class UsageCounter:
                 row[2] += 1
                 row[3] += compute_s
 
-    def flush(self, registry: Any) -> int:
-        """Write pending deltas; returns rows touched. On failure the deltas are kept for next time."""
+    def flush(self, target: Any) -> int:
+        """Write pending deltas to ``target`` (a records DB path, or a registry: its records DB);
+        returns rows touched. On failure the deltas are kept for next time."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:
@@ -75,9 +69,8 @@ class UsageCounter:
         now = datetime.now(timezone.utc)
         day, stamp = now.date().isoformat(), now.isoformat(timespec="seconds")
         try:
-            conn = registry.connect()
+            conn = connect_records(_db(target))
             try:
-                conn.execute(USAGE_SCHEMA)
                 conn.executemany(
                     "INSERT INTO serving_usage (model, version, day, requests, predictions, batches, compute_s,"
                     " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, version, day)"
@@ -100,19 +93,24 @@ class UsageCounter:
         return len(pending)
 
 
-def read_usage(registry: Any, name: str | None = None) -> list[dict[str, Any]]:
-    """Persisted serving usage, one dict per (model, version, day); empty when nothing was served."""
-    conn = registry.connect()
+def read_usage(registry: Any, name: str | None = None, *, records_db: str | Path | None = None) -> list[dict[str, Any]]:
+    """Persisted serving usage, one dict per (model, version, day); empty when nothing was served.
+    Read from ``records_db``, else the registry's records database."""
+    path = _db(registry, records_db)
+    if not path.exists():
+        return []
+    sql = ("SELECT model, version, day, requests, predictions, batches, compute_s, first_seen, last_seen"
+           " FROM serving_usage")
+    args: tuple[Any, ...] = ()
+    if name is not None:
+        sql += " WHERE model = ?"
+        args = (name,)
     try:
-        conn.execute(USAGE_SCHEMA)
-        sql = ("SELECT model, version, day, requests, predictions, batches, compute_s, first_seen, last_seen"
-               " FROM serving_usage")
-        args: tuple[Any, ...] = ()
-        if name is not None:
-            sql += " WHERE model = ?"
-            args = (name,)
-        rows = conn.execute(sql + " ORDER BY model, version, day", args).fetchall()
-    finally:
-        conn.close()
+        with contextlib.closing(sqlite3.connect(str(path), timeout=60)) as conn:
+            rows = conn.execute(sql + " ORDER BY model, version, day", args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
     keys = ("model", "version", "day", "requests", "predictions", "batches", "compute_s", "first_seen", "last_seen")
     return [dict(zip(keys, r)) for r in rows]
