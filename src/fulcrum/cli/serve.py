@@ -55,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--record-max-rows", type=int, default=1_000_000, help="recorded rows kept (default 1,000,000)")
     r.add_argument("--record-max-mb", type=float, default=256.0, help="megabytes of recorded data kept (default 256)")
     o.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    t = p.add_argument_group("slow clients", "Bounds on how long a client may take (seconds); none needs an API key "
+                             "to hold a connection, so each is bounded.")
+    t.add_argument("--header-timeout", type=float, default=10.0,
+                   help="request headers must arrive within this; else the connection closes (default 10)")
+    t.add_argument("--body-timeout", type=float, default=30.0,
+                   help="a request body must arrive within this after its headers; else 408 (default 30)")
+    t.add_argument("--keepalive-timeout", type=float, default=5.0,
+                   help="an idle keep-alive connection closes after this (default 5)")
     add_registry_option(p)
     p.set_defaults(func=run)
 
@@ -73,6 +81,8 @@ def settings_from(args: argparse.Namespace) -> object:
         top_k=args.top_k, round_decimals=args.round_decimals,
         poll_interval_s=args.poll_interval, access_log=not args.no_access_log,
         monitor=not args.no_monitor, feedback=not args.no_feedback, log_level=args.log_level,
+        header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+        keepalive_timeout_s=args.keepalive_timeout,
         records_db=args.records_db, record=args.record, record_max_rows=args.record_max_rows,
         record_max_mb=args.record_max_mb,
     )

@@ -48,19 +48,27 @@ def check_bind(settings: ServeSettings, registry: Any) -> None:
 
 
 def uvicorn_config(app: Any, settings: ServeSettings, **extra: Any) -> Any:
+    """uvicorn's Config for ``app``: Fulcrum's HTTP protocol, with the header/body read bounds
+    (``_timeouts``) carried on the Config so that every worker process gets them."""
     import uvicorn
+
+    from ._timeouts import BOUNDS_ATTR, protocol_class
 
     kwargs: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
+        http=protocol_class(),
         access_log=False,  # fulcrum writes its own JSON access log with request ids
         log_level=settings.log_level,
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
+        timeout_keep_alive=settings.keepalive_timeout_s,
         timeout_graceful_shutdown=max(1, int(settings.batch.timeout_s) + 1),
     )
     kwargs.update(extra)
-    return uvicorn.Config(app, **kwargs)
+    config = uvicorn.Config(app, **kwargs)
+    setattr(config, BOUNDS_ATTR, (float(settings.header_timeout_s), float(settings.body_timeout_s)))
+    return config
 
 
 def _app_from_env() -> Any:
@@ -94,11 +102,17 @@ def run(refs: list[str], settings: ServeSettings | None = None, *, registry: Any
     scheme = "https" if settings.ssl_certfile else "http"
     log.info("serving %s on %s://%s:%d", ", ".join(refs), scheme, settings.host, settings.port)
     if settings.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
         os.environ[_ENV] = json.dumps({"refs": refs, "settings": settings.to_dict(), "registry": str(reg.root)})
-        config = uvicorn_config("fulcrum.serve._server:_app_from_env", settings, factory=True, workers=settings.workers)
+        config = uvicorn_config("fulcrum.serve._server:_app_from_env", settings, factory=True, workers=settings.workers,
+                                timeout_worker_healthcheck=30)  # a worker imports torch & co. before it answers
+        # uvicorn.Server runs one process whatever `workers` says; the supervisor binds the socket
+        # once and starts (and restarts) the worker processes, each unpickling this config.
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         config = uvicorn_config(create_app(refs, settings, registry=reg), settings)
-    uvicorn.Server(config).run()
+        uvicorn.Server(config).run()
 
 
 def _default_ref(reg: Any, name: str) -> str:

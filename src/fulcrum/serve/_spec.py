@@ -25,6 +25,11 @@ class ServeSettings:
     requests per second per API key (or per client address when no keys exist; 0 = off) with
     bursts of ``rate_burst`` (429). Output hardening: ``top_k`` labels only, probabilities
     rounded to ``round_decimals``.
+
+    Slow clients (see ``_timeouts``): a request's headers must arrive within
+    ``header_timeout_s`` (else the connection closes), its body within ``body_timeout_s`` of
+    the headers (else 408 and the connection closes), and an idle keep-alive connection is
+    closed after ``keepalive_timeout_s``.
     """
 
     host: str = "127.0.0.1"
@@ -50,6 +55,9 @@ class ServeSettings:
     monitor: bool = True
     feedback: bool = True  # False: record nothing (same as record="none")
     ood_threshold: float | None = None
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_timeout_s: float = 5.0
     records_db: str | None = None  # serving records; default <registry>.serving.sqlite (see serve/_records.py)
     record: str = "all"  # what is recorded of each request: "all", "sample:RATE" or "none"
     record_max_rows: int = 1_000_000
@@ -79,6 +87,10 @@ class ServeSettings:
             raise ConfigError(f"round_decimals must be in 0..15, got {self.round_decimals!r}.")
         if self.poll_interval_s <= 0 or self.usage_flush_s <= 0:
             raise ConfigError("poll_interval_s and usage_flush_s must be > 0 seconds.")
+        for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+                raise ConfigError(f"{key} must be a number of seconds in (0, 3600], got {value!r}.")
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
             raise ConfigError("TLS needs both ssl_certfile and ssl_keyfile (PEM files); pass both or neither.")
 
