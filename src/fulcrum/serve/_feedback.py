@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data._coerce import CellError, parse_number
 from ..errors import ConfigError, DataError, NotFoundError
 from ._records import DEFAULT_MAX_MB, DEFAULT_MAX_ROWS, LOW_WATER, ROW_OVERHEAD, SCHEMA, check_bounds, connect_records, records_path
 
@@ -43,9 +43,6 @@ __all__ = ["FeedbackStore", "recommend", "DEFAULT_THRESHOLDS"]
 
 BUSY_TIMEOUT_S = 60.0
 _PREDICTION_KEYS = ("prediction", "label", "value")
-# A number written as text: plain decimal notation, optionally with an exponent ("2.5", "-1e3").
-# Not "1_0", "0x10", "inf" or "nan", which float() would take.
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _now() -> str:
@@ -108,18 +105,13 @@ def _label(v: Any) -> str:
 
 
 def _finite_number(v: Any) -> float | None:
-    """``v`` as a finite float when it is a JSON number or a plain decimal string; else None.
-    Booleans are not numbers."""
-    if isinstance(v, bool):
+    """``v`` as a finite float when it is a number or a plain decimal string (the one value rule
+    of :func:`fulcrum.data._coerce.parse_number`: booleans are not numbers); else None."""
+    try:
+        x = parse_number(v)
+    except CellError:
         return None
-    if isinstance(v, (int, np.integer)):
-        return float(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, str) and _DECIMAL.fullmatch(v.strip()):
-        x = float(v)
-        return x if math.isfinite(x) else None
-    return None
+    return x if math.isfinite(x) else None
 
 
 class FeedbackStore:
