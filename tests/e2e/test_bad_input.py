@@ -174,3 +174,73 @@ def test_non_ascii_digits_never_select_a_version(table, capsys, selector):
         fulcrum.load(f"t@{selector}")
     rc, out = cli(capsys, "predict", f"t@{selector}", table, "-o", table.parent / "x.csv")
     assert rc == 1 and out.err.startswith("error:") and not (table.parent / "x.csv").exists()
+
+
+def _replace_and_rehash(pkg_dir, rel, data):
+    """Overwrite a package file and re-record the checksums, as someone with write access could: the
+    package verifies, and the file itself is what is wrong."""
+    import hashlib
+
+    (pkg_dir / rel).write_bytes(data)
+    manifest = json.loads((pkg_dir / "manifest.json").read_text())
+    manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    raw = (json.dumps(manifest, sort_keys=True, indent=2) + "\n").encode()
+    (pkg_dir / "manifest.json").write_bytes(raw)
+    (pkg_dir / "MANIFEST.sha256").write_text(f"{hashlib.sha256(raw).hexdigest()}  manifest.json\n")
+
+
+def _unknown_op(model_bytes):
+    import onnx
+
+    model = onnx.load_model_from_string(model_bytes)
+    model.graph.node[-1].op_type = "NoSuchOperator"
+    return model.SerializeToString()
+
+
+def _one_error_line(rc, out, *needles):
+    assert rc == 1, out
+    assert out.err.startswith("error:") and "Traceback" not in out.err, out.err
+    assert len(out.err.strip().splitlines()) == 1, out.err
+    for needle in needles:
+        assert needle in out.err, out.err
+
+
+@pytest.mark.parametrize("damage", ["not-protobuf", "unknown-operator"])
+def test_a_corrupt_model_onnx_is_one_error_line(table, tmp_path, capsys, fulcrum_home, damage):
+    assert cli(capsys, "train", table, "--target", "y", "--model", "linear", "--no-progress")[0] == 0
+    pkg_dir = fulcrum_home / "registry" / "t" / "1"
+    good = (pkg_dir / "model.onnx").read_bytes()
+    _replace_and_rehash(pkg_dir, "model.onnx", b"\x08\x07 not an onnx graph \xff\xfe" if damage == "not-protobuf"
+                        else _unknown_op(good))
+    out_path = tmp_path / "o.csv"
+    _one_error_line(*cli(capsys, "predict", "t", table, "-o", out_path), "model.onnx")
+    assert not out_path.exists()
+    _one_error_line(*cli(capsys, "evaluate", "t", table), "model.onnx")
+    with pytest.raises(FulcrumError, match="model.onnx"):
+        fulcrum.load("t")
+
+
+def _other_safetensors():
+    from safetensors.numpy import save
+
+    return save({"something": np.zeros(3, dtype=np.float32)})
+
+
+@pytest.mark.parametrize(
+    ("model", "rel", "damage"),
+    [
+        ("linear", "weights.safetensors", "garbage"),
+        ("linear", "weights.safetensors", "other-tensors"),
+        ("mlp", "weights.safetensors", "garbage"),
+        ("mlp", "weights.safetensors", "other-tensors"),
+        ("lightgbm", "model.lgb.txt", "garbage"),
+    ],
+)
+def test_corrupt_weights_in_optimize_are_one_error_line(table, capsys, fulcrum_home, model, rel, damage):
+    assert cli(capsys, "train", table, "--target", "y", "--model", model, "--epochs", "2", "--no-progress")[0] == 0
+    pkg_dir = fulcrum_home / "registry" / "t" / "1"
+    data = b"\x10\x00\x00\x00\x00\x00\x00\x00{not safetensors}\xff" if damage == "garbage" else _other_safetensors()
+    _replace_and_rehash(pkg_dir, rel, data)
+    _one_error_line(*cli(capsys, "optimize", "t", "--variants", "onnx-fp32"), rel)
+    with pytest.raises(FulcrumError, match=rel.replace(".", r"\.")):
+        fulcrum.load("t", engine="native")

@@ -82,9 +82,14 @@ class LightGBMAdapter(ModelAdapter):
         import lightgbm as lgb
 
         from ..config import TrainConfig
+        from ._files import corrupt_file, read_text
 
         self = cls(task, TrainConfig())
-        self.booster_ = lgb.Booster(model_str=read(meta.get("model_file", "model.lgb.txt")).decode("utf-8"))
+        relpath = meta.get("model_file", "model.lgb.txt")
+        try:
+            self.booster_ = lgb.Booster(model_str=read_text(read, relpath, "a LightGBM model"))
+        except lgb.basic.LightGBMError as exc:
+            raise corrupt_file(read, relpath, "a LightGBM model", exc) from None
         return self
 
     def describe(self) -> dict[str, Any]:

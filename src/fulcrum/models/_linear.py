@@ -94,13 +94,16 @@ class LinearAdapter(ModelAdapter):
 
     @classmethod
     def from_files(cls, task: TaskSpec, meta: dict[str, Any], read: ReadFile) -> "LinearAdapter":
-        from safetensors.numpy import load
-
         from ..config import TrainConfig
+        from ._files import corrupt_file, read_safetensors
 
-        arrays = load(read(meta.get("weights", "weights.safetensors")))
+        relpath = meta.get("weights", "weights.safetensors")
+        arrays = read_safetensors(read, relpath)
         self = cls(task, TrainConfig())
-        self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
+        try:
+            self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
+        except KeyError as exc:
+            raise corrupt_file(read, relpath, "linear-model weights (coef, intercept)", exc) from None
         return self
 
     def describe(self) -> dict[str, Any]:

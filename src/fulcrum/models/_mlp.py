@@ -153,13 +153,18 @@ class MLPAdapter(ModelAdapter):
 
     @classmethod
     def from_files(cls, task: TaskSpec, meta: dict[str, Any], read: ReadFile) -> "MLPAdapter":
-        from safetensors.torch import load
+        from ._files import corrupt_file, read_safetensors
 
         args = dict(meta["args"])
         y_mean, y_std = args.pop("y_mean", 0.0), args.pop("y_std", 1.0)
         self = cls(task, TrainConfig())
         head = InferenceHead(MLP(**args), task.kind, y_mean, y_std)
-        head.load_state_dict(load(read(meta.get("weights", "weights.safetensors"))))
+        relpath = meta.get("weights", "weights.safetensors")
+        state = read_safetensors(read, relpath, "torch")
+        try:
+            head.load_state_dict(state)
+        except (RuntimeError, KeyError, ValueError) as exc:  # missing, extra or mis-shaped tensors
+            raise corrupt_file(read, relpath, f"the weights of this MLP ({args.get('hidden_sizes')})", exc) from None
         self.module_ = head.eval()
         self.args_ = meta["args"]
         return self
