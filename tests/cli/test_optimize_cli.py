@@ -86,3 +86,19 @@ def test_no_variant_meets_constraints_exits_non_zero(reg_dir, capsys):
     payload = json.loads(out.out)
     assert "selected_variant" not in payload and payload["failures"]
     assert manifest(reg_dir).get("selected_variant") == before
+
+
+def test_constraints_without_a_quality_bound_get_the_default_one(reg_dir, capsys):
+    rc, out = run(capsys, "optimize", "iris@1", "--registry", reg_dir, "--variants", "onnx-fp32",
+                  "--constraints", "p95_ms<=1000", "--json")
+    assert rc == 0, out.err
+    payload = json.loads(out.out)
+    assert payload["selected_variant"]["constraints"] == ["p95_ms<=1000", "metric_drop<=0.01"]
+    assert payload["quality_constraint"] == "metric_drop<=0.01 (default)"
+    rc, out = run(capsys, "optimize", "iris@1", "--registry", reg_dir, "--variants", "onnx-fp32",
+                  "--constraints", "p95_ms<=1000")
+    assert rc == 0 and "quality constraint: metric_drop<=0.01 (the default" in out.out
+    # the choice says why: the best by point value, or a simpler one within noise of it
+    line = next(x for x in out.out.splitlines() if x.startswith("selected: "))
+    assert "beyond noise" in line or "within noise" in line
+    assert "faster/slower only when intervals separate" in out.out and "measured: optimize run" in out.out

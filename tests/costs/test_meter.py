@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,17 +19,16 @@ def _busy(n: int) -> int:
     return s
 
 
-def test_longer_work_records_more_time_and_energy():
-    with measure() as short:
+def test_record_fields_and_energy_from_cpu_time():
+    # what a window records (timing relations such as "longer work takes longer" belong to benchmarks)
+    with measure(sample_memory=False) as m:
         _busy(100_000)
-    with measure() as long:
-        _busy(1_500_000)
-    a, b = short.record, long.record
-    assert a is not None and b is not None
-    assert b.wall_s > a.wall_s
-    assert b.cpu_s > a.cpu_s
-    assert b.energy_kwh > a.energy_kwh > 0
-    assert b.cpu_s > 0.02  # the loop really ran on a CPU
+    r = m.record
+    assert r is not None
+    assert r.wall_s >= 0 and r.cpu_s >= 0 and r.energy_kwh >= 0 and r.gpu_s is None and r.peak_rss_mb is None
+    if r.energy_method == "estimated-tdp":  # the estimate is exactly CPU seconds x TDP per core
+        tdp = CostModel().cpu_tdp_watts_per_core
+        assert r.energy_kwh == pytest.approx(r.cpu_s * tdp / 3.6e6)
 
 
 def test_energy_method_is_labelled():
@@ -55,26 +53,26 @@ def test_estimate_is_cpu_seconds_times_tdp():
 
 
 def test_child_process_cpu_time_is_counted():
-    code = "s=0\nfor i in range(3_000_000): s+=i"
+    # the child reports its own CPU time; the window (in which the parent only waits) must include it
+    code = "import time\ns=0\nfor i in range(300_000): s+=i\nprint(time.process_time())"
     with measure(sample_memory=False) as m:
-        subprocess.run([sys.executable, "-c", code], check=True)
-    # the parent only waits; cpu_s comes from RUSAGE_CHILDREN
-    assert m.record is not None and m.record.cpu_s > 0.05
+        child = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    child_cpu = float(child.stdout.strip())
+    assert m.record is not None and m.record.cpu_s >= child_cpu
 
 
-def test_peak_rss_sees_a_transient_allocation():
+def test_peak_rss_counts_memory_held_in_the_window():
     with measure(sample_memory=False) as base:
         pass
     assert base.record is not None and base.record.peak_rss_mb is None
-    with measure() as m:
-        block = np.ones(64 * 2**20 // 8)  # 64 MiB, written so it is resident
-        time.sleep(0.1)
-        del block
-    assert m.record is not None and m.record.peak_rss_mb is not None
     import psutil
 
-    after = psutil.Process().memory_info().rss / 2**20
-    assert m.record.peak_rss_mb >= after + 40
+    before = psutil.Process().memory_info().rss / 2**20
+    with measure() as m:
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, written so it is resident; alive when the window ends
+    assert m.record is not None and m.record.peak_rss_mb is not None
+    assert m.record.peak_rss_mb >= before + 60
+    del block
 
 
 def test_gpu_time_is_none_without_cuda():
@@ -180,15 +178,12 @@ def test_rapl_counter_wraparound(fake_powercap):
 
 def test_codecarbon_offline_is_labelled_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    t0 = time.perf_counter()
     with measure("codecarbon", sample_memory=False) as m:
         _busy(300_000)
-    elapsed = time.perf_counter() - t0
     r = m.record
     assert r is not None and r.energy_method == "codecarbon"
     assert r.energy_kwh > 0
     assert "codecarbon" in r.energy_detail
     if not rapl_available():  # no power counters: codecarbon estimates, and the record says so
         assert r.energy_detail.startswith("estimated:")
-    assert r.wall_s < elapsed  # tracker start-up is outside the measured window
     assert list(tmp_path.iterdir()) == []

@@ -217,3 +217,33 @@ def test_break_even_consistent_with_lifetime():
     # at the break-even count, inference cost equals training cost
     n = break_even_predictions(3.0, 2e-6)
     assert n is not None and math.isclose(lifetime_cost(3.0, 2e-6, n, 1.0), 6.0)
+
+
+def _pp(usd: float, lo: float | None = None, hi: float | None = None) -> dict:
+    pp = per_prediction_cost(_rec(usd * 1000 * 3600 / CM.price_per_cpu_hour, 0.0), 1000, CM)
+    if lo is not None:
+        pp["usd_ci"] = (lo, hi)
+    return pp
+
+
+def test_project_within_noise_prefers_the_simpler_variant():
+    # int8-static is cheaper by point value, but the per-prediction intervals overlap: the parent is kept
+    variants = {"base": _pp(1.0e-6, 0.8e-6, 1.3e-6), "int8-static": _pp(0.9e-6, 0.7e-6, 1.2e-6),
+                "pruned-50": _pp(0.95e-6, 0.8e-6, 1.1e-6)}
+    r = project(_rec(2000.0, 0.5), variants, CM, 10.0, 1e6, baseline="base")
+    assert r["cheapest_by_point"] == "int8-static" and r["best"] == "base"
+    assert r["within_noise"] == ["base", "int8-static", "pruned-50"]
+    assert r["variants"]["int8-static"]["lifetime_usd_ci"][0] < r["variants"]["int8-static"]["lifetime_usd"]
+    assert r["best_saving_usd"] == 0.0
+    # beyond noise, the cheaper one wins
+    variants["int8-static"] = _pp(0.3e-6, 0.25e-6, 0.35e-6)
+    assert project(_rec(2000.0, 0.5), variants, CM, 10.0, 1e6, baseline="base")["best"] == "int8-static"
+
+
+def test_project_recommends_only_candidates():
+    variants = {"base": _pp(1.0e-6), "pruned-80": _pp(0.2e-6)}
+    r = project(_rec(2000.0, 0.5), variants, CM, 10.0, 1e6, baseline="base", candidates=["base"])
+    assert r["best"] == "base" and r["candidates"] == ["base"]
+    assert r["variants"]["pruned-80"]["lifetime_usd"] < r["variants"]["base"]["lifetime_usd"]  # cheaper, not eligible
+    with pytest.raises(ConfigError, match="no candidate"):
+        project(_rec(2000.0, 0.5), variants, CM, 10.0, 1e6, candidates=["ghost"])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fulcrum.costs._compare import SIMPLICITY, simplicity_key
 from fulcrum.errors import ConstraintError
 from fulcrum.optimize import Constraint, pareto_front, parse_constraints, plot_pareto, select_variant
+from fulcrum.optimize._select import with_quality_default
 
 
 def entry(p95, size_bytes, metric, drop, thr=1000.0, p50=None, p99=None):
@@ -94,6 +96,50 @@ def test_unmeasured_variants_are_ignored_and_nothing_measured_is_an_error():
         select_variant({"x": {"kind": "int8-dynamic"}}, parse_constraints("p95_ms<=1"))
 
 
+def _timed(p95, ci, metric=0.95, drop=0.0, size=100_000, kind=None):
+    e = entry(p95, size, metric, drop)
+    e["latency_ci_ms"] = {"b1": {"p50": [p95 / 2, p95 / 2], "p95": list(ci), "p99": [p95 * 2, p95 * 2]}}
+    if kind:
+        e["kind"] = kind
+    return e
+
+
+def test_within_noise_the_simpler_variant_wins():
+    # int8-static is "faster" by point value, but its p95 interval overlaps the parent's: keep the parent
+    variants = {"base": _timed(0.50, (0.40, 0.60)), "int8-static": _timed(0.45, (0.38, 0.55)),
+                "onnx-fp32": _timed(0.48, (0.39, 0.58))}
+    sel = select_variant(variants, parse_constraints("metric_drop<=0.01"))
+    assert sel.chosen == "base"
+    assert sel.best_by_point == "int8-static" and sel.within_noise == ["base", "onnx-fp32", "int8-static"]
+    assert "within noise" in sel.reason and sel.to_dict()["best_by_point"] == "int8-static"
+    # without the parent, the simpler of the two remaining wins
+    del variants["base"]
+    assert select_variant(variants, parse_constraints("metric_drop<=0.01")).chosen == "onnx-fp32"
+
+
+def test_beyond_noise_the_faster_variant_wins():
+    variants = {"base": _timed(0.50, (0.45, 0.55)), "distilled": _timed(0.20, (0.18, 0.23)),
+                "int8-dynamic": _timed(0.48, (0.40, 0.56))}
+    sel = select_variant(variants, parse_constraints("metric_drop<=0.01"))
+    assert sel.chosen == "distilled" and sel.within_noise == ["distilled"] and "beyond noise" in sel.reason
+
+
+def test_simplicity_order_is_explicit():
+    assert SIMPLICITY == ("base", "onnx-fp32", "int8-dynamic", "int8-static", "trees", "pruned", "shallow",
+                          "distilled")
+    ids = ["distilled", "pruned-80", "int8-static", "pruned-50", "onnx-fp32", "base", "int8-dynamic", "trees-25",
+           "trees-50", "shallow"]
+    assert sorted(ids, key=simplicity_key) == ["base", "onnx-fp32", "int8-dynamic", "int8-static", "trees-50",
+                                               "trees-25", "pruned-50", "pruned-80", "shallow", "distilled"]
+
+
+def test_quality_constraint_is_added_unless_given():
+    cs, added = with_quality_default(parse_constraints("p95_ms<=1"))
+    assert added and [str(c) for c in cs] == ["p95_ms<=1", "metric_drop<=0.01"]
+    cs, added = with_quality_default(parse_constraints("p95_ms<=1, metric>=0.9"))
+    assert not added and [str(c) for c in cs] == ["p95_ms<=1", "metric>=0.9"]
+
+
 def test_pareto_front():
     pts = {"a": (1.0, 0.9), "b": (2.0, 0.95), "c": (2.5, 0.93), "d": (0.5, 0.8), "e": (3.0, 0.95)}
     assert pareto_front(pts) == ["d", "a", "b"]
@@ -104,3 +150,47 @@ def test_plot_writes_png(tmp_path):
                       constraints=parse_constraints("p95_ms<=0.45, metric_drop<=0.01"))
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def _crowded():
+    """Seven variants at one accuracy and nearly one latency, and one far worse (the finding's blob)."""
+    v = {vid: _timed(p95, (p95 * 0.6, p95 * 2.5), metric=0.9855, size=size)
+         for vid, p95, size in [("base", 0.105, 43_900), ("onnx-fp32", 0.094, 44_200), ("int8-dynamic", 0.108, 19_200),
+                                ("int8-static", 0.132, 21_300), ("pruned-50", 0.101, 15_700),
+                                ("distilled", 0.092, 7_800)]}
+    v["pruned-80"] = _timed(0.098, (0.06, 0.2), metric=0.6232, drop=0.3623, size=6_800)
+    return v
+
+
+def test_pareto_plot_is_readable_with_a_constraint():
+    from fulcrum.costs._labels import overlaps
+    from fulcrum.optimize._plot import pareto_figure
+
+    fig = pareto_figure(_crowded(), metric_name="accuracy", selected="onnx-fp32",
+                        constraints=parse_constraints("p95_ms<=0.1, metric_drop<=0.01, size_mb<=5"))
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+
+    labels = [t for t in ax.texts if "kB" in t.get_text()]
+    assert len(labels) == 7
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]
+    assert overlaps(boxes) == []  # no label overprints another
+    axes = ax.get_window_extent(renderer)
+    assert all(axes.x0 <= b.x0 and b.x1 <= axes.x1 and axes.y0 <= b.y0 and b.y1 <= axes.y1 for b in boxes)
+    # the far-worse variant does not stretch the axis: it sits on the edge, its value written out
+    y0, y1 = ax.get_ylim()
+    assert y1 - y0 < 0.05
+    assert any(t.get_text().startswith("pruned-80 (6.8 kB): accuracy 0.6232, off scale") for t in labels)
+    # the constraint region is shaded, and a constraint that is not an axis is named
+    assert any(p.get_facecolor()[0] > 0.5 for p in ax.patches)  # tab:red shading
+    assert any("size_mb<=5: not an axis" in t.get_text() for t in ax.texts)
+
+
+def test_pareto_plot_names_a_far_latency_bound_instead_of_stretching_the_axis():
+    from fulcrum.optimize._plot import pareto_figure
+
+    fig = pareto_figure(_crowded(), constraints=parse_constraints("p95_ms<=100"))
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] < 1.0
+    assert any("p95_ms<=100: every variant within it (off the chart)" in t.get_text() for t in ax.texts)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from ._common import add_registry_option, fmt, human_size, note, print_json, table
+from ._common import add_registry_option, fmt, note, print_json, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,16 +50,30 @@ def _split_list(text: str | None) -> list[str] | None:
     return items or None
 
 
-def _rows(variants: dict[str, Any], selected: str | None, passing: set[str] | None) -> list[list[Any]]:
-    def order(vid: str) -> tuple[int, str]:
-        return (0 if vid == "base" else 1, vid)
+def _ms_with_interval(value: float | None, ci: list[float] | None) -> str:
+    from ..costs._record import format_ms
+
+    if value is None:
+        return "-"
+    if not ci:
+        return format_ms(value)
+    return f"{format_ms(value)} ({format_ms(ci[0])}-{format_ms(ci[1])})"
+
+
+def _rows(variants: dict[str, Any], records: dict[str, Any], selected: str | None,
+          passing: set[str] | None) -> list[list[Any]]:
+    """One row per variant; every figure read from the package's measurement record."""
+    from ..costs._compare import simplicity_key
+    from ..costs._record import format_ms, format_size, format_usd
 
     rows = []
-    for vid in sorted(variants, key=order):
-        e = variants[vid]
-        lat = (e.get("latency_ms") or {}).get("b1") or {}
-        value = (e.get("metric") or {}).get("value")
-        base_value = ((variants.get("base") or {}).get("metric") or {}).get("value")
+    base = records.get("base")
+    for vid in sorted(variants, key=lambda v: simplicity_key(v, variants[v])):
+        e, m = variants[vid], records.get(vid)
+        lat = (m.latency_ms if m is not None else None) or {}
+        ci = (m.latency_ci_ms if m is not None else None) or {}
+        value = m.metric_value if m is not None else None
+        base_value = base.metric_value if base is not None else None
         delta = None if value is None or base_value is None else value - base_value + 0.0
         verdict = e.get("verdict", "-")
         if passing is not None and vid not in passing:
@@ -69,22 +83,39 @@ def _rows(variants: dict[str, Any], selected: str | None, passing: set[str] | No
             mark + vid,
             fmt(value),
             "-" if delta is None else f"{delta:+.4f}",
-            fmt(lat.get("p50"), 3), fmt(lat.get("p95"), 3), fmt(lat.get("p99"), 3),
+            _ms_with_interval(lat.get("p50"), ci.get("p50")), format_ms(lat.get("p95")), format_ms(lat.get("p99")),
             "-" if e.get("throughput_rps") is None else f"{e['throughput_rps']:,.0f}",
-            human_size(e.get("size_bytes")),
+            format_size(m.size_bytes if m is not None else e.get("size_bytes")),
+            format_usd(m.usd_per_million if m is not None else None),
             verdict,
         ])
     return rows
 
 
+def _footer(records: dict[str, Any]) -> None:
+    base = records.get("base")
+    if base is None:
+        return
+    timing = (base.entry.get("timing") or {}) if base.source == "optimize" else {}
+    rounds = f"median over {timing['rounds']} interleaved rounds, (lo-hi) = {100 * timing['level']:.0f}% interval; " \
+        if timing.get("rounds") else ""
+    print(f"latency: one call at batch 1, {rounds}faster/slower only when intervals separate")
+    print(f"$/1M: batch 1, default cost model (the figure `fulcrum costs` and `fulcrum models` show); size in kB "
+          f"(1000 bytes)")
+    print(f"measured: {base.describe()}")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..artifact import is_path_ref, validate_alias
     from ..errors import ConfigError, ConstraintError
-    from ..optimize._select import parse_constraints, select_variant
+    from ..optimize._select import parse_constraints, select_variant, with_quality_default
     from ..optimize._variants import OptimizeOptions, expand_ids, optimize_package, promote_variant, store
 
     # ---- every input is checked before anything is built or written
     constraints = parse_constraints(args.constraints)
+    quality_added = False
+    if constraints:  # quality before speed or size (DESIGN §8): the default metric_drop<=0.01 unless given
+        constraints, quality_added = with_quality_default(constraints)
     if args.alias is not None:
         validate_alias(args.alias)
         if not constraints:
@@ -120,8 +151,14 @@ def run(args: argparse.Namespace) -> int:
         except ConstraintError as exc:
             failure = exc
 
+    from ..costs import measurements
+
     pkg = report.package
-    result: dict[str, Any] = {**report.to_dict(), "variants": variants}
+    records = measurements(pkg, batch=1)  # the one source of every figure printed below and in the plot
+    result: dict[str, Any] = {**report.to_dict(), "variants": variants,
+                              "measurements": {k: records[k].to_dict() for k in variants if k in records}}
+    if quality_added:
+        result["quality_constraint"] = "metric_drop<=0.01 (default)"
     if selection is not None:
         from datetime import datetime, timezone
 
@@ -143,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..optimize._plot import plot_pareto
 
-        plot_pareto(variants, args.plot, metric_name=report.metric_name, greater_is_better=report.greater_is_better,
+        plot_pareto({k: records[k] for k in variants if k in records}, args.plot, metric_name=report.metric_name,
+                    greater_is_better=report.greater_is_better,
                     selected=selection.chosen if selection else None, constraints=constraints,
                     title=f"{pkg.ref}: variants measured on this machine")
         result["plot"] = str(args.plot)
@@ -154,17 +192,21 @@ def run(args: argparse.Namespace) -> int:
             result["failures"] = getattr(failure, "failures", None)
         print_json(result)
     else:
-        headers = ["variant", report.metric_name, "Δ vs parent", "p50 b1 ms", "p95 b1 ms", "p99 b1 ms", "rows/s b256",
-                   "size", "verdict"]
+        headers = ["variant", report.metric_name, "Δ vs parent", "p50 b1 ms (interval)", "p95 b1 ms", "p99 b1 ms",
+                   "rows/s b256", "size", "$/1M", "verdict"]
         passing = set(selection.passing) if selection else (set() if failure else None)
         print(f"{pkg.ref}: variants measured on this machine"
               f"{'' if report.measured else ' (stored measurements; --remeasure to measure again)'}")
-        print(table(headers, _rows(variants, selection.chosen if selection else None, passing)))
+        print(table(headers, _rows(variants, records, selection.chosen if selection else None, passing)))
+        _footer(records)
         for kind, why in report.skipped.items():
             print(f"skipped {kind}: {why}")
+        if quality_added:
+            print("quality constraint: metric_drop<=0.01 (the default; add metric_drop<=X or metric>=X to "
+                  "--constraints to change it)")
         if selection is not None:
-            print(f"selected: {selection.chosen} (best {args.objective} = {selection.value:.4g} among "
-                  f"{', '.join(selection.passing)} meeting {', '.join(map(str, constraints))})")
+            print(f"selected: {selection.chosen} ({selection.reason}; {args.objective} = {selection.value:.4g}; "
+                  f"meeting {', '.join(map(str, constraints))}: {', '.join(selection.passing)})")
             if args.alias:
                 print(result["alias"]["line"])
                 if result["alias"]["moved"]:

@@ -11,6 +11,9 @@ and projections (per 1M predictions, break-even, lifetime, savings).
         for x in batches: predict(x)
     report = project(train.record, {"fp32": per_prediction_cost(bench.record, n, CostModel())},
                      rate_per_s=parse_rate("50/s"), horizon_s=parse_horizon("12mo"))
+
+    measurement(pkg, "int8-dynamic", batch=1)   # a package's measurement record: the one source of
+                                                # latency, $/1M, size and metric for every command
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ._inference import benchmark_predictor, flops_per_prediction
 from ._meter import CostRecord, Meter, measure
 from ._model import SOURCES, CostModel, money
 from ._plot import plot_cumulative_cost
+from ._record import Measurement, measurement, measurements
 from ._project import (
     Ledger,
     break_even_predictions,
@@ -55,4 +59,7 @@ __all__ = [
     "plot_cumulative_cost",
     "benchmark_predictor",
     "flops_per_prediction",
+    "Measurement",
+    "measurement",
+    "measurements",
 ]

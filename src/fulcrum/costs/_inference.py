@@ -19,7 +19,18 @@ from ._meter import measure
 from ._model import CostModel
 from ._project import per_prediction_cost
 
-__all__ = ["flops_per_prediction", "benchmark_predictor"]
+__all__ = ["flops_per_prediction", "benchmark_predictor", "machine_info"]
+
+
+def machine_info() -> dict[str, Any]:
+    """Where a measurement ran: platform, processor, logical CPUs, ONNX Runtime version (when loaded)."""
+    import os
+    import platform
+    import sys
+
+    ort = sys.modules.get("onnxruntime")
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "logical_cpus": os.cpu_count(), "onnxruntime": getattr(ort, "__version__", None)}
 
 
 def flops_per_prediction(manifest: dict[str, Any]) -> tuple[int | None, str]:
@@ -68,8 +79,13 @@ def benchmark_predictor(
     """Per-prediction cost at each batch size, from measured windows.
 
     Returns ``{"batch_1": {...per_prediction_cost..., "batch_size": 1, "calls": n,
-    "p50_ms": ..., "window": CostRecord dict}, "batch_256": {...}}``.
+    "p50_ms": ..., "p95_ms": ..., "p99_ms": ..., "window": CostRecord dict, "measured_at", "machine",
+    "method"}, "batch_256": {...}}``.
     """
+    from datetime import datetime, timezone
+
+    import numpy as np
+
     if rows.empty:
         raise ValueError("benchmark_predictor needs at least one row")
     cols = [c for c in getattr(predictor, "input_columns", rows.columns) if c in rows.columns]
@@ -99,15 +115,21 @@ def benchmark_predictor(
             if flops_per_row is not None:
                 meter.flops = flops_per_row * calls * b
         n = calls * b
-        times.sort()
+        p50, p95, p99 = (float(v) for v in np.percentile(np.asarray(times) * 1e3, [50, 95, 99]))
         entry = per_prediction_cost(meter.record, n, cost_model)
         entry.update(
             batch_size=b,
             calls=calls,
-            p50_ms=1e3 * times[len(times) // 2],
-            p95_ms=1e3 * times[min(len(times) - 1, int(0.95 * len(times)))],
+            p50_ms=p50,
+            p95_ms=p95,
+            p99_ms=p99,
             throughput_rps=n / meter.record.wall_s if meter.record.wall_s > 0 else None,
             window=meter.record.to_dict(),
+            measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            machine=machine_info(),
+            method=f"{type(predictor).__name__}.{'predict_one' if b == 1 and call is not predictor.predict else 'predict'} "
+                   f"end to end (request parsing and encoding included), one window of {calls} calls after "
+                   f"{warmup} warm-up calls",
         )
         out[f"batch_{b}"] = entry
     return out

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import FormatError, NotFoundError
-from ._inference import flops_per_prediction
+from ..errors import ConfigError, FormatError, NotFoundError
 from ._meter import CostRecord
 from ._model import CostModel
-from ._project import per_prediction_cost, project
+from ._project import project
+from ._compare import DEFAULT_MAX_DROP
+from ._record import Measurement, measurements
 
-__all__ = ["package_ledger", "live_usage", "variant_costs"]
+__all__ = ["package_ledger", "live_usage", "variant_costs", "DEFAULT_MAX_DROP"]
 
 
 def _training_record(pkg: Any) -> CostRecord:
@@ -28,31 +29,24 @@ def _training_record(pkg: Any) -> CostRecord:
 
 
 def variant_costs(pkg: Any, batch: int, cost_model: CostModel) -> dict[str, dict[str, Any]]:
-    """Per-prediction cost per variant at ``batch``, re-priced with ``cost_model``.
+    """Per-prediction cost per variant at ``batch``, re-priced with ``cost_model``, read through
+    the package's measurement record (:func:`fulcrum.costs.measurements`)."""
+    return {vid: dict(m.per_prediction) for vid, m in measurements(pkg, batch=batch, cost_model=cost_model).items()
+            if m.per_prediction is not None}
 
-    Sources: the base model's window measured after training (manifest costs.inference.base),
-    and each optimized variant's window (manifest variants.<id>.costs).
-    """
-    key = f"batch_{batch}"
-    out: dict[str, dict[str, Any]] = {}
-    windows: dict[str, dict[str, Any]] = {}
-    base = (pkg.manifest.get("costs") or {}).get("inference", {}).get("base", {})
-    if key in base:
-        windows["base"] = base[key]
-    for vid, v in (pkg.manifest.get("variants") or {}).items():
-        win = (v.get("costs") or {}).get(key)
-        if win:  # the optimize run's own "base" window, measured side by side with the variants, wins
-            windows[vid] = win
-    for vid, win in windows.items():
-        rec = CostRecord.from_dict(win["window"])
-        if rec.flops is None:  # variants' windows: FLOPs per row from the variant's own model
-            spec = (pkg.manifest.get("variants") or {}).get(vid, {}).get("model")
-            flops, _ = flops_per_prediction({**pkg.manifest, "model": {**pkg.manifest.get("model", {}), **spec}} if spec
-                                            else pkg.manifest)
-            if flops is not None:
-                rec.flops = flops * int(win["n_predictions"])
-        out[vid] = per_prediction_cost(rec, int(win["n_predictions"]), cost_model)
-    return out
+
+def _exclusion(m: Measurement, base: Measurement | None, max_drop: float) -> str | None:
+    """Why a variant may not be recommended under the quality constraint, or None."""
+    if m.variant == "base":
+        return None
+    name = m.metric_name or "metric"
+    if m.metric_drop is None:
+        return f"{name} not measured, so its quality is unknown"
+    if m.metric_drop > max_drop + 1e-12:
+        vs = f" vs {base.metric_value:.4g} for base" if base is not None and base.metric_value is not None else ""
+        value = f"{name} {m.metric_value:.4g}{vs}: " if m.metric_value is not None else ""
+        return f"{value}{m.metric_drop:.4g} worse, over the allowed drop of {max_drop:g}"
+    return None
 
 
 def _build_costs(pkg: Any) -> dict[str, CostRecord]:
@@ -109,26 +103,81 @@ def package_ledger(
     batch: int = 1,
     variants: list[str] | None = None,
     usage: dict[str, Any] | None = None,
+    max_drop: float = DEFAULT_MAX_DROP,
 ) -> dict[str, Any]:
+    """The cost report of ``pkg`` (:func:`fulcrum.costs.project`) from its measurement record.
+
+    The recommendation (``best``) honours a quality constraint first: a variant whose primary
+    metric is more than ``max_drop`` worse than the parent's (or was never measured) is
+    excluded, and ``recommendation.excluded`` says why; among the rest, the cheapest over the
+    horizon, or the simplest of those within noise of it.
+    """
+    import math
+
+    from ._compare import SIMPLICITY
+
+    if not (isinstance(max_drop, (int, float)) and math.isfinite(max_drop) and 0 <= max_drop <= 1):
+        raise ConfigError(f"max_drop is the largest metric drop a recommended variant may have, a number in [0, 1] "
+                          f"(0.01 = one point of accuracy); got {max_drop!r}.")
     training = _training_record(pkg)
-    per_pred = variant_costs(pkg, batch, cost_model)
-    if not per_pred:
+    records = {k: m for k, m in measurements(pkg, batch=batch, cost_model=cost_model).items()
+               if m.per_prediction is not None}
+    if not records:
         raise FormatError(
             f"Package {pkg.ref} has no measured inference cost at batch {batch}; measured batch sizes come from "
-            f"training (1 and 256) and `fulcrum optimize`. Use --batch 1 or re-train."
+            f"training (1 and 256) and `fulcrum optimize {pkg.ref}`. Use --batch 1 or re-train."
         )
     if variants:
-        missing = [v for v in variants if v not in per_pred]
+        missing = [v for v in variants if v not in records]
         if missing:
             raise NotFoundError(
-                f"Unknown variant {missing[0]!r} for {pkg.ref}; measured variants: {', '.join(per_pred)}."
+                f"Unknown variant {missing[0]!r} for {pkg.ref}; measured variants: {', '.join(records)}."
             )
-        per_pred = {k: per_pred[k] for k in variants}
+        records = {k: records[k] for k in variants}
+    base = records.get("base")
+    excluded = {vid: why for vid, m in records.items() if (why := _exclusion(m, base, max_drop)) is not None}
+    candidates = [vid for vid in records if vid not in excluded]
+    per_pred: dict[str, dict[str, Any]] = {}
+    for vid, m in records.items():
+        pp = dict(m.per_prediction or {})
+        if m.usd_ci is not None:
+            pp["usd_ci"] = m.usd_ci
+        per_pred[vid] = pp
     builds = {k: v for k, v in _build_costs(pkg).items() if k in per_pred}
-    report = project(training, per_pred, cost_model, rate_per_s=rate_per_s, horizon_s=horizon_s,
-                     optimization=builds or None, baseline="base" if "base" in per_pred else None)
+    if not candidates:
+        report = project(training, per_pred, cost_model, rate_per_s=rate_per_s, horizon_s=horizon_s,
+                         optimization=builds or None, baseline="base" if "base" in per_pred else None)
+        report["best"] = None
+        report["within_noise"] = []
+    else:
+        report = project(training, per_pred, cost_model, rate_per_s=rate_per_s, horizon_s=horizon_s,
+                         optimization=builds or None, baseline="base" if "base" in per_pred else None,
+                         candidates=candidates)
+    for vid, m in records.items():
+        report["variants"][vid].update(
+            latency_ms=m.latency_ms, latency_ci_ms=m.latency_ci_ms, size_bytes=m.size_bytes,
+            metric={"name": m.metric_name, "value": m.metric_value}, metric_drop=m.metric_drop,
+            excluded=excluded.get(vid))
     report["batch"] = batch
     report["model"] = {"ref": pkg.ref, "family": pkg.manifest.get("model", {}).get("family")}
+    report["measurements"] = {vid: {"source": m.source, "measured_at": m.measured_at, "machine": m.machine,
+                                    "method": m.method} for vid, m in records.items()}
+    optimized = [vid for vid in records if vid != "base"]
+    report["recommendation"] = {
+        "id": report["best"],
+        "quality_constraint": f"metric_drop<={max_drop:g}",
+        "max_drop": max_drop,
+        "excluded": excluded,
+        "cheapest_by_point": report.get("cheapest_by_point"),
+        "within_noise": report.get("within_noise"),
+        "rule": "quality first (metric drop within the limit); then the lowest lifetime cost; variants whose "
+                "lifetime intervals overlap it count as equally cheap, and the simplest of those wins ("
+                + " < ".join(SIMPLICITY) + ")",
+        "optimized_variants_measured": len(optimized),
+    }
+    if not optimized:
+        report["recommendation"]["note"] = (f"no optimized variants measured for {pkg.ref}; run `fulcrum optimize "
+                                            f"{pkg.ref}` to build and measure some")
     if usage:
         report["live"] = usage
         if usage.get("compute_s") and usage.get("predictions"):

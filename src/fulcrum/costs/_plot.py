@@ -1,19 +1,25 @@
-"""Cumulative-cost chart of a :func:`~fulcrum.costs.project` report."""
+"""Cumulative-cost chart of a :func:`~fulcrum.costs.project` report.
+
+Both axes are logarithmic: training is paid at once and a prediction costs a few millionths
+of a cent, so on linear axes every break-even point sits at x = 0 and training at y = 0. On
+log axes each variant is a flat line (training + what building it cost) that bends upward
+where inference starts to dominate; the bend is its break-even point (circle), and a
+diamond marks where a variant's extra build cost is paid back against the baseline. The
+legend is one line per variant (its $/1M, break-even and lifetime cost) inside the plot's
+empty upper-left corner; variants the recommendation excluded are drawn dashed.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_cumulative_cost"]
+__all__ = ["plot_cumulative_cost", "cost_figure"]
 
-# x-axis unit by horizon length: (longest horizon, seconds per unit, unit name)
-_TIME_UNITS = (
-    (2 * 86400.0, 3600.0, "hours"),
-    (120 * 86400.0, 86400.0, "days"),
-    (float("inf"), 30.4375 * 86400.0, "months"),
-)
+_TICKS = ((1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"), (7 * 86400.0, "1 week"),
+          (30.4375 * 86400.0, "1 month"), (365.25 * 86400.0, "1 year"), (10 * 365.25 * 86400.0, "10 years"))
 
 
 def _human(n: float) -> str:
@@ -24,7 +30,9 @@ def _human(n: float) -> str:
 
 
 def _usd(x: float) -> str:
-    return f"\\${x:.3g}"  # escaped: a bare $ starts matplotlib mathtext
+    from ._record import format_usd
+
+    return format_usd(x).replace("$", "\\$")  # escaped: a bare $ starts matplotlib mathtext
 
 
 def _rate(per_s: float) -> str:
@@ -41,83 +49,106 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
-def plot_cumulative_cost(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Draw cumulative USD over the report's horizon and save it as a PNG at ``path``.
-
-    Each variant is one line: a step at t=0 for training (and then for the
-    variant's optimization cost), then a slope of ``usd per prediction * rate``.
-    Circles mark where a variant's inference has cost as much as training
-    (break-even); diamonds mark where a variant overtakes the baseline.
-    """
+def cost_figure(report: dict[str, Any]) -> Any:
+    """The chart as a matplotlib ``Figure`` (see :func:`plot_cumulative_cost`)."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     rate = float(report["assumptions"]["rate_per_s"])
     horizon = float(report["assumptions"]["horizon_s"])
-    unit_s, unit = next((u, name) for limit, u, name in _TIME_UNITS if horizon <= limit)
     train = float(report["training"]["usd"])
     base = report["baseline"]
+    best = report.get("best")
     variants: dict[str, dict[str, Any]] = report["variants"]
+    base_v = variants[base]
 
-    fig = Figure(figsize=(9, 5.2 + 0.17 * (len(variants) * 2 + 1)), dpi=110)
+    # events: (t seconds, variant, marker)
+    events: list[tuple[float, str, str]] = []
+    for name, v in variants.items():
+        if v.get("break_even_s") is not None and v["break_even_s"] <= horizon:
+            events.append((float(v["break_even_s"]), name, "o"))
+        if name != base:
+            extra = float(v["optimization_usd"]) - float(base_v["optimization_usd"])
+            gain = (float(base_v["per_prediction"]["usd"]) - float(v["per_prediction"]["usd"])) * rate
+            if extra > 0 and gain > 0 and extra / gain <= horizon:
+                events.append((extra / gain, name, "D"))
+    # x from well before the first event (or 1e-4 of the horizon) to the horizon
+    first = min([t for t, _, _ in events] + [horizon * 1e-4])
+    t0 = max(min(first / 10.0, horizon / 100.0), 1e-3)
+    t = np.geomspace(t0, horizon, 400)
+
+    fig = Figure(figsize=(9.5, 6), dpi=110)
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colors = matplotlib.colormaps["tab10"].colors
-    x_end = horizon / unit_s
-    base_v = variants[base]
-    events: list[tuple[float, float, Any, str, str]] = []  # (x, y, color, marker, text)
+    handles: list[Any] = []
+    y_min, y_max = math.inf, 0.0
     for i, (name, v) in enumerate(variants.items()):
         color = colors[i % len(colors)]
         pp = float(v["per_prediction"]["usd"])
         fixed = train + float(v["optimization_usd"])
-        slope = pp * rate  # USD per second
-        label = f"{name}: {_usd(v['usd_per_million'])}/1M predictions, {_usd(v['lifetime_usd'])} over horizon"
-        if name == report["best"]:
-            label += " (best)"
-        if v.get("break_even_predictions") is None:
-            label += "; inference never reaches the training cost"
-        elif not v.get("break_even_within_horizon"):
-            label += f"; break-even after the horizon ({_duration(float(v['break_even_s']))})"
-        ax.plot([0, 0, 0, x_end], [0, train, fixed, fixed + slope * horizon], color=color, lw=2, label=label)
-        be_s = v.get("break_even_s")
-        if be_s is not None and be_s <= horizon:
-            text = f"{name} break-even: {_human(v['break_even_predictions'])} predictions, {_duration(be_s)}"
-            events.append((be_s / unit_s, fixed + slope * be_s, color, "o", text))
-        # where this variant overtakes the baseline (its extra fixed cost is paid back)
-        if name != base:
-            extra = float(v["optimization_usd"]) - float(base_v["optimization_usd"])
-            gain = (float(base_v["per_prediction"]["usd"]) - pp) * rate
-            if extra > 0 and gain > 0 and extra / gain <= horizon:
-                t = extra / gain
-                text = f"{name} pays off vs {base}: {_human(rate * t)} predictions, {_duration(t)}"
-                events.append((t / unit_s, fixed + slope * t, color, "D", text))
-    # every event is a marker with a legend entry; the chart itself is labelled only
-    # where the text has room (events bunched near t=0 would overprint each other)
-    last_x = -float("inf")
-    for x, y, color, marker, text in sorted(events):
-        ax.plot([x], [y], marker, color=color, ms=7, mec="black", zorder=5, label=text, ls="none")
-        if x >= 0.04 * x_end and x - last_x >= 0.12 * x_end:
-            ax.annotate(text.split(": ", 1)[0].split(" ", 1)[1], (x, y), xytext=(6, -14),
-                        textcoords="offset points", fontsize=8, color=color)
-            last_x = x
-    method = report["training"]["energy_method"]
-    ax.axhline(train, color="grey", ls=":", lw=1, label=f"training: {_usd(train)} (energy {method})")
-    ax.set_xlim(-0.01 * x_end, x_end * 1.01)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"time in production ({unit}) at {_rate(rate)}")
-    ax.set_ylabel("cumulative cost (USD)")
+        y = fixed + pp * rate * t
+        excluded = bool(v.get("excluded"))
+        lw = 2.6 if name == best else 1.5
+        ax.plot(t, y, color=color, lw=lw, ls="--" if excluded else "-", alpha=0.55 if excluded else 0.95)
+        y_min, y_max = min(y_min, float(y[0])), max(y_max, float(y[-1]))
+        be = v.get("break_even_predictions")
+        be_text = (f"break-even {_human(be)} pred. ({_duration(float(v['break_even_s']))})" if be is not None
+                   else "never breaks even")
+        label = f"{name}: {_usd(v['usd_per_million'])}/1M, {be_text}, {_usd(v['lifetime_usd'])} in total"
+        if name == best:
+            label += "  (recommended)"
+        elif excluded:
+            label += "  (excluded: quality)"
+        handles.append(Line2D([], [], color=color, lw=lw, ls="--" if excluded else "-", label=label))
+    for t_ev, name, marker in events:
+        v = variants[name]
+        color = colors[list(variants).index(name) % len(colors)]
+        y_ev = train + float(v["optimization_usd"]) + float(v["per_prediction"]["usd"]) * rate * t_ev
+        ax.plot([t_ev], [y_ev], marker, color=color, ms=6.5, mec="black", mew=0.7, zorder=5, ls="none")
+    ax.axhline(train, color="0.4", ls=":", lw=1)
+    handles.append(Line2D([], [], color="0.4", ls=":", lw=1,
+                          label=f"training: {_usd(train)} (energy {report['training']['energy_method']})"))
+    handles.append(Line2D([], [], marker="o", ls="none", color="white", mec="black",
+                          label="break-even: inference has cost as much as training"))
+    if any(m == "D" for _, _, m in events):
+        handles.append(Line2D([], [], marker="D", ls="none", color="white", mec="black",
+                              label=f"pays off: build cost recovered vs {base}"))
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(t0, horizon * 1.05)
+    ax.set_ylim(min(y_min, train) / 1.6, y_max * 30)  # headroom above the lines for the legend
+    ticks = [(s, name) for s, name in _TICKS if t0 <= s <= horizon * 1.05]
+    if len(ticks) >= 2:
+        ax.xaxis.set_major_locator(FixedLocator([s for s, _ in ticks]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: dict(ticks).get(x, "")))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: _usd(y)))
+    ax.set_xlabel(f"time in production (log scale) at {_rate(rate)}")
+    ax.set_ylabel("cumulative cost, USD (log scale)")
     days = horizon / 86400.0
-    ax.set_title(
-        f"Cumulative cost: training + inference over {days:.4g} days "
-        f"({_human(report['assumptions']['predictions_over_horizon'])} predictions)"
-    )
-    ax.grid(True, alpha=0.3)
-    # below the axes, so it never hides a line
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), fontsize=8, frameon=False)
+    ax.set_title(f"Cumulative cost: training + inference over {days:.4g} days "
+                 f"({_human(report['assumptions']['predictions_over_horizon'])} predictions)", fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", fontsize=7.5, frameon=True, framealpha=0.9)
     fig.tight_layout()
+    return fig
+
+
+def plot_cumulative_cost(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Draw cumulative USD over the report's horizon and save it as a PNG at ``path``.
+
+    Each variant is one line: training (and then the variant's optimization cost) at
+    once, then ``usd per prediction * rate`` per second, on log-log axes (see the module
+    docstring). Circles mark where a variant's inference has cost as much as training
+    (break-even); diamonds mark where a variant overtakes the baseline.
+    """
+    fig = cost_figure(report)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")

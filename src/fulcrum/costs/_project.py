@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from ._meter import CostRecord
@@ -167,18 +167,30 @@ def project(
     *,
     optimization: dict[str, CostRecord | float] | None = None,
     baseline: str | None = None,
+    candidates: list[str] | None = None,
+    prefer: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """The whole cost report as a JSON-able dict.
 
-    ``variants`` maps a name to :func:`per_prediction_cost` output; ``optimization``
-    maps a variant to what building it cost (a record or USD; default 0);
+    ``variants`` maps a name to :func:`per_prediction_cost` output (optionally with
+    ``"usd_ci": (lo, hi)``, the per-prediction interval over measurement rounds);
+    ``optimization`` maps a variant to what building it cost (a record or USD; default 0);
     ``baseline`` is the variant savings are measured against (default: the first).
     Per variant: USD, kWh and CO2 per 1M predictions; break-even predictions (where
     inference has cost as much as training) and when that happens at the rate;
-    lifetime USD = training + optimization + inference over the horizon. ``best``
-    is the lowest lifetime cost; ``best_saving_usd`` is baseline lifetime minus best
-    lifetime (:func:`savings` net of the optimization costs).
+    lifetime USD = training + optimization + inference over the horizon, with its interval
+    when the variant has one.
+
+    ``best`` is the recommendation: among ``candidates`` (default: every variant; the caller
+    leaves out those that fail its quality constraint) the lowest lifetime cost by point value
+    (``cheapest_by_point``); every candidate whose lifetime interval overlaps that one's is
+    just as cheap within noise (``within_noise``), and of those the first by ``prefer`` (a sort
+    key; default :func:`fulcrum.costs._compare.simplicity_key`, the simplest variant) is
+    ``best``. ``best_saving_usd`` is baseline lifetime minus best lifetime (:func:`savings` net
+    of the optimization costs).
     """
+    from ._compare import separated, simplicity_key
+
     cm = cost_model or CostModel()
     if not variants:
         raise ConfigError("project() needs at least one variant; pass {'name': per_prediction_cost(...)}.")
@@ -191,6 +203,10 @@ def project(
     stray = sorted(set(opt) - set(variants))
     if stray:
         raise ConfigError(f"optimization cost given for unknown variant(s) {stray}; variants: {list(variants)}.")
+    pool = list(variants) if candidates is None else [c for c in candidates if c in variants]
+    if not pool:
+        raise ConfigError(f"project() has no candidate to recommend among {list(variants)}; pass candidates=None "
+                          "or at least one variant name.")
 
     train_money = money(training, cm)
     train_usd = train_money["total_usd"]
@@ -200,20 +216,32 @@ def project(
         usd = float(pp["usd"])
         be = break_even_predictions(train_usd, usd)
         opt_usd = _usd(opt.get(name), cm)
+        lifetime = lifetime_cost(train_usd, usd, rate, horizon) + opt_usd
+        ci = pp.get("usd_ci")
+        lo, hi = (float(ci[0]), float(ci[1])) if ci else (usd, usd)
         out_variants[name] = {
-            "per_prediction": dict(pp),
+            "per_prediction": {k: v for k, v in pp.items() if k != "usd_ci"},
             "usd_per_million": cost_per_million(usd),
+            "usd_per_million_ci": [lo * 1e6, hi * 1e6] if ci else None,
             "kwh_per_million": float(pp["energy_kwh"]) * 1e6,
             "co2_g_per_million": float(pp["co2_g"]) * 1e6,
-            "latency_s": pp.get("latency_s"),
             "optimization_usd": opt_usd,
             "break_even_predictions": be,
             "break_even_s": None if be is None else be / rate,
             "break_even_within_horizon": be is not None and be <= n_horizon,
             "inference_usd": usd * n_horizon,
-            "lifetime_usd": lifetime_cost(train_usd, usd, rate, horizon) + opt_usd,
+            "lifetime_usd": lifetime,
+            "lifetime_usd_ci": [lifetime + (lo - usd) * n_horizon, lifetime + (hi - usd) * n_horizon] if ci else None,
         }
-    best = min(out_variants, key=lambda k: out_variants[k]["lifetime_usd"])
+
+    def interval(name: str) -> tuple[float, float]:
+        v = out_variants[name]
+        return tuple(v["lifetime_usd_ci"]) if v["lifetime_usd_ci"] else (v["lifetime_usd"], v["lifetime_usd"])  # type: ignore[return-value]
+
+    key = prefer or simplicity_key
+    cheapest = min(pool, key=lambda k: out_variants[k]["lifetime_usd"])
+    tied = sorted((k for k in pool if k == cheapest or separated(interval(k), interval(cheapest)) == 0), key=key)
+    best = tied[0]
     b, w = out_variants[base], out_variants[best]
     saving = savings(
         b["per_prediction"]["usd"], w["per_prediction"]["usd"], 0.0, rate, horizon
@@ -240,6 +268,9 @@ def project(
         },
         "variants": out_variants,
         "baseline": base,
+        "candidates": pool,
+        "cheapest_by_point": cheapest,
+        "within_noise": tied,
         "best": best,
         "best_saving_usd": saving,
     }

@@ -5,74 +5,78 @@ How a graph is timed (the same way for the parent and every variant):
 - one ONNX Runtime session per graph, created once with the serving settings
   (:class:`fulcrum.runtime.OnnxEngine`: ORT_ENABLE_ALL, physical-core threads), then
   ``warmup`` untimed runs;
-- batch 1: ``runs_b1`` timed ``session.run`` calls cycling over single held-out rows;
-  batch 256: ``runs_b256`` timed calls on one block of 256 rows (the test split repeated);
-- the graphs are timed in round-robin rounds (every graph gets a slice of each round), so
-  a burst of load from other processes on the machine hits all of them alike instead of
-  whichever happened to be measured at that moment;
+- **interleaved rounds**: ``rounds`` times, every graph in turn (the order alternating
+  between rounds) gets a short timed window at batch 1 (``session.run`` on single held-out
+  rows, cycling) and one at ``batch`` rows (one block of the test split, repeated); a
+  window lasts ``round_s`` seconds and at least ``min_calls_b1`` / ``min_calls_big`` calls.
+  A burst of load from other processes therefore hits every graph alike, and shows up as
+  round-to-round spread instead of as one graph's "speed";
 - inputs are encoded before timing (the graph is what is measured, not pandas);
-- p50/p95/p99 are order statistics of the per-call wall times; throughput is rows
-  divided by the summed wall time of the batch-256 calls;
-- energy: the timed calls run inside :func:`fulcrum.costs.measure` when it exists (its
-  record says whether energy was measured through RAPL or estimated); energy per 1,000
-  predictions is the window's energy divided by the predictions it served.
+- per round: p50/p95/p99 of that window's call times and its throughput (rows / summed
+  wall time of the batch calls); the reported figure is the **median over rounds**, with a
+  distribution-free interval (:func:`fulcrum.costs._compare.median_interval`, about 95%);
+  two graphs differ in speed only when their intervals separate;
+- energy and CPU time: each window runs inside :func:`fulcrum.costs.measure` (its record
+  says whether energy was measured through RAPL or estimated); the windows are kept per
+  round, so a cost per prediction gets an interval too.
 """
 
 from __future__ import annotations
 
 import contextlib
-
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["BenchSettings", "GraphBench", "benchmark_graphs", "percentiles", "evaluate_graph"]
+from ..costs._compare import median_interval
 
-BATCHES = (1, 256)
+__all__ = ["BenchSettings", "GraphBench", "benchmark_graphs", "percentiles", "evaluate_graph", "METHOD"]
+
+#: How the graphs were timed, in words (stored with every measurement).
+METHOD = ("ONNX Runtime session.run on pre-encoded inputs (the graph only; request parsing excluded); "
+          "interleaved rounds, median over rounds of each round's percentile, order-statistic interval")
 
 
 @dataclass
 class BenchSettings:
-    """Counts of timed runs; the defaults take about a second per graph on a small tabular model."""
+    """Rounds and window lengths; the defaults take about a second per graph."""
 
     warmup: int = 20
-    runs_b1: int = 300
-    runs_b256: int = 40
-    rounds: int = 5
+    rounds: int = 15
+    round_s: float = 0.02  # timed window per graph, per batch size, per round
+    min_calls_b1: int = 20
+    min_calls_big: int = 3
     batch: int = 256
     threads: int | None = None  # None: OnnxEngine's default (physical cores)
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        from ..errors import ConfigError
+
+        if int(self.rounds) < 2:
+            raise ConfigError(f"BenchSettings.rounds must be at least 2 (an interval needs repeated rounds); "
+                              f"got {self.rounds!r}.")
+        if not float(self.round_s) >= 0 or int(self.min_calls_b1) < 1 or int(self.min_calls_big) < 1:
+            raise ConfigError("BenchSettings: round_s must be >= 0 and min_calls_b1 / min_calls_big >= 1.")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"warmup": self.warmup, "runs_b1": self.runs_b1, "runs_b256": self.runs_b256,
-                "rounds": self.rounds, "batch": self.batch, "threads": self.threads}
+        return {"warmup": self.warmup, "rounds": self.rounds, "round_s": self.round_s,
+                "min_calls_b1": self.min_calls_b1, "min_calls_big": self.min_calls_big, "batch": self.batch,
+                "threads": self.threads, "level": self.level}
 
 
 @dataclass
 class GraphBench:
-    """Timings of one graph, filled round by round."""
+    """Timings of one graph, one list of call times per round and batch size."""
 
-    b1_s: list[float] = field(default_factory=list)
-    big_s: list[float] = field(default_factory=list)
-    cpu_s: float = 0.0
-    energy_kwh: float = 0.0
-    energy_method: str | None = None
-    energy_detail: str | None = None
-    predictions: int = 0
-    metered: bool = False
+    b1: list[list[float]] = field(default_factory=list)
+    big: list[list[float]] = field(default_factory=list)
     load_ms: float = 0.0
-    # one measured window per batch size (summed over rounds): CostRecord fields and predictions
-    windows: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def add_window(self, key: str, rec: Any, n: int) -> None:
-        w = self.windows.setdefault(key, {"wall_s": 0.0, "cpu_s": 0.0, "energy_kwh": 0.0, "n": 0})
-        w["wall_s"] += float(rec.wall_s)
-        w["cpu_s"] += float(rec.cpu_s)
-        w["energy_kwh"] += float(rec.energy_kwh)
-        w["n"] += n
-        w["energy_method"], w["energy_detail"] = str(rec.energy_method), str(rec.energy_detail)
+    metered: bool = False
+    # per batch size: one CostRecord dict and its predictions per round
+    windows: dict[str, list[tuple[dict[str, Any], int]]] = field(default_factory=dict)
 
 
 def percentiles(times_s: list[float]) -> dict[str, float]:
@@ -105,6 +109,32 @@ def _window(measure: Callable[..., Any] | None) -> Iterator[Any]:
         yield meter
 
 
+def _timed(run: Callable[[Any], Any], feeds: list[Any], offset: int, min_calls: int, round_s: float) -> list[float]:
+    """Call ``run`` (cycling over ``feeds`` from ``offset``) until ``round_s`` has passed and at
+    least ``min_calls`` calls were made."""
+    times: list[float] = []
+    start = time.perf_counter()
+    i = 0
+    while i < min_calls or time.perf_counter() - start < round_s:
+        x = feeds[(offset + i) % len(feeds)]
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+        i += 1
+    return times
+
+
+def _summary(rounds: list[list[float]], level: float) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """(median over rounds of each round's p50/p95/p99 in ms, their intervals)."""
+    per = [percentiles(t) for t in rounds]
+    point, ci = {}, {}
+    for q in ("p50", "p95", "p99"):
+        iv = median_interval([p[q] for p in per], level)
+        point[q] = round(iv.point, 5)
+        ci[q] = iv.to_list(5)
+    return point, ci
+
+
 def benchmark_graphs(
     graphs: Mapping[str, bytes],
     kind: str,
@@ -112,11 +142,13 @@ def benchmark_graphs(
     block: dict[str, np.ndarray],
     settings: BenchSettings | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Latency p50/p95/p99 at batch 1 and at ``settings.batch``, throughput and energy of each graph.
+    """Latency p50/p95/p99 at batch 1 and at ``settings.batch``, throughput and energy of each graph,
+    each with an interval over interleaved rounds (see the module docstring).
 
     ``rows_b1``: encoded single rows (feeds of shape [1, 1] per column); ``block``: one encoded
     batch of ``settings.batch`` rows. Returns ``{id: {"latency_ms": {"b1": {...}, "b256": {...}},
-    "throughput_rps", "load_ms", "energy_per_1k_kwh", "cost": {...} | None}}``.
+    "latency_ci_ms": {...}, "throughput_rps", "throughput_ci_rps", "timing", "load_ms",
+    "energy_per_1k_kwh", "cost": {...} | None, "costs": {...}}}``.
     """
     s = settings or BenchSettings()
     measure = _meter()
@@ -133,72 +165,80 @@ def benchmark_graphs(
         engines[gid] = eng
         stats[gid] = GraphBench(load_ms=load_ms)
 
-    per_round_b1 = max(1, math.ceil(s.runs_b1 / s.rounds))
-    per_round_big = max(1, math.ceil(s.runs_b256 / s.rounds))
     n_block = len(next(iter(block.values())))
+    big_key = f"batch_{s.batch}"
     order = list(graphs)
-    for r in range(s.rounds):
+    cursor = 0
+    for r in range(int(s.rounds)):
         ids = order if r % 2 == 0 else order[::-1]  # alternate who goes first
         for gid in ids:
             run = engines[gid].output
             st = stats[gid]
-            b1, big = st.b1_s, st.big_s
             # batch 1 and the large batch are metered as separate windows: what one prediction
             # costs differs by orders of magnitude between them
             with _window(measure) as m1:
-                for i in range(per_round_b1):
-                    feeds = rows_b1[(r * per_round_b1 + i) % len(rows_b1)]
-                    t0 = time.perf_counter()
-                    run(feeds)
-                    b1.append(time.perf_counter() - t0)
+                b1 = _timed(run, rows_b1, cursor, s.min_calls_b1, s.round_s)
             with _window(measure) as m2:
-                for _ in range(per_round_big):
-                    t0 = time.perf_counter()
-                    run(block)
-                    big.append(time.perf_counter() - t0)
-            st.predictions += per_round_b1 + per_round_big * n_block
-            for key, meter, n in (("batch_1", m1, per_round_b1), (f"batch_{s.batch}", m2, per_round_big * n_block)):
+                big = _timed(run, [block], 0, s.min_calls_big, s.round_s)
+            st.b1.append(b1)
+            st.big.append(big)
+            for key, meter, n in (("batch_1", m1, len(b1)), (big_key, m2, len(big) * n_block)):
                 if meter is not None and meter.record is not None:
-                    rec = meter.record
                     st.metered = True
-                    st.cpu_s += float(rec.cpu_s)
-                    st.energy_kwh += float(rec.energy_kwh)
-                    st.energy_method = str(rec.energy_method)
-                    st.energy_detail = str(rec.energy_detail)
-                    st.add_window(key, rec, n)
+                    st.windows.setdefault(key, []).append((meter.record.to_dict(), n))
+        cursor += s.min_calls_b1
 
     out: dict[str, dict[str, Any]] = {}
     for gid, st in stats.items():
-        big_key = f"b{s.batch}"
+        big_lat = f"b{s.batch}"
+        b1_point, b1_ci = _summary(st.b1, s.level)
+        big_point, big_ci = _summary(st.big, s.level)
+        thr = median_interval([n_block * len(t) / sum(t) for t in st.big], s.level)
         entry: dict[str, Any] = {
-            "latency_ms": {"b1": percentiles(st.b1_s), big_key: percentiles(st.big_s)},
-            "throughput_rps": round(n_block * len(st.big_s) / sum(st.big_s), 1),
+            "latency_ms": {"b1": b1_point, big_lat: big_point},
+            "latency_ci_ms": {"b1": b1_ci, big_lat: big_ci},
+            "throughput_rps": round(thr.point, 1),
+            "throughput_ci_rps": thr.to_list(1),
             "load_ms": round(st.load_ms, 3),
-            "timed_runs": {"b1": len(st.b1_s), big_key: len(st.big_s)},
+            "timed_runs": {"b1": sum(map(len, st.b1)), big_lat: sum(map(len, st.big))},
+            "timing": {"rounds": len(st.b1), "level": thr.level, "round_s": s.round_s, "method": METHOD},
         }
-        if st.metered and st.predictions:
-            entry["energy_per_1k_kwh"] = st.energy_kwh / st.predictions * 1000.0
-            entry["cost"] = {
-                "predictions": st.predictions,
-                "cpu_s": round(st.cpu_s, 6),
-                "energy_kwh": st.energy_kwh,
-                "energy_method": st.energy_method,
-                "energy_detail": st.energy_detail,
-                "cpu_s_per_1k": st.cpu_s / st.predictions * 1000.0,
-            }
-            # per batch size, in the ledger's shape: the window as a CostRecord and its predictions
-            entry["costs"] = {
-                key: {"n_predictions": w["n"], "window": {
-                    "wall_s": w["wall_s"], "cpu_s": w["cpu_s"], "gpu_s": None, "peak_rss_mb": None, "flops": None,
-                    "energy_kwh": w["energy_kwh"], "energy_method": w["energy_method"],
-                    "energy_detail": w["energy_detail"]}}
-                for key, w in st.windows.items()
-            }
+        if st.metered:
+            entry.update(_cost_fields(st))
         else:
             entry["energy_per_1k_kwh"] = None
             entry["cost"] = None
         out[gid] = entry
     return out
+
+
+def _cost_fields(st: GraphBench) -> dict[str, Any]:
+    """The metered windows: totals, and per batch size the summed window plus each round's."""
+    costs: dict[str, Any] = {}
+    cpu = kwh = 0.0
+    predictions = 0
+    method = detail = None
+    for key, rounds in st.windows.items():
+        total = {"wall_s": 0.0, "cpu_s": 0.0, "gpu_s": None, "peak_rss_mb": None, "flops": None, "energy_kwh": 0.0}
+        per_round = []
+        for rec, n in rounds:
+            for f in ("wall_s", "cpu_s", "energy_kwh"):
+                total[f] += float(rec[f])
+            per_round.append({"wall_s": float(rec["wall_s"]), "cpu_s": float(rec["cpu_s"]),
+                              "energy_kwh": float(rec["energy_kwh"]), "n": n})
+            method, detail = str(rec["energy_method"]), str(rec["energy_detail"])
+        total.update(energy_method=method, energy_detail=detail)
+        n_key = sum(r["n"] for r in per_round)
+        costs[key] = {"n_predictions": n_key, "window": total, "rounds": per_round}
+        cpu += total["cpu_s"]
+        kwh += total["energy_kwh"]
+        predictions += n_key
+    return {
+        "energy_per_1k_kwh": kwh / predictions * 1000.0 if predictions else None,
+        "cost": {"predictions": predictions, "cpu_s": round(cpu, 6), "energy_kwh": kwh, "energy_method": method,
+                 "energy_detail": detail, "cpu_s_per_1k": cpu / predictions * 1000.0 if predictions else None},
+        "costs": costs,
+    }
 
 
 def evaluate_graph(model: bytes, kind: str, feeds: Mapping[str, np.ndarray], y: np.ndarray, n_classes: int) -> tuple[dict[str, Any], np.ndarray]:

@@ -15,23 +15,40 @@ metric_drop     metric_drop (parent - variant, >0 =   upper; "1%" = 0.01
 metric          the task's primary metric              lower
 ==============  =====================================  ======================
 
-The best variant meeting every constraint wins by the objective (default: lowest p95 at
-batch 1); ties go to the better metric, then the smaller file. When none meets them,
-:class:`~fulcrum.errors.ConstraintError` names the closest variant and, for each
-constraint it breaks, by how much.
+Choosing among the variants that meet every constraint (DESIGN §8, decisions follow quality,
+not noise):
+
+1. the best by the objective's point value (default: lowest p95 at batch 1) is found;
+2. every passing variant whose figure is *within noise* of it -- for timings (p50/p95/p99,
+   throughput) the intervals over interleaved rounds overlap; for size and metric the value
+   is equal -- is just as good;
+3. of those, the **simplest** wins (fewer transformations of the trained model; the order is
+   :data:`fulcrum.costs._compare.SIMPLICITY`: base < onnx-fp32 < int8-dynamic < int8-static <
+   trees < pruned < shallow < distilled).
+
+So a variant is chosen over its parent only when it is better beyond the noise of the
+machine. When none meets the constraints, :class:`~fulcrum.errors.ConstraintError` names the
+closest variant and, for each constraint it breaks, by how much.
+
+:func:`with_quality_default` adds the default quality constraint (``metric_drop<=0.01``) when
+the constraints say nothing about the metric: quality comes before speed or size.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..costs._compare import DEFAULT_MAX_DROP, SIMPLICITY, separated, simplicity_key
 from ..errors import ConstraintError
 
-__all__ = ["Constraint", "parse_constraints", "select_variant", "variant_value", "CONSTRAINT_KEYS", "OBJECTIVES",
-           "Selection"]
+__all__ = ["Constraint", "parse_constraints", "select_variant", "variant_value", "variant_interval",
+           "with_quality_default", "CONSTRAINT_KEYS", "OBJECTIVES", "Selection", "DEFAULT_MAX_DROP"]
+
+#: Keys measured by timing, whose values carry an interval over rounds.
+TIMED_KEYS = ("p50_ms", "p95_ms", "p99_ms", "throughput")
 
 #: key -> (description, "upper" | "lower")
 CONSTRAINT_KEYS: dict[str, tuple[str, str]] = {
@@ -140,6 +157,29 @@ def variant_value(entry: Mapping[str, Any], key: str) -> float | None:
     raise ConstraintError(f"Unknown key {key!r}; known: {', '.join(CONSTRAINT_KEYS)}.")
 
 
+def variant_interval(entry: Mapping[str, Any], key: str) -> tuple[float, float] | None:
+    """The interval of a timed figure (``TIMED_KEYS``) over interleaved rounds; the point value
+    as a zero-width interval for other keys or entries measured without rounds."""
+    try:
+        if key in ("p50_ms", "p95_ms", "p99_ms"):
+            ci = entry["latency_ci_ms"]["b1"][key[:3]]
+            return float(ci[0]), float(ci[1])
+        if key == "throughput":
+            ci = entry["throughput_ci_rps"]
+            return float(ci[0]), float(ci[1])
+    except (KeyError, TypeError, ValueError, IndexError):
+        pass
+    v = variant_value(entry, key)
+    return None if v is None else (v, v)
+
+
+def with_quality_default(constraints: list[Constraint], max_drop: float = DEFAULT_MAX_DROP) -> tuple[list[Constraint], bool]:
+    """(constraints, added): ``metric_drop<=max_drop`` appended when no constraint bounds the metric."""
+    if any(c.key in ("metric", "metric_drop") for c in constraints):
+        return list(constraints), False
+    return [*constraints, Constraint("metric_drop", "<=", float(max_drop))], True
+
+
 @dataclass
 class Selection:
     chosen: str
@@ -148,10 +188,26 @@ class Selection:
     value: float
     constraints: list[Constraint]
     passing: list[str]
+    best_by_point: str = ""
+    within_noise: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why ``chosen`` won, in one sentence."""
+        others = [v for v in self.within_noise if v != self.chosen]
+        if self.chosen == self.best_by_point and not others:
+            return f"best {self.objective}, beyond noise"
+        if self.chosen == self.best_by_point:
+            return (f"best {self.objective}; {', '.join(others)} within noise of it but not simpler")
+        return (f"{self.best_by_point} has the best {self.objective} by point value, but {self.chosen} is within "
+                f"noise of it and simpler")
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.chosen, "objective": self.objective, "objective_value": self.value,
-                "constraints": [str(c) for c in self.constraints], "meeting_constraints": self.passing}
+                "constraints": [str(c) for c in self.constraints], "meeting_constraints": self.passing,
+                "best_by_point": self.best_by_point, "within_noise": self.within_noise, "reason": self.reason,
+                "rule": "among variants within noise of the best (intervals overlap), the simplest: "
+                        + " < ".join(SIMPLICITY)}
 
 
 def _fmt(x: float) -> str:
@@ -160,7 +216,8 @@ def _fmt(x: float) -> str:
 
 def select_variant(variants: Mapping[str, Mapping[str, Any]], constraints: list[Constraint],
                    objective: str = "p95_ms") -> Selection:
-    """The best measured variant (the parent, id "base", included) meeting every constraint."""
+    """The simplest measured variant (the parent, id "base", included) meeting every constraint
+    whose objective is within noise of the best one's (see the module docstring)."""
     if objective not in OBJECTIVES:
         raise ConstraintError(f"Unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}.")
     measured = {k: v for k, v in variants.items() if isinstance(v, Mapping) and v.get("latency_ms")}
@@ -183,16 +240,22 @@ def select_variant(variants: Mapping[str, Mapping[str, Any]], constraints: list[
     if passing:
         minimize = OBJECTIVES[objective]
 
-        def rank(vid: str) -> tuple[float, float, float]:
-            e = measured[vid]
-            obj = variant_value(e, objective)
+        def rank(vid: str) -> tuple[float, tuple[int, float, str]]:
+            obj = variant_value(measured[vid], objective)
             obj = math.inf if obj is None else (obj if minimize else -obj)
-            drop = variant_value(e, "metric_drop")
-            return obj, math.inf if drop is None else drop, variant_value(e, "size_mb") or math.inf
+            return obj, simplicity_key(vid, measured[vid])
 
         best = min(passing, key=rank)
-        return Selection(best, dict(measured[best]), objective, variant_value(measured[best], objective) or math.nan,
-                         list(constraints), sorted(passing))
+        best_iv = variant_interval(measured[best], objective)
+        tied = []
+        for vid in passing:
+            iv = variant_interval(measured[vid], objective)
+            if vid == best or (iv is not None and best_iv is not None and separated(iv, best_iv) == 0):
+                tied.append(vid)
+        chosen = min(tied, key=lambda v: simplicity_key(v, measured[v]))
+        value = variant_value(measured[chosen], objective)
+        return Selection(chosen, dict(measured[chosen]), objective, math.nan if value is None else value,
+                         list(constraints), sorted(passing), best, sorted(tied, key=lambda v: simplicity_key(v, measured[v])))
 
     def distance(vid: str) -> float:  # summed relative shortfall: how far from meeting everything
         return sum(short / max(abs(c.value), 1e-9) if math.isfinite(short) else 1e9 for c, _, short in misses[vid])

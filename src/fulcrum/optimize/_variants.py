@@ -47,7 +47,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, FormatError, NotFoundError
-from ._bench import BenchSettings, benchmark_graphs, evaluate_graph
+from ._bench import METHOD, BenchSettings, benchmark_graphs, evaluate_graph
 
 __all__ = ["VARIANT_KINDS", "OptimizeOptions", "OptimizeReport", "optimize_package", "promote_variant",
            "variant_kinds_for", "verdict", "store", "expand_ids"]
@@ -68,8 +68,6 @@ _WHY_NOT = {
                 "trees and shallow are the tree analogues",
     "mlp": "trees and shallow are for tree ensembles",
 }
-#: Relative change below which two timings count as the same speed (run-to-run noise on a shared machine).
-SPEED_TOLERANCE = 0.05
 
 
 @dataclass
@@ -455,25 +453,42 @@ def _bench_inputs(ctx: _Context, batch: int) -> tuple[list[dict[str, np.ndarray]
     return rows, enc.encode_frame(block_df), feeds_test
 
 
+def _speed_interval(entry: Mapping[str, Any], batch: str) -> tuple[float, float]:
+    """The p50 interval at ``batch`` ("b1", "b256"); a point when no interval was recorded."""
+    ci = ((entry.get("latency_ci_ms") or {}).get(batch) or {}).get("p50")
+    if ci:
+        return float(ci[0]), float(ci[1])
+    p = float(entry["latency_ms"][batch]["p50"])
+    return p, p
+
+
 def verdict(entry: Mapping[str, Any], base: Mapping[str, Any], greater: bool) -> dict[str, Any]:
-    """Compare one measured variant with its parent: speed, size and metric, each stated plainly."""
-    # Medians decide "faster" (p50 at batch 1 and at batch 256): a mean-based figure such as
-    # throughput moves with the odd multi-millisecond stall from other work on the machine.
-    r_b1 = entry["latency_ms"]["b1"]["p50"] / base["latency_ms"]["b1"]["p50"]
+    """Compare one measured variant with its parent: speed, size and metric, each stated plainly.
+
+    Speed: the median latency (p50 over interleaved rounds) at batch 1 and at the large
+    batch; a variant is "faster" or "slower" at a batch size only when its interval and the
+    parent's separate (:func:`fulcrum.costs._compare.separated`), otherwise the two are the
+    same speed within the noise of this machine.
+    """
+    from ..costs._compare import separated
+
     big = next(k for k in entry["latency_ms"] if k != "b1")
+    calls = {}
+    for b in ("b1", big):
+        calls[b] = separated(_speed_interval(entry, b), _speed_interval(base, b))  # -1: variant faster
+    r_b1 = entry["latency_ms"]["b1"]["p50"] / base["latency_ms"]["b1"]["p50"]
     r_big = entry["latency_ms"][big]["p50"] / base["latency_ms"][big]["p50"]
     r_thr = entry["throughput_rps"] / base["throughput_rps"]
-    tol = SPEED_TOLERANCE
-    faster_b1, slower_b1 = r_b1 < 1 - tol, r_b1 > 1 + tol
-    faster_big, slower_big = r_big < 1 - tol, r_big > 1 + tol
-    if (faster_b1 or faster_big) and not (slower_b1 or slower_big):
-        speed = "faster"
-    elif (slower_b1 or slower_big) and not (faster_b1 or faster_big):
-        speed = "slower"
-    elif faster_b1 or faster_big:
-        speed = f"mixed ({'faster' if faster_b1 else 'slower'} at b1, {'faster' if faster_big else 'slower'} at b256)"
+    faster = [b for b, c in calls.items() if c < 0]
+    slower = [b for b, c in calls.items() if c > 0]
+    same = [b for b, c in calls.items() if c == 0]
+    if faster and slower:
+        speed = f"mixed (faster at {faster[0]}, slower at {slower[0]})"
+    elif faster or slower:
+        word, where = ("faster", faster) if faster else ("slower", slower)
+        speed = word if not same else f"{word} at {where[0]} (same within noise at {same[0]})"
     else:
-        speed = "same speed"
+        speed = "same speed within noise"
     size_ratio = entry["size_bytes"] / base["size_bytes"]
     size = "smaller" if size_ratio < 0.95 else ("larger" if size_ratio > 1.05 else "same size")
     drop = entry.get("metric_drop")
@@ -484,13 +499,15 @@ def verdict(entry: Mapping[str, Any], base: Mapping[str, Any], greater: bool) ->
     else:
         metric = f"metric {'worse' if drop > 0 else 'better'} by {abs(drop):.4g}"
     return {
-        "faster_than_parent": speed == "faster",
-        "slower_than_parent": speed == "slower",
+        "faster_than_parent": speed.startswith("faster"),
+        "slower_than_parent": speed.startswith("slower"),
         "smaller_than_parent": size == "smaller",
         "worse_than_parent": bool(drop is not None and drop > 1e-9),
         "speed_vs_parent": {"b1_p50_ratio": round(r_b1, 4), f"{big}_p50_ratio": round(r_big, 4),
-                            "throughput_ratio": round(r_thr, 4),
-                            "b1_speedup": round(1 / r_b1, 3), "tolerance": tol},
+                            "throughput_ratio": round(r_thr, 4), "b1_speedup": round(1 / r_b1, 3),
+                            "b1": {-1: "faster", 0: "same within noise", 1: "slower"}[calls["b1"]],
+                            big: {-1: "faster", 0: "same within noise", 1: "slower"}[calls[big]],
+                            "rule": "different only when the p50 intervals over interleaved rounds separate"},
         "size_ratio": round(size_ratio, 4),
         "verdict": f"{speed}, {size}, {metric}",
     }
@@ -615,6 +632,7 @@ def optimize_package(
             if out.shape == base_out.shape and out.size else None,
             **timings[gid],
             "measured_at": now,
+            "machine": machine,
         }
         if gid in built:
             entry["build_s"] = round(built[gid].build_s, 3)
@@ -641,8 +659,8 @@ def optimize_package(
     updates = {
         "variants": entries,
         "optimize": {"measured_at": now, "machine": machine, "bench": opts.bench.to_dict(), "skipped": skipped,
-                     "metric": ctx.metric_name, "greater_is_better": ctx.greater,
-                     "speed_tolerance": SPEED_TOLERANCE},
+                     "metric": ctx.metric_name, "greater_is_better": ctx.greater, "method": METHOD,
+                     "speed_rule": "faster/slower only when p50 intervals over interleaved rounds separate"},
     }
     pkg = store(pkg, reg, files, updates)
     say(f"stored {len(built)} new variant(s) in {pkg.ref}")
