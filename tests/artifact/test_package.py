@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 
 import pytest
 
@@ -316,14 +317,120 @@ def test_manifest_swap_window_stays_loadable(pkg_dir):
     assert ModelPackage.load(pkg_dir).manifest["note"] == "new"
 
 
-def test_loading_never_unpickles(pkg_dir, monkeypatch):
+# --------------------------------------------------------------------------- no unpickling, ever
+
+# An audit hook sees every unpickler that resolves a global ("pickle.find_class": the C and the
+# Python unpickler, whoever calls them, however they were imported); audit hooks cannot be removed,
+# so this one records only while a test has switched it on.
+_UNPICKLED: list[str] = []
+_WATCHING: list[bool] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _WATCHING and event == "pickle.find_class":
+        _UNPICKLED.append(f"{args[0]}.{args[1]}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Every way into pickle raises (pickle, _pickle, torch.load, numpy.load, joblib.load), and any
+    unpickling that slips past them is recorded by the audit hook; the test fails on either."""
+    import _pickle
     import pickle
 
-    def forbidden(*a, **k):
-        raise AssertionError("pickle used")
+    import numpy as np
+    import torch
 
-    monkeypatch.setattr(pickle, "load", forbidden)
-    monkeypatch.setattr(pickle, "loads", forbidden)
-    pkg = ModelPackage.load(pkg_dir)
-    for rel in pkg.files:
-        pkg.read_bytes(rel)
+    def forbidden(what):
+        def refuse(*args, **kwargs):
+            _UNPICKLED.append(what)
+            raise AssertionError(f"loading used {what}")
+        return refuse
+
+    for module, names in ((pickle, ("load", "loads", "Unpickler")), (_pickle, ("load", "loads", "Unpickler"))):
+        for name in names:
+            monkeypatch.setattr(module, name, forbidden(f"{module.__name__}.{name}"))
+    monkeypatch.setattr(torch, "load", forbidden("torch.load"))
+    monkeypatch.setattr(torch.serialization, "load", forbidden("torch.serialization.load"))
+    monkeypatch.setattr(np, "load", forbidden("numpy.load"))
+    try:
+        import joblib
+
+        monkeypatch.setattr(joblib, "load", forbidden("joblib.load"))
+    except ImportError:  # pragma: no cover
+        pass
+    _UNPICKLED.clear()
+    _WATCHING.append(True)
+    try:
+        yield _UNPICKLED
+    finally:
+        _WATCHING.clear()
+
+
+def test_the_guard_catches_unpickling(no_unpickling):
+    """The guard is not vacuous: each way of unpickling a torch or numpy object is caught."""
+    import io
+    import pickle as pickle_module
+
+    import numpy as np
+    import torch
+
+    blob = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, blob)
+    for attempt in (lambda: torch.load(io.BytesIO(blob.getvalue()), weights_only=False),
+                    lambda: pickle_module.loads(pickle_module.dumps(np.zeros(2)))):
+        with pytest.raises(AssertionError, match="loading used"):
+            attempt()
+    from pickle import _loads  # the pure-Python unpickler, imported under another name: the audit hook sees it
+
+    no_unpickling.clear()
+    _loads(pickle_module.dumps(np.zeros(2)))
+    assert no_unpickling and "numpy" in no_unpickling[0]
+
+
+@pytest.fixture(scope="module")
+def three_families(tmp_path_factory):
+    """One registered classifier per model family (linear, MLP, LightGBM), trained before any guard."""
+    import numpy as np
+    import pandas as pd
+
+    import fulcrum
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=80), "c": rng.choice(["a", "b"], 80)})
+    frame["y"] = np.where(frame["x"] > 0, "hi", "lo")
+    root = tmp_path_factory.mktemp("families") / "registry"
+    return root, [fulcrum.train(frame, target="y", name=f"m-{family}", model=family, registry=root, epochs=2,
+                                progress=False, measure_inference=False).ref
+                  for family in ("linear", "mlp", "lightgbm")]
+
+
+def test_loading_never_unpickles(three_families, no_unpickling):
+    """Every loading path, for every model family: the registry, the package, every file, the Predictor
+    with ONNX Runtime and with the native engine (torch / safetensors / LightGBM), fulcrum.load."""
+    import fulcrum
+    from fulcrum.artifact import Registry
+    from fulcrum.runtime import Predictor
+
+    root, refs = three_families
+    rows = [{"x": 0.3, "c": "a"}, {"x": -1.0, "c": "b"}]
+    reg = Registry(root)
+    for ref in refs:
+        pkg = reg.load(ref)
+        assert ModelPackage.load(pkg.path).files == pkg.files
+        for rel in pkg.files:
+            pkg.read_bytes(rel)
+            if rel.endswith(".json"):
+                pkg.read_json(rel)
+        for engine in ("onnx", "native"):
+            predictor = Predictor(pkg, engine=engine)
+            assert len(predictor.predict(rows)) == 2
+            predictor.predict_proba(rows)
+            predictor.predict_one(rows[0])
+        assert Predictor(pkg).adapter is not None  # the native adapter behind an ONNX predictor, too
+        fulcrum.load(ref, registry=root, engine="native").predict(rows)
+        fulcrum.load(str(pkg.path)).predict(rows)
+    assert no_unpickling == []
