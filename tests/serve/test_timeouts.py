@@ -192,7 +192,7 @@ def test_bounds_hold_with_several_workers(registry, tmp_path):
     import psutil
 
     port = _free_port()
-    cmd = [sys.executable, "-m", "fulcrum.cli._main", "serve", "penguins", "--workers", "2", "--port", str(port),
+    cmd = [sys.executable, "-m", "fulcrum", "serve", "penguins", "--workers", "2", "--port", str(port),
            "--registry", str(registry.root), "--header-timeout", str(BOUND), "--body-timeout", str(BOUND),
            "--keepalive-timeout", str(BOUND), "--no-access-log", "--log-level", "warning"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
