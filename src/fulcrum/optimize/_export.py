@@ -687,6 +687,9 @@ def measure_parity(model_bytes: bytes, preprocess: Mapping[str, Any], frame: Any
 
     from ._export_inputs import InputEncoder
 
+    from ..artifact import check_onnx_graph
+
+    check_onnx_graph(model_bytes, "the exported graph")  # never a session over external data
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])

@@ -59,6 +59,9 @@ def ort_optimize_offline(model: bytes, level: str = "extended") -> bytes:
         opts.graph_optimization_level = levels[level]
         opts.optimized_model_filepath = str(out)
         opts.log_severity_level = 3
+        from ..artifact import check_onnx_graph
+
+        check_onnx_graph(model, "the graph to optimize")  # never a session over external data
         ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         return out.read_bytes()
 
