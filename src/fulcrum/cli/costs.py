@@ -155,16 +155,15 @@ def _print(pkg: Any, report: dict[str, Any], usage: dict[str, Any] | None) -> No
     else:
         cheapest = rec.get("cheapest_by_point")
         tied = [v for v in rec.get("within_noise") or [] if v != best]
-        line = f"recommended: {best}, cheapest over the horizon among variants within {rec['quality_constraint']}"
+        who = f"{best} (the parent itself)" if best == base else best
+        line = f"recommended: {who}, the cheapest over the horizon among variants within {rec['quality_constraint']}"
         if cheapest and cheapest != best:
-            line += (f" ({cheapest} is cheaper by point value, but its lifetime cost is within noise of {best}'s, "
-                     f"and {best} is simpler)")
+            line = (f"recommended: {who}: {cheapest} is cheapest by point value, but {best}'s lifetime cost is within "
+                    f"noise of it and {best} is simpler (variants within {rec['quality_constraint']})")
         elif tied:
-            line += f" ({', '.join(tied)} within noise of it but not simpler)"
+            line += f"; {', '.join(tied)} within noise of it but not simpler"
         if best != base:
             line += f"; it saves {_money(report['best_saving_usd'])} against {base}, net of what building it cost"
-        else:
-            line += " (the parent itself)"
         print(line)
     for vid, why in (rec.get("excluded") or {}).items():
         print(f"excluded {vid}: {why}")

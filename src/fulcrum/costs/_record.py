@@ -200,7 +200,8 @@ def _from_training(pkg: Any, batch: int, cm: CostModel) -> Measurement | None:
 
 
 def measurements(pkg: Any, *, batch: int = 1, cost_model: CostModel | None = None) -> dict[str, Measurement]:
-    """Every graph of ``pkg`` measured at ``batch``: the parent (``base``) first, then its variants."""
+    """Every graph of ``pkg`` measured at ``batch``: the parent (``base``) first, then its variants from
+    the simplest to the most transformed (:data:`fulcrum.costs._compare.SIMPLICITY`)."""
     cm = cost_model or CostModel()
     out: dict[str, Measurement] = {}
     variants = pkg.manifest.get("variants") or {}
@@ -210,9 +211,10 @@ def measurements(pkg: Any, *, batch: int = 1, cost_model: CostModel | None = Non
         rec = _from_training(pkg, batch, cm)
     if rec is not None:
         out["base"] = rec
-    for vid, e in variants.items():
-        if vid == "base" or not isinstance(e, Mapping):
-            continue
+    from ._compare import simplicity_key
+
+    others = [(vid, e) for vid, e in variants.items() if vid != "base" and isinstance(e, Mapping)]
+    for vid, e in sorted(others, key=lambda item: simplicity_key(item[0], item[1])):  # one order in every table
         r = _from_variant(pkg, vid, e, batch, cm)
         if r is not None:
             out[vid] = r

@@ -191,10 +191,15 @@ class Selection:
     best_by_point: str = ""
     within_noise: list[str] = field(default_factory=list)
 
+    intervals: bool = True  # False: the entries carry no intervals (measured before rounds were kept)
+
     @property
     def reason(self) -> str:
         """Why ``chosen`` won, in one sentence."""
         others = [v for v in self.within_noise if v != self.chosen]
+        if not self.intervals and self.objective in TIMED_KEYS:
+            return (f"best {self.objective} by point value; these measurements carry no intervals, so noise cannot "
+                    f"be told apart (--remeasure to time them in interleaved rounds)")
         if self.chosen == self.best_by_point and not others:
             return f"best {self.objective}, beyond noise"
         if self.chosen == self.best_by_point:
@@ -254,8 +259,10 @@ def select_variant(variants: Mapping[str, Mapping[str, Any]], constraints: list[
                 tied.append(vid)
         chosen = min(tied, key=lambda v: simplicity_key(v, measured[v]))
         value = variant_value(measured[chosen], objective)
+        has_ci = all(measured[v].get("latency_ci_ms") for v in passing)
         return Selection(chosen, dict(measured[chosen]), objective, math.nan if value is None else value,
-                         list(constraints), sorted(passing), best, sorted(tied, key=lambda v: simplicity_key(v, measured[v])))
+                         list(constraints), sorted(passing), best,
+                         sorted(tied, key=lambda v: simplicity_key(v, measured[v])), has_ci)
 
     def distance(vid: str) -> float:  # summed relative shortfall: how far from meeting everything
         return sum(short / max(abs(c.value), 1e-9) if math.isfinite(short) else 1e9 for c, _, short in misses[vid])
