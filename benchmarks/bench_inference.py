@@ -125,11 +125,13 @@ class HandEncoder:
                 if flag:
                     x[:, j + 1] = miss[:, c]
         rows = np.arange(n)
-        for name, j, _, cats in self.categorical:
-            s = pd.Series(cols[name], dtype=object)
-            codes = pd.Categorical(s.where(s.notna(), MISSING), categories=cats).codes  # -1: unknown
-            hit = codes >= 0
-            x[rows[hit], j + codes[hit]] = 1.0
+        for name, j, index, _ in self.categorical:
+            # hash the column once, look up only its distinct values: codes -1 (missing) -> MISSING
+            codes, uniques = pd.factorize(cols[name], use_na_sentinel=True)
+            lut = np.array([index.get(str(u), -1) for u in uniques] + [index.get(MISSING, -1)], dtype=np.int64)
+            k = lut[codes]  # codes == -1 picks the last entry: the missing category
+            hit = k >= 0
+            x[rows[hit], j + k[hit]] = 1.0
         for name, j, mode in self.boolean:
             s = pd.Series(cols[name], dtype=object)
             x[:, j] = np.where(s.isna(), mode, s.fillna(False).astype(bool)).astype(np.float64)
