@@ -159,8 +159,6 @@ def open_run(runs_root: Path, name: str, key: str, *, resume: bool, config: dict
                     if other_fd is not None and other_fd != fd:
                         os.close(other_fd)
                 interrupted = []
-                if log is not None:
-                    log(f"resuming the interrupted run in {path}")
                 return Run(path, key, resumed=True, _fd=fd)
             running = [(p, info) for p, info in live if info.get("key") == key]
             if running:

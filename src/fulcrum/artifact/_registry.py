@@ -25,7 +25,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import FormatError, FulcrumError, IntegrityError, InvalidNameError, NotFoundError, RegistryError
+from ..errors import (
+    ConfigError,
+    FormatError,
+    FulcrumError,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    RegistryError,
+)
 from ._atomic import TMP_PREFIX, remove_tree
 from ._names import format_ref, is_version_text, parse_ref, validate_alias, validate_name
 from ._package import ModelPackage, add_files, write_package
@@ -279,6 +287,8 @@ class Registry:
                     reason = f"its directory name {path.name!r} is not a canonical version number"
                 elif (pkg.manifest.get("name"), pkg.version) != (name, version):
                     reason = f"it holds {pkg.ref!r}, not '{name}@{version}'"
+            except ConfigError:
+                raise  # e.g. a bad FULCRUM_MAX_FILE_MB: the user's setting, not the orphan, is wrong
             except (FulcrumError, OSError, ValueError) as exc:
                 reason = str(exc)
             if reason is None:
