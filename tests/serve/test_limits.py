@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
-import time
 
 import httpx
 import pytest
@@ -92,72 +93,113 @@ def test_rate_limit_is_429_with_retry_after(serve):
 
 @pytest.fixture
 def slow_model(monkeypatch):
-    """Every batch sleeps ``delay`` seconds; ``computed`` counts the rows actually computed."""
+    """Batches computed after ``arm()`` block until ``release()`` (the gate) and count their rows in
+    ``computed``: a test orders computing, waiting and expiring without sleeping and guessing."""
     from fulcrum.serve import ServedModel
 
-    state = {"delay": 0.3, "computed": 0}
+    state = {"armed": False, "computed": 0, "gate": threading.Event(), "started": threading.Event()}
     original = ServedModel.run_batch
 
     def run_batch(self, payloads):
-        if not threading.current_thread().name.startswith("batch-"):
-            return original(self, payloads)  # warm-up runs at full speed
-        time.sleep(state["delay"])
-        state["computed"] += sum(n for _, n in payloads)
+        if state["armed"]:
+            state["started"].set()
+            assert state["gate"].wait(60), "the test never released the gate"
+            state["computed"] += sum(n for _, n in payloads)
         return original(self, payloads)
 
     monkeypatch.setattr(ServedModel, "run_batch", run_batch)
+    state["arm"] = lambda: state.__setitem__("armed", True)
+    state["release"] = state["gate"].set
     return state
 
 
-async def _burst(url: str, n: int, path: str = "/v1/models/penguins/predict") -> list[tuple[int, float, httpx.Headers]]:
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=n)) as c:
-        async def one() -> tuple[int, float, httpx.Headers]:
-            t = time.perf_counter()
-            r = await c.post(path, json={"records": [PENGUIN_ROW]})
-            return r.status_code, time.perf_counter() - t, r.headers
-
-        return await asyncio.gather(*(one() for _ in range(n)))
+async def _post(c: httpx.AsyncClient, body: object = None, content: bytes | None = None) -> httpx.Response:
+    if content is not None:
+        return await c.post("/v1/models/penguins/predict", content=content, headers={"content-type": "application/json"})
+    return await c.post("/v1/models/penguins/predict", json=body or {"records": [PENGUIN_ROW]})
 
 
-def test_overload_is_503_at_once_with_retry_after(serve, slow_model):
-    slow_model["delay"] = 0.5
-    srv = serve(batch={"max_batch_size": 1, "max_queue": 2, "timeout_s": 30})
-    results = asyncio.run(_burst(srv.url, 12))
-    codes = [r[0] for r in results]
-    assert codes.count(200) >= 2 and codes.count(503) >= 5, codes
-    rejected = [r for r in results if r[0] == 503]
-    assert all(int(h["retry-after"]) >= 1 for _, _, h in rejected)
-    # answered without waiting for the queue (which takes >= 1.5 s to drain here)
-    assert max(t for _, t, _ in rejected) < max(t for c, t, _ in results if c == 200)
+async def _computing(c: httpx.AsyncClient, slow_model: dict) -> asyncio.Task:
+    """One request that is computing (blocked at the gate) when this returns."""
+    slow_model["arm"]()
+    first = asyncio.create_task(_post(c))
+    assert await asyncio.to_thread(slow_model["started"].wait, 30)
+    return first
+
+
+def test_overload_is_503_at_once_with_retry_after_and_never_computed(serve, slow_model):
+    srv = serve(batch={"max_batch_size": 1, "max_queue": 2, "timeout_s": 60})
+
+    async def go():
+        async with httpx.AsyncClient(base_url=srv.url, timeout=60, limits=httpx.Limits(max_connections=20)) as c:
+            first = await _computing(c, slow_model)
+            pending = {asyncio.create_task(_post(c)) for _ in range(10)}
+            # under overload the body is not even read as JSON: refused before parsing
+            pending.add(asyncio.create_task(_post(c, content=b"{not json")))
+            refused = []
+            while len(refused) < 9:  # 2 fit the queue; 9 are answered while the gate is still closed
+                done, pending = await asyncio.wait(pending, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+                assert done, "rejections did not come at once"
+                refused += [t.result() for t in done]
+            assert not slow_model["gate"].is_set()
+            slow_model["release"]()
+            admitted = [await t for t in pending] + [await first]
+            return refused, admitted
+
+    refused, admitted = asyncio.run(go())
+    assert [r.status_code for r in refused] == [503] * 9
+    assert all(int(r.headers["retry-after"]) >= 1 and "overloaded" in r.json()["error"] for r in refused)
+    assert [r.status_code for r in admitted] == [200] * 3
+    assert slow_model["computed"] == 3  # the refused were never computed
 
 
 def test_deadline_is_504_and_not_computed(serve, slow_model):
-    slow_model["delay"] = 0.6
-    srv = serve(batch={"max_batch_size": 1, "max_queue": 50, "timeout_s": 0.25})
-    results = asyncio.run(_burst(srv.url, 4))
-    assert [r[0] for r in results].count(504) == 4  # the first times out while computing, the rest while waiting
-    time.sleep(0.8)
-    assert slow_model["computed"] == 1  # the three that waited past their deadline were never computed
+    srv = serve(batch={"max_batch_size": 1, "max_queue": 50, "timeout_s": 1.0})
+
+    async def go():
+        async with httpx.AsyncClient(base_url=srv.url, timeout=60) as c:
+            first = await _computing(c, slow_model)
+            waiting = await asyncio.gather(*(_post(c) for _ in range(3)))  # answered at their deadline
+            computing = await first  # its deadline passes while it computes: 504, result dropped
+            assert not slow_model["gate"].is_set()
+            slow_model["release"]()
+            after = await _post(c)
+            return waiting, computing, after
+
+    waiting, computing, after = asyncio.run(go())
+    assert [r.status_code for r in waiting] == [504, 504, 504] and computing.status_code == 504
+    assert "deadline" in computing.json()["error"] and after.status_code == 200
+    assert slow_model["computed"] == 2  # the first and the last; the three that waited past their deadline never ran
     with srv.client() as c:
         assert 'fulcrum_rejected_requests_total{model="penguins",reason="deadline"} 4.0' in c.get("/metrics").text
 
 
-def test_disconnected_clients_are_dropped(serve, slow_model):
-    slow_model["delay"] = 0.4
-    srv = serve(batch={"max_batch_size": 1, "max_queue": 50, "timeout_s": 30})
+def test_disconnected_clients_are_dropped(serve, slow_model, capfd):
+    srv = serve(batch={"max_batch_size": 4, "max_queue": 50, "timeout_s": 60})
+    port = int(srv.url.rsplit(":", 1)[1])
+    body = json.dumps({"records": [PENGUIN_ROW]}).encode()
+    raw = (b"POST /v1/models/penguins/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
-    async def go() -> None:
-        async with httpx.AsyncClient(base_url=srv.url, timeout=0.2) as c:
-            async def one() -> None:
-                try:
-                    await c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW]})
-                except httpx.TimeoutException:
-                    pass  # the client gives up and closes its connection
+    async def go():
+        async with httpx.AsyncClient(base_url=srv.url, timeout=60) as c:
+            first = await _computing(c, slow_model)
+            for _ in range(5):  # send a request and hang up before the answer
+                with socket.create_connection(("127.0.0.1", port)) as s:
+                    s.sendall(raw)
+            barrier = asyncio.create_task(_post(c))  # queued behind the five
+            for _ in range(3000):  # until all six wait in the queue
+                if srv.state.models.default("penguins").batcher.depth >= 6:
+                    break
+                await asyncio.sleep(0.01)
+            slow_model["release"]()
+            return await first, await barrier
 
-            await asyncio.gather(*(one() for _ in range(5)))
-
-    asyncio.run(go())
-    time.sleep(1.0)
-    assert slow_model["computed"] <= 2  # the first (already computing) and at most one racing; not all five
+    first, barrier = asyncio.run(go())
+    assert first.status_code == 200 and barrier.status_code == 200
+    assert slow_model["computed"] == 2  # the five that hung up were dropped, not computed
     model = srv.state.models.default("penguins")
-    assert model.batcher.stats.dropped >= 3
+    assert model.batcher.stats.dropped == 5
+    with srv.client() as c:
+        assert 'status="499"' in c.get("/metrics").text
+    assert "Exception in ASGI application" not in capfd.readouterr().err

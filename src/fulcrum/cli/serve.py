@@ -26,8 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = p.add_argument_group("batching (per model)")
     b.add_argument("--max-batch-size", type=int, default=64, help="most rows computed together; 1 = no batching")
     b.add_argument("--max-latency-ms", type=float, default=5.0, help="longest a request waits for its batch to fill")
-    b.add_argument("--max-queue", type=int, default=256, help="waiting requests per model before 503")
-    b.add_argument("--timeout", type=float, default=10.0, help="request deadline in seconds (504 after)")
+    b.add_argument("--max-queue", type=int, default=1024,
+                   help="waiting requests per model before 503; a request that would wait past half its deadline "
+                        "at the measured batch cycle is refused (503) at once too")
+    b.add_argument("--timeout", type=float, default=10.0,
+                   help="request deadline in seconds, from arrival (504 then; never computed after it)")
     lim = p.add_argument_group("limits and output hardening")
     lim.add_argument("--max-body-bytes", type=int, default=1 << 20, help="largest request body (413 beyond)")
     lim.add_argument("--max-rows", type=int, default=1024, help="most rows per request (413 beyond)")

@@ -15,10 +15,19 @@ the event loop, where a hop to the worker thread and back would cost more than t
 A batch that then measures slower moves the average back up and the next batches return to the
 thread, so a slow model never blocks the loop for long.
 
-Bounded: more than ``max_queue`` waiting requests -> 503 with Retry-After, at once. A request
-whose deadline passes is answered 504; if its batch had not started it is never computed.
-A request whose caller went away (task cancelled, or ``alive()`` says no) is dropped from
-its batch before computing.
+Overload is refused at the door, never paid for later. The batcher measures how long one batch
+cycle takes while it is busy (from one answered batch to the next: computing, and everything
+else the event loop does meanwhile, HTTP included) and admits a request only if the batches
+ahead of it (queued rows / ``max_batch_size``) would be done within half its deadline, and
+fewer than ``max_queue`` requests wait. Anything else is 503 with Retry-After
+at once (:meth:`admit` can be asked before a request is even parsed), so the queue never holds
+more than can be answered in time and admitted work keeps the full throughput.
+
+Deadlines: a request not answered by its deadline gets 504 then; if its batch had not started,
+it is never computed (checked again when the batch is formed). A caller that went away (its
+task cancelled, or ``alive()`` says no) is dropped when its batch is formed, and never computed.
+``alive`` is a plain function (say, a flag the HTTP server sets when the client disconnects),
+asked once per request when its batch forms, so asking costs no event-loop turn.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import collections
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import dataclasses
 
@@ -43,9 +52,10 @@ R = TypeVar("R")
 # Event-loop turns without a new arrival after which a gathering batch stops waiting. A request
 # needs a few turns from its bytes arriving to reaching submit(); three is enough on uvicorn.
 _QUIET_TURNS = 3
-# Requests that waited at least this long are checked for a disconnected client before computing.
-_ALIVE_AFTER_S = 0.05
-
+# A request is admitted only if, at the measured batch cycle, it would be computed within this
+# share of its deadline (the rest is margin for HTTP, estimation error and bursts).
+ADMIT_SHARE = 0.5
+_CYCLE_ALPHA = 0.2  # weight of the newest batch-cycle sample
 
 
 @dataclasses.dataclass
@@ -55,7 +65,8 @@ class BatchSpec:
     max_batch_size  most rows computed together (1 turns batching off)
     max_latency_ms  longest a request waits for others to join its batch; the batcher only waits
                     while requests keep arriving, so an idle server adds no delay
-    max_queue       most requests waiting per model; beyond it, 503 with Retry-After at once
+    max_queue       most requests waiting per model; beyond it, 503 with Retry-After at once (so is
+                    a request that would wait past half its deadline at the measured batch cycle)
     timeout_s       request deadline: a request not answered by then gets 504 (and is not computed
                     if it had not started)
     concurrency     batches computed at the same time for this model (threads)
@@ -63,7 +74,7 @@ class BatchSpec:
 
     max_batch_size: int = 64
     max_latency_ms: float = 5.0
-    max_queue: int = 256
+    max_queue: int = 1024
     timeout_s: float = 10.0
     concurrency: int = 1
 
@@ -88,7 +99,7 @@ class BatchStats:
     """Running totals a batcher keeps (read by metrics and the usage ledger)."""
 
     __slots__ = ("batches", "rows", "requests", "compute_s", "expired", "dropped", "rejected", "ewma_batch_s",
-                 "ewma_compute_s", "inline")
+                 "ewma_compute_s", "inline", "cycle_s")
 
     def __init__(self) -> None:
         self.batches = self.rows = self.requests = self.expired = self.dropped = self.rejected = 0
@@ -96,17 +107,20 @@ class BatchStats:
         self.compute_s = 0.0
         self.ewma_batch_s = 0.0  # submit-to-results time per batch (thread hop included)
         self.ewma_compute_s = -1.0  # the batch function alone, per batch; -1 until measured
+        self.cycle_s = 0.0  # seconds from one answered batch to the next while busy (EWMA); 0 until measured
 
 
 class _Item:
-    __slots__ = ("payload", "rows", "future", "timer", "alive", "enqueued")
+    __slots__ = ("payload", "rows", "future", "timer", "alive", "enqueued", "deadline")
 
-    def __init__(self, payload: Any, rows: int, future: asyncio.Future[Any], alive: Any, enqueued: float) -> None:
+    def __init__(self, payload: Any, rows: int, future: asyncio.Future[Any], alive: Any, enqueued: float,
+                 deadline: float) -> None:
         self.payload = payload
         self.rows = rows
         self.future = future
         self.alive = alive
         self.enqueued = enqueued
+        self.deadline = deadline
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -143,6 +157,8 @@ class Batcher(Generic[P, R]):
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queued_rows = 0  # rows of the requests in _queue
+        self._inflight_rows = 0  # rows of the batches computing now
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -157,6 +173,7 @@ class Batcher(Generic[P, R]):
         if not drain:
             while self._queue:
                 item = self._queue.popleft()
+                self._queued_rows -= item.rows
                 self._finish(item, error=ServeError(f"Model {self.name} is shutting down; retry.", 503, {"Retry-After": "1"}))
         self._wake()
         if self._workers:
@@ -175,12 +192,45 @@ class Batcher(Generic[P, R]):
 
     # -- submitting ----------------------------------------------------------
 
+    def _waiting_rows(self) -> int:
+        return self._queued_rows + self._inflight_rows
+
+    def _wait_s(self, rows: int = 0) -> float:
+        """Seconds until ``rows`` more rows, queued now, would be answered: the batches ahead of
+        them (all workers together) times the measured cycle; 0 until a cycle was measured."""
+        batches = math.ceil((self._waiting_rows() + rows) / (self.spec.max_batch_size * self.spec.concurrency))
+        return batches * self.stats.cycle_s
+
     def retry_after(self) -> int:
         """Whole seconds after which the queue has likely drained (HTTP Retry-After, at least 1)."""
+        if self.stats.cycle_s > 0:
+            return max(1, math.ceil(self._wait_s()))
         per_batch = self.stats.ewma_batch_s or 0.01
-        rows_waiting = sum(i.rows for i in self._queue)
-        batches = rows_waiting / max(1, self.spec.max_batch_size) / max(1, self.spec.concurrency)
+        batches = self._waiting_rows() / max(1, self.spec.max_batch_size) / max(1, self.spec.concurrency)
         return max(1, math.ceil(batches * per_batch))
+
+    def admit(self, rows: int = 1, timeout: float | None = None) -> None:
+        """Raise ServeError 503 (with Retry-After) if ``rows`` more rows would not be admitted now:
+        the batcher is stopping, ``max_queue`` requests wait, or at the measured batch cycle they
+        would wait past half of ``timeout`` (the spec's deadline by default). Costs a few
+        comparisons: ask it before parsing a request, so refusing one is cheap."""
+        if self._closing or self._loop is None:
+            raise ServeError(f"Model {self.name} is not accepting requests; retry.", 503, {"Retry-After": "1"})
+        queued = len(self._queue)
+        if queued >= self.spec.max_queue:
+            self._refuse(f"{queued} requests queued")
+        if not self._waiting_rows():
+            return  # nothing ahead: an idle worker starts it at once (and measures the cycle anew)
+        wait = self._wait_s(rows)
+        if wait > (self.spec.timeout_s if timeout is None else timeout) * ADMIT_SHARE:
+            self._refuse(f"{self._waiting_rows()} rows ahead, about {wait:.2g} s at {self.stats.cycle_s * 1e3:.3g} ms "
+                         "per batch")
+
+    def _refuse(self, why: str) -> None:
+        self.stats.rejected += 1
+        raise ServeError(
+            f"Model {self.name} is overloaded ({why}); retry later.", 503, {"Retry-After": str(self.retry_after())}
+        )
 
     async def submit(
         self,
@@ -188,29 +238,25 @@ class Batcher(Generic[P, R]):
         rows: int = 1,
         *,
         timeout: float | None = None,
-        alive: Callable[[], Awaitable[bool]] | None = None,
+        alive: Callable[[], bool] | None = None,
     ) -> R:
-        """Queue ``payload`` (``rows`` rows) and await its result.
+        """Queue ``payload`` (``rows`` rows) and await its result, within ``timeout`` seconds (the
+        spec's ``timeout_s`` by default). ``alive``: a plain function that says whether the caller
+        still wants the answer, asked once when the batch is formed.
 
-        Raises ServeError 503 (queue full or stopping), 504 (deadline passed) or whatever
-        ``run_batch`` raised for the batch this payload was in.
+        Raises ServeError 503 (not admitted, see :meth:`admit`), 504 (deadline passed), 499 (the
+        caller went away) or whatever ``run_batch`` raised for the batch this payload was in.
         """
-        if self._closing or self._loop is None:
-            raise ServeError(f"Model {self.name} is not accepting requests; retry.", 503, {"Retry-After": "1"})
-        if len(self._queue) >= self.spec.max_queue:
-            self.stats.rejected += 1
-            raise ServeError(
-                f"Model {self.name} is overloaded ({len(self._queue)} requests queued); retry later.",
-                503,
-                {"Retry-After": str(self.retry_after())},
-            )
+        self.admit(rows, timeout)
         loop = self._loop
+        assert loop is not None
         now = loop.time()
         future: asyncio.Future[R] = loop.create_future()
-        item = _Item(payload, rows, future, alive, now)
-        deadline = self.spec.timeout_s if timeout is None else timeout
-        item.timer = loop.call_at(now + deadline, self._expire, item)
+        deadline = now + (self.spec.timeout_s if timeout is None else timeout)
+        item = _Item(payload, rows, future, alive, now, deadline)
+        item.timer = loop.call_at(deadline, self._expire, item)
         self._queue.append(item)
+        self._queued_rows += rows
         self._wake()
         try:
             return await future
@@ -222,8 +268,8 @@ class Batcher(Generic[P, R]):
             self.stats.expired += 1
             item.future.set_exception(
                 ServeError(
-                    f"Model {self.name}: request deadline of {self.spec.timeout_s:g} s passed before an answer; "
-                    "retry, or send fewer rows.",
+                    f"Model {self.name}: request deadline of {item.deadline - item.enqueued:.3g} s passed before an "
+                    "answer; retry, or send fewer rows.",
                     504,
                 )
             )
@@ -240,32 +286,52 @@ class Batcher(Generic[P, R]):
         limit = self._queue[0].enqueued + self.spec.max_latency_ms / 1000.0
         quiet = 0
         while quiet < _QUIET_TURNS and self._loop.time() < limit:
-            if sum(i.rows for i in self._queue) >= self.spec.max_batch_size:
+            if self._queued_rows >= self.spec.max_batch_size:
                 return
             seen = len(self._queue)
             await asyncio.sleep(0)
             quiet = quiet + 1 if len(self._queue) == seen else 0
 
-    def _take(self) -> list[_Item]:
+    def _take(self, now: float) -> list[_Item]:
+        """The next batch, oldest first. On the way, requests already answered (expired,
+        cancelled), past their deadline, or whose caller went away are removed, never computed."""
         batch: list[_Item] = []
         rows = 0
-        while self._queue:
-            item = self._queue[0]
-            if item.future.done():  # expired or cancelled while waiting: never computed
-                self._queue.popleft()
-                if item.future.cancelled():
-                    self.stats.dropped += 1
-                continue
-            if batch and rows + item.rows > self.spec.max_batch_size:
+        queue = self._queue
+        st = self.stats
+        while queue:
+            item = queue[0]
+            if batch and rows + item.rows > self.spec.max_batch_size and not item.future.done():
                 break
-            self._queue.popleft()
+            queue.popleft()
+            self._queued_rows -= item.rows
+            if item.future.done():  # expired or cancelled while waiting
+                if item.future.cancelled():
+                    st.dropped += 1
+                continue
+            if item.deadline <= now:  # its timer has not run yet: the loop is busy
+                self._expire(item)
+                continue
+            if item.alive is not None and not self._alive(item):
+                st.dropped += 1
+                item.future.set_exception(ServeError("Client disconnected before its answer.", 499))
+                continue
             batch.append(item)
             rows += item.rows
         return batch
 
+    @staticmethod
+    def _alive(item: _Item) -> bool:
+        try:
+            return bool(item.alive())
+        except Exception:  # noqa: BLE001 - cannot tell: compute it
+            return True
+
     async def _work(self) -> None:
         assert self._loop is not None and self._executor is not None
         loop = self._loop
+        st = self.stats
+        last_end = 0.0  # when this worker last answered a batch
         while True:
             if not self._queue:
                 if self._closing:
@@ -275,21 +341,12 @@ class Batcher(Generic[P, R]):
                 continue
             if self.spec.max_batch_size > 1 and self.spec.max_latency_ms > 0:
                 await self._gather()
-            batch = self._take()
-            now = loop.time()
-            kept = []
-            for item in batch:  # the alive() question is only asked (awaited) for requests that waited long
-                if item.future.done():
-                    continue
-                if item.alive is not None and now - item.enqueued >= _ALIVE_AFTER_S and not await self._still_wanted(item):
-                    continue
-                kept.append(item)
-            batch = kept
+            batch = self._take(loop.time())
             if not batch:
                 continue
             payloads = [item.payload for item in batch]
             rows = sum(item.rows for item in batch)
-            st = self.stats
+            self._inflight_rows += rows
             start = time.perf_counter()
             try:
                 if 0.0 <= st.ewma_compute_s < self.inline_below_s:
@@ -302,10 +359,19 @@ class Batcher(Generic[P, R]):
                     self._finish(item, error=exc)
                 results = None
                 compute = time.perf_counter() - start
+            finally:
+                self._inflight_rows -= rows
             elapsed = time.perf_counter() - start
             if results is not None:
                 for item, result in zip(batch, results):
                     self._finish(item, result=result)
+            # the batch cycle: from this worker's previous answer (or, if it was idle since, from
+            # the arrival of this batch's oldest request) to this answer, everything on the loop
+            # included; what admission multiplies by the batches ahead of a newcomer
+            end = loop.time()
+            cycle = end - max(last_end, batch[0].enqueued)
+            last_end = end
+            st.cycle_s = cycle if st.cycle_s == 0 else (1 - _CYCLE_ALPHA) * st.cycle_s + _CYCLE_ALPHA * cycle
             st.batches += 1
             st.rows += rows
             st.requests += len(batch)
@@ -324,22 +390,6 @@ class Batcher(Generic[P, R]):
         if len(results) != len(payloads):
             raise ServeError(f"Batch function of {self.name} returned {len(results)} results for {len(payloads)} inputs.")
         return results, time.perf_counter() - start
-
-    async def _still_wanted(self, item: _Item) -> bool:
-        if item.future.done():
-            return False
-        # Asking the connection costs a few microseconds; only worth it for a request that waited
-        # long enough for its client to plausibly have given up.
-        if item.alive is not None and self._loop is not None and self._loop.time() - item.enqueued >= _ALIVE_AFTER_S:
-            try:
-                alive = await item.alive()
-            except Exception:  # noqa: BLE001 - cannot tell: compute it
-                alive = True
-            if not alive:
-                self.stats.dropped += 1
-                item.future.cancel()
-                return False
-        return True
 
     @staticmethod
     def _finish(item: _Item, *, result: Any = None, error: BaseException | None = None) -> None:

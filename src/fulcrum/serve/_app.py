@@ -26,6 +26,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -41,8 +42,8 @@ from .. import __version__
 from ..artifact import Registry
 from ..errors import FulcrumError, NotFoundError, ServeError
 from ._auth import Authenticator, KeyStore
-from ._feedback import FeedbackStore
 from ._docs import install_docs
+from ._feedback import FeedbackStore
 from ._limits import RateLimiter
 from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from ._model import ServedModel, column_datatypes
@@ -92,8 +93,19 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 # Request ids are unguessable (128 random bits): feedback is keyed by them, so a client must not
 # be able to predict another client's id and attach false ground truth to its predictions.
+# os.urandom costs a system call; one call fills ids for 256 requests. The pool belongs to the
+# process that drew it (a forked worker draws its own, so workers never share ids).
+_RID_BYTES = 16
+_rid_pool = {"pid": -1, "buf": b"", "pos": 0}
+
+
 def _new_rid() -> str:
-    return secrets.token_hex(16)
+    pool = _rid_pool
+    pos = pool["pos"]
+    if pos >= len(pool["buf"]) or pool["pid"] != os.getpid():
+        pool["pid"], pool["buf"], pos = os.getpid(), secrets.token_bytes(_RID_BYTES * 256), 0
+    pool["pos"] = pos + _RID_BYTES
+    return pool["buf"][pos:pos + _RID_BYTES].hex()
 
 
 class JsonFormatter(logging.Formatter):
@@ -354,6 +366,16 @@ async def _send_json(send: Any, status: int, body: bytes, headers: dict[str, str
     await send({"type": "http.response.body", "body": body})
 
 
+def _connected(receive: Any) -> Callable[[], bool] | None:
+    """A plain function that says whether the client is still connected, read from the HTTP
+    server's own flag (uvicorn's request cycle, whose method ``receive`` is, sets ``disconnected``
+    when the connection drops): asking costs no event-loop turn. None where there is no flag."""
+    cycle = getattr(receive, "__self__", None)
+    if cycle is None or not hasattr(cycle, "disconnected"):
+        return None
+    return lambda: not cycle.disconnected
+
+
 async def _receive_body(receive: Any, limit: int) -> bytes:
     """The whole request body; ServeError 413 past ``limit`` bytes, 499 if the client left."""
     message = await receive()
@@ -405,6 +427,7 @@ class _Edge:
             rid = _new_rid()
         info: dict[str, Any] = scope.setdefault("state", {})
         info["request_id"] = rid
+        info["t0"] = start
         path: str = scope["path"]
         status_box = [500]
         try:
@@ -573,14 +596,25 @@ def create_app(
     def _rid(request: Request) -> str:
         return str(request.scope.get("state", {}).get("request_id") or _new_rid())
 
-    async def _compute(scope: dict[str, Any], receive: Any, model: ServedModel, cols: Any, n: int) -> dict[str, Any]:
-        async def alive() -> bool:  # asked only of requests that waited long (see the batcher)
-            return not await Request(scope, receive).is_disconnected()
-
+    def _admit(model: ServedModel) -> None:
+        """Refuse at once (503) what the model's batcher would not admit, before parsing the body:
+        under overload a refusal costs as little as possible."""
         try:
-            result: dict[str, Any] = await model.batcher.submit((cols, n), n, alive=alive)
+            model.batcher.admit()
+        except ServeError:
+            state.metrics.rejected.labels(model.name, "overload").inc()
+            raise
+
+    async def _compute(receive: Any, info: dict[str, Any], model: ServedModel, cols: Any, n: int) -> dict[str, Any]:
+        # The deadline counts from the request's arrival at the edge, not from its reaching the queue.
+        timeout = model.batcher.spec.timeout_s - (time.perf_counter() - info.get("t0", time.perf_counter()))
+        try:
+            if timeout <= 0:
+                raise ServeError(f"Model {model.ref}: request deadline passed before it could be queued; retry.", 504)
+            result: dict[str, Any] = await model.batcher.submit((cols, n), n, timeout=timeout,
+                                                                alive=_connected(receive))
         except ServeError as exc:
-            reason = {503: "overload", 504: "deadline"}.get(exc.http_status)
+            reason = {503: "overload", 504: "deadline", 499: "disconnected"}.get(exc.http_status)
             if reason:
                 state.metrics.rejected.labels(model.name, reason).inc()
             raise
@@ -687,9 +721,10 @@ def create_app(
             model = state.models.resolve(name)
             _enter(info, "predict", model)
             body = await _receive_body(receive, limit)
+            _admit(model)
             cols, n = model.parse_predict(body)
             info["rows"] = n
-            result = await _compute(scope, receive, model, cols, n)
+            result = await _compute(receive, info, model, cols, n)
             out = {"id": rid, "model": model.name, "version": model.version,
                    **friendly_body(model, result, s.top_k, s.round_decimals)}
             if recorder is not None:
@@ -707,9 +742,10 @@ def create_app(
             model = state.models.resolve(ref)
             _enter(info, "infer", model)
             body = await _receive_body(receive, limit)
+            _admit(model)
             cols, n, req = model.parse_infer(body)
             info["rows"] = n
-            result = await _compute(scope, receive, model, cols, n)
+            result = await _compute(receive, info, model, cols, n)
             requested = [o.name for o in req.outputs] if req.outputs else None
             out = {
                 "model_name": model.name,
