@@ -155,6 +155,7 @@ def main() -> None:
     print(f"\nFulcrum - baseline on the test split, mean over seeds {seeds} with a 95% t-interval")
     print(f"{'dataset':<14} {'metric':<9} {'fulcrum':>8} {'baseline':<10} {'base':>7} {'diff':>8} {'95% interval':>19}  verdict")
     behind: list[str] = []
+    trailing: list[str] = []  # below on the mean, inside the noise
     for name in names:
         rs = results[name]
         ours = statistics.fmean(r["fulcrum"] for r in rs)
@@ -164,6 +165,8 @@ def main() -> None:
             verdict = "behind" if hi < 0 else "ahead" if lo > 0 else "tie (within noise)"
             if verdict == "behind":
                 behind.append(f"{name} vs {base} ({m:+.4f} {metric[name]})")
+            elif m < 0:
+                trailing.append(f"{name} vs {base} ({m:+.4f}, interval [{lo:+.4f}, {hi:+.4f}])")
             print(f"{name:<14} {metric[name]:<9} {ours:8.4f} {base:<10} {statistics.fmean(r[base] for r in rs):7.4f} "
                   f"{m:+8.4f} [{lo:+8.4f}, {hi:+8.4f}]  {verdict}")
         fams = sorted({r["family"] for r in rs})
@@ -171,6 +174,7 @@ def main() -> None:
         print(f"{'':<14} fulcrum chose {', '.join(fams)}; mean fit seconds: "
               + ", ".join(f"{k} {v:.1f}" for k, v in secs.items()))
     print("\nFulcrum is behind (interval entirely below 0): " + ("; ".join(behind) if behind else "nowhere"))
+    print("below on the mean but within noise: " + ("; ".join(trailing) if trailing else "nowhere"))
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
