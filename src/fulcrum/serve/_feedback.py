@@ -139,6 +139,7 @@ class FeedbackStore:
         self.dropped = 0  # requests too large for the bounds, never stored
         self._owns = True
         self._registry = registry
+        self.path: Path | None = None  # the database file (None for a caller's connection)
         if isinstance(path_or_conn, sqlite3.Connection):
             self._conn, self._owns = path_or_conn, False
             with self._conn:
