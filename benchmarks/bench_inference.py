@@ -21,6 +21,8 @@ pre-built feeds, and the older naive baseline (a one-row DataFrame through
 
 Sides run in the same process, interleaved in rounds (A B C A B C ...) so machine noise
 hits all of them; each ratio is also given per round (median and range over rounds).
+On a shared, busy machine use ``--threads 1``: torch's thread pool collapses when its cores
+are taken (1,000-row calls 40x slower), which says more about the machine than either side.
 
     python benchmarks/bench_inference.py [--calls 4000] [--batches 300] [--threads N] [--rounds 10]
 """
@@ -223,6 +225,9 @@ def main() -> None:
         print(f"trained penguins MLP {pkg.manifest['model']['args']['hidden_sizes']} in {time.perf_counter() - t0:.1f}s; "
               f"threads (torch and ORT): {threads}; load average before timing: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
               f"on {os.cpu_count()} CPUs")
+        if threads > 1 and load[0] > (os.cpu_count() or 1):
+            print(f"warning: the machine is busy (load {load[0]:.1f} on {os.cpu_count()} CPUs); with {threads} threads "
+                  "the figures say more about the load than about either side: rerun with --threads 1")
         predictor = fulcrum.load(str(pkg.path), threads=threads)  # engine auto -> onnx
         native = fulcrum.load(str(pkg.path), engine="native")
         assert predictor.engine == "onnx"
