@@ -93,16 +93,16 @@ class Seen(Callback):
 
 
 def test_second_resume_counts_attempts_and_still_equals_uninterrupted(tmp_path):
-    cfg = CFG.replace(epochs=8, dropout=0.2)
+    cfg = CFG.replace(epochs=6, dropout=0.2)
     _, ref = run(cfg)
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, checkpoint_dir=tmp_path, callbacks=[Crash(2)])
+        run(cfg, checkpoint_dir=tmp_path, callbacks=[Crash(1)])
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, checkpoint_dir=tmp_path, resume=True, callbacks=[Crash(4)])
+        run(cfg, checkpoint_dir=tmp_path, resume=True, callbacks=[Crash(3)])
     seen = Seen()
     _, res = run(cfg, checkpoint_dir=tmp_path, resume=True, callbacks=[seen])
-    assert seen.epochs == [5, 6, 7] and res.resumed_from_epoch == 5 and res.attempt == 3
-    assert [h["attempt"] for h in res.history] == [1, 1, 1, 2, 2, 3, 3, 3]
+    assert seen.epochs == [4, 5] and res.resumed_from_epoch == 4 and res.attempt == 3
+    assert [h["attempt"] for h in res.history] == [1, 1, 2, 2, 3, 3]
     assert [h["val_loss"] for h in res.history] == [h["val_loss"] for h in ref.history]
 
 
