@@ -125,3 +125,17 @@ def test_bad_record_options_are_one_line_errors(registry, capsys, argv, message)
     rc = main(["serve", "penguins", "--registry", str(registry.root), *argv])
     err = capsys.readouterr().err
     assert rc == 1 and message in err and "Traceback" not in err
+
+
+def test_shutdown_saves_the_last_monitor_snapshot(serve, registry):
+    from fulcrum.serve import load_latest_snapshot
+    from fulcrum.serve._records import connect_records, records_path
+
+    srv = serve(usage_flush_s=3600)  # no periodic flush: only the shutdown's
+    with srv.client() as c:
+        for _ in range(7):
+            assert c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW] * 3}).status_code == 200
+    srv.stop()
+    with contextlib.closing(connect_records(records_path(registry))) as conn:
+        snap = load_latest_snapshot(conn, "penguins")
+    assert snap is not None and snap["counts"]["rows_observed"] == 21

@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import sys
+import threading
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -202,6 +203,7 @@ class ServerState:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, dict[str, Any]] | None = None
+        self._flush_lock = threading.Lock()
 
     # Labelled metric children, looked up once (a labels() call costs more than the increment).
     def request_metrics(self, model: str, version: str, route: str, status: int) -> tuple[Any, Any]:
@@ -305,13 +307,18 @@ class ServerState:
                 if isinstance(psi, (int, float)):
                     self.metrics.drift.labels(model.name, v, col).set(psi)
 
-    def flush(self) -> None:
-        """Persist usage deltas and monitor snapshots to the serving-records DB."""
+    def flush(self, models: list[ServedModel] | None = None) -> None:
+        """Persist usage deltas and the monitor snapshots of ``models`` (default: those loaded) to
+        the serving-records DB. One flush at a time, so the newest snapshot saved is the newest taken."""
+        with self._flush_lock:
+            self._flush(list(self.models.loaded.values()) if models is None else models)
+
+    def _flush(self, models: list[ServedModel]) -> None:
         try:
             self.usage.flush(self.records_db)
         except Exception:  # noqa: BLE001
             log.exception("could not persist serving usage; will retry")
-        monitored = [m for m in list(self.models.loaded.values()) if m.monitor is not None]
+        monitored = [m for m in models if m.monitor is not None]
         if monitored:
             try:
                 conn = connect_records(self.records_db)
@@ -327,8 +334,9 @@ class ServerState:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.models.close()
-        await asyncio.to_thread(self.flush)
+        served = list(self.models.loaded.values())
+        await self.models.close()  # answers what is queued: observed too
+        await asyncio.to_thread(self.flush, served)  # the last snapshots of what was served
         if self.access is not None:
             self.access.flush()
         if self.recorder is not None:
