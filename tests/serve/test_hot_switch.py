@@ -108,3 +108,35 @@ def test_admin_alias_route_switches_and_refuses_a_bad_version(serve, registry):
         assert c.get("/v2/models/iris").status_code == 200
         assert c.post("/admin/models/iris/unload").status_code == 200
         assert c.get("/v2/models/iris").status_code == 404
+
+
+def test_admin_alias_route_follows_the_promotion_policy(serve, registry):
+    """The admin route moves an alias through fulcrum.artifact.promote: a move to a version worse
+    beyond noise is refused (422, the old -> new line with the metric change) and the alias and the
+    served version stay; {"force": true} moves it, and the answer says what promote measured."""
+    import fulcrum
+    from fulcrum.serve import KeyStore
+
+    good = fulcrum.train("builtin:penguins", name="penguins", model="linear", progress=False, registry=registry)
+    registry.set_alias(good.ref, "production")  # penguins@3, far better than the 2-epoch MLPs 1 and 2
+    _, admin = KeyStore(registry).create("admin")
+    srv = serve(["penguins@production"], enable_admin=True, poll_interval_s=30)
+    with httpx.Client(base_url=srv.url, headers={"X-API-Key": admin}, timeout=60) as c:
+        r = c.post("/admin/models/penguins/alias", json={"alias": "production", "version": 1})
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert "penguins@production stays at version 3, not moved to version 1" in body["error"]
+        assert "accuracy" in body["error"] and '"force": true' in body["error"]
+        assert body["detail"]["old"] == 3 and body["detail"]["new"] == 1 and body["detail"]["moved"] is False
+        assert body["detail"]["metric"] == "accuracy" and body["detail"]["delta"] < 0
+        assert registry.resolve("penguins@production") == ("penguins", 3)
+        assert c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW]}).json()["version"] == 3
+
+        r = c.post("/admin/models/penguins/alias", json={"alias": "production", "version": 1, "force": True})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["old"], body["new"], body["version"], body["moved"], body["forced"]) == (3, 1, 1, True, True)
+        assert body["metric"] == "accuracy" and body["delta"] < 0 and len(body["interval"]) == 2
+        assert body["interval"][1] < 0 and "FORCED" in body["line"]
+        assert registry.resolve("penguins@production") == ("penguins", 1)
+        assert c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW]}).json()["version"] == 1

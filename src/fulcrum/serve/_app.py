@@ -15,7 +15,9 @@ Routes (``{name}`` may be ``name``, ``name@3`` or ``name@alias``)::
     POST /v1/models/{name}/feedback    {"id": request_id, "truth": ...}   (also /v2/models/{name}/feedback)
     GET  /v1/models | /v1/models/{name}/metric | /v1/models/{name}/monitor
     GET  /metrics                                                  Prometheus
-    GET  /admin/models; POST /admin/models/{name}/alias | /admin/models/{ref}/load | .../unload
+    GET  /admin/models; POST /admin/models/{name}/alias {"alias", "version"[, "force"]}  (through
+         fulcrum.artifact.promote: 422 for a version worse beyond noise unless "force": true)
+         POST /admin/models/{ref}/load | .../unload
          (admin key, and only with enable_admin)
 """
 
@@ -37,7 +39,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from .. import __version__
 from ..artifact import Registry
@@ -48,7 +50,7 @@ from ._feedback import FeedbackStore
 from ._limits import RateLimiter
 from ._metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from ._model import ServedModel, column_datatypes
-from ._models import ModelSet
+from ._models import ModelSet, promotion_summary
 from ._outputs import friendly_body, v2_outputs
 from ._recorder import Recorder
 from ._records import RecordPolicy, connect_records, records_path
@@ -525,6 +527,7 @@ class _AliasBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alias: str = Field(..., max_length=64)
     version: int = Field(..., ge=1)
+    force: StrictBool = False  # move even to a version worse beyond noise (fulcrum promote --force)
 
 
 class _FeedbackBody(BaseModel):
@@ -884,9 +887,9 @@ def create_app(
         @_guarded
         async def admin_alias(request: Request, name: str, body: _AliasBody) -> Response:
             _mark(request, "admin")
-            model = await state.models.set_alias(name, body.alias, body.version)
-            return _json({"name": model.name, "alias": body.alias, "version": model.version,
-                          "load_seconds": round(model.load_seconds, 4)})
+            model, result = await state.models.set_alias(name, body.alias, body.version, force=body.force)
+            return _json({**promotion_summary(result), "name": model.name, "alias": body.alias,
+                          "version": model.version, "load_seconds": round(model.load_seconds, 4)})
 
         @app.post("/admin/models/{ref}/load", tags=["admin"])
         @_guarded

@@ -26,11 +26,27 @@ from ..runtime import Batcher
 from ._model import ServedModel
 from ._spec import ServeSettings
 
-__all__ = ["ModelSet", "Pin"]
+__all__ = ["ModelSet", "Pin", "promotion_summary"]
 
 log = logging.getLogger("fulcrum.serve")
 
 RETRY_FAILED_S = 30.0
+
+
+def promotion_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`fulcrum.artifact.promote` returned, flat and JSON-ready: the move (old, new,
+    moved, forced, refused, reason, line) and the comparison behind it (metric, old and new
+    values, delta, interval, verdict, rows; None where the versions were not compared)."""
+    c = result.get("comparison") or {}
+    return {
+        "name": result.get("name"), "alias": result.get("alias"), "old": result.get("old"), "new": result.get("new"),
+        "moved": bool(result.get("moved")), "forced": bool(result.get("forced")), "refused": bool(result.get("refused")),
+        "reason": result.get("reason"), "line": result.get("line"),
+        "metric": c.get("metric"), "old_value": c.get("old_value"), "new_value": c.get("new_value"),
+        "delta": c.get("delta"), "interval": c.get("interval"), "confidence": c.get("confidence"),
+        "verdict": c.get("verdict"), "rows": c.get("rows"), "comparable": c.get("comparable"),
+        "caveat": c.get("caveat") or c.get("reason"),
+    }
 
 
 class Pin:
@@ -275,9 +291,13 @@ class ModelSet:
             self.generation += 1
             self._retire_unused()
 
-    async def set_alias(self, name: str, alias: str, version: int) -> ServedModel:
-        """Load ``name@version`` and warm it up; only then point the registry alias at it and swap."""
-        from ..artifact import validate_alias
+    async def set_alias(self, name: str, alias: str, version: int, *, force: bool = False) -> tuple[ServedModel, dict[str, Any]]:
+        """Load ``name@version`` and warm it up; then move the registry alias through the one
+        promotion policy (:func:`fulcrum.artifact.promote`) and swap. Returns the model and what
+        ``promote`` returned. A version that fails to load (422), or that ``promote`` refuses
+        because it is worse beyond noise (422, unless ``force``), leaves the alias unchanged."""
+        from ..artifact import promote, validate_alias
+        from ..errors import ConstraintError
 
         validate_alias(alias)
         async with self._lock:
@@ -290,9 +310,26 @@ class ModelSet:
             if model is None:
                 reason = self.failed.get((name, version), (0, "unknown error"))[1]
                 raise ServeError(f"{name}@{version} failed to load; {name}@{alias} is unchanged. {reason}", 422)
-            await asyncio.to_thread(self.registry.set_alias, f"{name}@{version}", alias)
+            try:
+                result = await asyncio.to_thread(promote, self.registry, f"{name}@{version}", alias, force=force,
+                                                 strict=True, log=log.info)
+            except ConstraintError as exc:
+                self._retire_unused()  # the refused version was loaded for nothing
+                refused = getattr(exc, "result", None)
+                if refused is None:
+                    raise
+                err = ServeError(
+                    f"{refused['line']}. Refused: {refused['reason']}. Send {{\"force\": true}} with the request to "
+                    "move it anyway.",
+                    422,
+                )
+                err.detail = promotion_summary(refused)  # type: ignore[attr-defined]
+                raise err from None
+            except BaseException:
+                self._retire_unused()
+                raise
         await self.refresh()
-        return model
+        return model, result
 
     async def close(self) -> None:
         for task in list(self._retiring):
