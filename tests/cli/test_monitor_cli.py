@@ -41,11 +41,11 @@ class RealServer:
         import uvicorn
 
         from fulcrum.serve import ServeSettings, create_app
+        from fulcrum.serve._server import uvicorn_config
 
         settings = ServeSettings(**{"poll_interval_s": 0.2, "usage_flush_s": 0.2, "access_log": False, **settings})
         self.app = create_app([ref], settings, registry=Registry())
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(uvicorn_config(self.app, settings, port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> httpx.Client:

@@ -42,14 +42,21 @@ def registry(template_registry, tmp_path):
 
 
 class LiveServer:
-    """uvicorn serving ``app`` on 127.0.0.1 in a daemon thread; ``url`` once started."""
+    """uvicorn serving ``app`` on 127.0.0.1 (a free port) in a daemon thread; ``url`` once started.
+
+    The server runs the configuration ``fulcrum serve`` runs (``fulcrum.serve._server.uvicorn_config``:
+    Fulcrum's bounded HTTP protocol with the app's header, body and keep-alive timeouts)."""
 
     def __init__(self, app: Any, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
         import uvicorn
 
+        from fulcrum.serve._server import uvicorn_config
+
         self.app = app
-        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
-                                     ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, timeout_graceful_shutdown=5)
+        settings = app.state.fulcrum.settings
+        self.config = uvicorn_config(app, settings, host="127.0.0.1", port=0, log_level="warning",
+                                     ssl_certfile=ssl_certfile or settings.ssl_certfile,
+                                     ssl_keyfile=ssl_keyfile or settings.ssl_keyfile)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.scheme = "https" if ssl_certfile else "http"

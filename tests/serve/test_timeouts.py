@@ -14,48 +14,29 @@ import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import PENGUIN_ROW, LiveServer
+from .conftest import PENGUIN_ROW
 
 BOUND = 1.0  # seconds, for every bound under test
 GRACE = 15.0  # how long past the bound a check waits before calling the connection held
 
 
-def _bounded_server(registry: Any, **settings: Any) -> LiveServer:
-    import uvicorn
-
-    from fulcrum.serve import ServeSettings, create_app
-    from fulcrum.serve._server import uvicorn_config
-
-    settings.setdefault("header_timeout_s", BOUND)
-    settings.setdefault("body_timeout_s", BOUND)
-    settings.setdefault("keepalive_timeout_s", BOUND)
-    s = ServeSettings(port=0, poll_interval_s=0.2, access_log=False, log_level="warning", **settings)
-    app = create_app(["penguins"], s, registry=registry)
-    srv = LiveServer(app)
-    srv.config = uvicorn_config(app, s)
-    srv.server = uvicorn.Server(srv.config)
-    srv.thread = threading.Thread(target=srv.server.run, daemon=True)
-    return srv.start()
-
-
 @pytest.fixture
-def bounded(registry):
-    servers: list[LiveServer] = []
+def bounded(serve):
+    """A server from the ``serve`` fixture (the configuration ``fulcrum serve`` runs) with bounds
+    of BOUND seconds: a fixture server without the bounded protocol fails these tests."""
 
-    def start(**settings: Any) -> LiveServer:
-        servers.append(_bounded_server(registry, **settings))
-        return servers[-1]
+    def start(**settings: Any) -> Any:
+        for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+            settings.setdefault(key, BOUND)
+        return serve(["penguins"], log_level="warning", **settings)
 
-    yield start
-    for srv in servers:
-        srv.stop()
+    return start
 
 
 def _address(url: str) -> tuple[str, int]:
