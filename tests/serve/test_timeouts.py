@@ -140,6 +140,32 @@ def test_an_idle_keep_alive_connection_is_closed_and_normal_requests_work(bounde
             assert c.post("/v1/models/penguins/predict", json={"records": [PENGUIN_ROW]}).status_code == 200
 
 
+def _timed_out(srv: Any) -> dict[str, float]:
+    """fulcrum_connections_timed_out_total by phase, scraped from the server's /metrics."""
+    with httpx.Client(base_url=srv.url, timeout=30) as c:
+        text = c.get("/metrics").text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("fulcrum_connections_timed_out_total{"):
+            labels, _, value = line.partition("} ")
+            found[labels.split('phase="', 1)[1].rstrip('"')] = float(value)
+    return found
+
+
+def test_timed_out_connections_are_counted_in_metrics(bounded):
+    srv = bounded()
+    assert _timed_out(srv) == {"idle": 0.0, "headers": 0.0, "body": 0.0}
+    with socket.create_connection(_address(srv.url)) as sock:  # headers that never end
+        assert _drip(sock, REQUEST_HEAD + b"X-Slow: " + b"a" * 500) is not None
+    with socket.create_connection(_address(srv.url)) as sock:  # a connection that never starts a request
+        assert _drip(sock, b"") == b""
+    for _ in range(2):  # bodies that stall
+        with socket.create_connection(_address(srv.url)) as sock:
+            sock.sendall(REQUEST_HEAD + b"Content-Length: 100\r\n\r\n{")
+            assert _drip(sock, b"") is not None
+    assert _timed_out(srv) == {"idle": 1.0, "headers": 1.0, "body": 2.0}
+
+
 def test_settings_and_cli_options(registry):
     from fulcrum.cli.serve import settings_from
     from fulcrum.cli import _main  # noqa: F401 - the parser lives there

@@ -55,6 +55,7 @@ from ._outputs import friendly_body, v2_outputs
 from ._recorder import Recorder
 from ._records import RecordPolicy, connect_records, records_path
 from ._spec import ServeSettings
+from ._timeouts import TIMEOUT_HOOK
 from ._usage import UsageCounter
 
 __all__ = ["create_app", "ServerState"]
@@ -577,11 +578,14 @@ def create_app(
     state = ServerState(refs, settings, registry)
     configure_logging(settings.log_level)
 
+    def on_timeout(phase: str) -> None:  # a connection closed by a read bound (see _timeouts)
+        state.metrics.timed_out.labels(phase).inc()
+
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await state.start()
         try:
-            yield
+            yield {TIMEOUT_HOOK: on_timeout}  # uvicorn hands the lifespan state to its protocol instances
         finally:
             await state.stop()
 

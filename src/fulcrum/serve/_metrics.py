@@ -6,7 +6,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-__all__ = ["ServeMetrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["ServeMetrics", "CONTENT_TYPE_LATEST", "TIMEOUT_PHASES"]
+
+TIMEOUT_PHASES = ("idle", "headers", "body")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -39,6 +41,12 @@ class ServeMetrics:
                                    buckets=(0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0, 2.0, 5.0, 10.0), registry=r)
         self.ood_rate = Gauge("fulcrum_ood_rate", "Share of recent rows scored out-of-distribution",
                               ["model", "version"], registry=r)
+        self.timed_out = Counter("fulcrum_connections_timed_out",
+                                 "Connections closed for a client too slow: idle (no request byte within the "
+                                 "header timeout), headers (headers not complete in time), body (body not in time)",
+                                 ["phase"], registry=r)
+        for phase in TIMEOUT_PHASES:
+            self.timed_out.labels(phase)
         self.drift = Gauge("fulcrum_drift_score", "Drift score per input over the monitor's sliding window",
                            ["model", "version", "column"], registry=r)
 

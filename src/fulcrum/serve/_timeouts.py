@@ -20,6 +20,10 @@ into each). Per connection one timer at a time:
   for the body sees the client gone, and the connection closes; one already answered (e.g.
   refused with 401 before its body arrived) is just closed.
 * between requests: uvicorn's own keep-alive timer, ``keepalive_timeout_s``.
+
+Each connection closed by a bound is counted in the app's Prometheus metrics
+(``fulcrum_connections_timed_out_total{phase="idle|headers|body"}``): the app puts a callback
+under :data:`TIMEOUT_HOOK` in its lifespan state, which uvicorn hands to every protocol instance.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ import json
 import logging
 from typing import Any
 
-__all__ = ["BOUNDS_ATTR", "protocol_class", "BoundedHttpToolsProtocol"]
+__all__ = ["BOUNDS_ATTR", "TIMEOUT_HOOK", "protocol_class", "BoundedHttpToolsProtocol"]
 
 log = logging.getLogger("fulcrum.serve")
 
 #: The attribute of uvicorn's Config that carries ``(header_timeout_s, body_timeout_s)``.
 BOUNDS_ATTR = "fulcrum_read_bounds"
 _DEFAULT_BOUNDS = (10.0, 30.0)
+#: The key of the app's lifespan state holding ``on_timeout(phase)`` ("idle", "headers" or "body").
+TIMEOUT_HOOK = "fulcrum.on_connection_timeout"
 
 
 def _timeout_response(default_headers: list[tuple[bytes, bytes]], message: str) -> bytes:
@@ -85,6 +91,12 @@ if HttpToolsProtocol is not None:
             if transport is None or transport.is_closing():
                 return
             client = "%s:%d" % self.client if self.client else "-"
+            hook = self.app_state.get(TIMEOUT_HOOK)
+            if hook is not None and phase is not None:
+                try:
+                    hook(phase)
+                except Exception:  # noqa: BLE001 - counting never keeps a slow connection open
+                    log.exception("could not count a timed-out connection")
             if phase == "body":
                 cycle = self.cycle
                 if cycle is not None and not cycle.response_started:
