@@ -111,6 +111,27 @@ def test_keys_cli(registry, capsys):
     assert main(["keys", "revoke", "nope", "--registry", reg]) == 1
 
 
+def test_keys_revoke_warns_when_it_revokes_the_last_active_key(registry, capsys):
+    from fulcrum.cli import main
+
+    reg = str(registry.root)
+    ids = []
+    for scope in ("predict", "admin"):
+        assert main(["keys", "create", "--scope", scope, "--registry", reg]) == 0
+        ids.append(capsys.readouterr().out.strip().split("_")[1])
+    assert main(["keys", "revoke", ids[0], "--registry", reg]) == 0
+    out = capsys.readouterr()
+    assert "revoked" in out.out and "warning" not in out.err  # one active key is left
+    assert main(["keys", "revoke", ids[1], "--registry", reg]) == 0
+    out = capsys.readouterr()
+    assert "revoked" in out.out
+    warning = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "last active" in warning[0] and "refuses every request" in warning[0]
+    assert "fulcrum keys create" in warning[0]
+    assert main(["keys", "revoke", ids[1], "--registry", reg]) == 0  # already revoked: nothing new to warn about
+    assert "warning" not in capsys.readouterr().err
+
+
 def _wait_for(predicate, what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -59,6 +59,13 @@ def list_keys(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    rec = _store(args).revoke(args.id)  # type: ignore[attr-defined]
+    import sys
+
+    store = _store(args)
+    was_active = args.id in store.active()  # type: ignore[attr-defined]
+    rec = store.revoke(args.id)  # type: ignore[attr-defined]
     print(f"revoked key {rec['id']} ({rec['scope']}) at {rec['revoked']}")
+    if was_active and not store.active():  # type: ignore[attr-defined]
+        print("warning: that was the last active API key: a server using this registry now refuses every request "
+              "(401) until a new key exists; create one with `fulcrum keys create --scope predict`.", file=sys.stderr)
     return 0
