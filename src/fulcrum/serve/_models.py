@@ -6,7 +6,9 @@ registry's alias and version tables are read; when a pin's target changes, the n
 loaded *beside* the old one, warmed up, and only then swapped in. A version that fails to load
 or warm up leaves the old one serving (and is retried after ``RETRY_FAILED_S``). The old version
 keeps answering the requests that already resolved to it and is stopped after a grace period,
-so no request fails during a swap.
+so no request fails during a swap. At startup, ``fulcrum serve`` first loads every pin's target
+in :meth:`ModelSet.preload`, before binding: a version that does not load stops it with one
+error line (a later swap to a bad version, by contrast, leaves the old one serving).
 
 Request-time resolution is in memory: ``name`` -> the first pin for that name; ``name@alias``
 -> that pin, else the alias table's last snapshot; ``name@7`` -> version 7 if loaded.
@@ -21,7 +23,7 @@ import time
 from typing import Any, Callable
 
 from ..artifact import parse_ref
-from ..errors import FulcrumError, NotFoundError, ServeError
+from ..errors import ArtifactError, FulcrumError, NotFoundError, ServeError
 from ..runtime import Batcher
 from ._model import ServedModel
 from ._spec import ServeSettings
@@ -47,6 +49,19 @@ def promotion_summary(result: dict[str, Any]) -> dict[str, Any]:
         "verdict": c.get("verdict"), "rows": c.get("rows"), "comparable": c.get("comparable"),
         "caveat": c.get("caveat") or c.get("reason"),
     }
+
+
+def _cannot_serve(pin: Pin, version: int, exc: BaseException, where: Any = None) -> str:
+    """One line: which reference cannot be served, why (the package's own error names the file;
+    else the package directory ``where`` is named), and the fix."""
+    why = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, FulcrumError):
+        why = f"{type(exc).__name__}: {why}"
+    if where is not None and str(where) not in why:
+        why = f"{why.rstrip('.')} (package {where})"
+    return (f"Cannot serve {pin.ref}: version {version} does not load: {why.rstrip('.')}. Nothing was served. "
+            f"Serve a version that loads (`fulcrum models {pin.name}` lists them; `fulcrum promote {pin.name}@N "
+            f"ALIAS` moves an alias to one), or train a new one with `fulcrum train`.")
 
 
 class Pin:
@@ -107,6 +122,7 @@ class ModelSet:
         self._on_retired = on_retired
         self._lock = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._preloaded: dict[tuple[str, int], ServedModel] = {}  # loaded by preload(), used by the first refresh
 
     # -- request time --------------------------------------------------------
 
@@ -160,6 +176,40 @@ class ModelSet:
     def versions_of(self, name: str) -> list[int]:
         return sorted(v for n, v in self.loaded if n == name)
 
+    # -- startup ---------------------------------------------------------------
+
+    def preload(self, *, keep: bool = True) -> list[str]:
+        """Load, verify and warm up every pin's current target now, in this thread (before a server
+        binds); returns the refs loaded. The first failure raises ArtifactError naming the
+        reference, the problem (the file, from the package's own error) and the fix, so that a
+        server never starts to serve nothing. ``keep``: hand the loaded models to the first
+        :meth:`refresh` instead of loading them again (one process); else drop them (a
+        multi-worker supervisor, whose workers load their own)."""
+        aliases, latest = self._read_registry()
+        self.aliases, self.latest = aliases, latest
+        s = self.settings
+        done: list[str] = []
+        for pin in self.pins:
+            target = self._target(pin)
+            if target is None:
+                raise NotFoundError(f"{pin.ref} does not resolve in registry {self.registry.root}; "
+                                    "`fulcrum models` lists what it holds.")
+            key = (pin.name, target)
+            if key not in self._preloaded:
+                try:
+                    model = ServedModel.load(self.registry, f"{pin.name}@{target}", monitor=s.monitor,
+                                             max_rows=s.max_rows)
+                except Exception as exc:  # noqa: BLE001 - any failure is one error line, not a traceback
+                    try:
+                        where = self.registry.path(f"{pin.name}@{target}")
+                    except Exception:  # noqa: BLE001
+                        where = None
+                    raise ArtifactError(_cannot_serve(pin, target, exc, where)) from exc
+                if keep:
+                    self._preloaded[key] = model
+            done.append(f"{pin.ref} (version {target})")
+        return done
+
     # -- polling and swapping --------------------------------------------------
 
     def _read_registry(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -202,6 +252,7 @@ class ModelSet:
                 log.info("serving %s -> %s@%d%s", pin.ref, pin.name, target, f" (was {old})" if old else "")
             if changed:
                 self.generation += 1
+            self._preloaded.clear()  # loaded at startup for targets that moved since: never used
             self._retire_unused()
 
     async def _ensure_loaded(self, name: str, version: int) -> ServedModel | None:
@@ -226,9 +277,12 @@ class ModelSet:
     async def load(self, name: str, version: int) -> ServedModel:
         """Load and warm up ``name@version`` in a thread, start its batcher; raises on failure."""
         s = self.settings
-        model = await asyncio.to_thread(
-            ServedModel.load, self.registry, f"{name}@{version}", monitor=s.monitor, max_rows=s.max_rows
-        )
+        model = self._preloaded.pop((name, version), None)
+        preloaded = model is not None
+        if model is None:
+            model = await asyncio.to_thread(
+                ServedModel.load, self.registry, f"{name}@{version}", monitor=s.monitor, max_rows=s.max_rows
+            )
         if model.monitor is not None:
             model.monitor.reset()  # the warm-up row is not traffic: drift and OOD count served rows only
         on_batch = self._on_batch
@@ -243,7 +297,7 @@ class ModelSet:
         # Move everything alive now (libraries, the model) out of the collector's reach: full
         # collections then scan only request garbage, instead of pausing for tens of ms.
         gc.freeze()
-        log.info("loaded %s in %.2f s", model.ref, model.load_seconds)
+        log.info("loaded %s in %.2f s%s", model.ref, model.load_seconds, " (before binding)" if preloaded else "")
         if self._on_loaded is not None:
             self._on_loaded(model)
         return model

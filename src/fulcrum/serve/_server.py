@@ -95,15 +95,19 @@ def run(refs: list[str], settings: ServeSettings | None = None, *, registry: Any
         if not refs:
             raise ConfigError(f"Registry {reg.root} holds no model to serve; train one with `fulcrum train` first.")
     for ref in refs:  # fail fast on a typo; later alias changes are followed at run time
-        reg.resolve(ref)
+        reg.resolve(ref)  # (and on a model that does not load: preload below, before binding)
     for path in (settings.ssl_certfile, settings.ssl_keyfile):
         if path and not os.path.isfile(path):
             raise ConfigError(f"TLS file {path!r} does not exist; pass PEM files to --ssl-certfile/--ssl-keyfile.")
     scheme = "https" if settings.ssl_certfile else "http"
-    log.info("serving %s on %s://%s:%d", ", ".join(refs), scheme, settings.host, settings.port)
     if settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
+        from ._models import ModelSet
+
+        # fail fast: every model loads, verifies and warms up here before any worker starts
+        ModelSet(reg, refs, settings).preload(keep=False)
+        log.info("serving %s on %s://%s:%d", ", ".join(refs), scheme, settings.host, settings.port)
         os.environ[_ENV] = json.dumps({"refs": refs, "settings": settings.to_dict(), "registry": str(reg.root)})
         config = uvicorn_config("fulcrum.serve._server:_app_from_env", settings, factory=True, workers=settings.workers,
                                 timeout_worker_healthcheck=30)  # a worker imports torch & co. before it answers
@@ -111,8 +115,10 @@ def run(refs: list[str], settings: ServeSettings | None = None, *, registry: Any
         # once and starts (and restarts) the worker processes, each unpickling this config.
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        config = uvicorn_config(create_app(refs, settings, registry=reg), settings)
-        uvicorn.Server(config).run()
+        app = create_app(refs, settings, registry=reg)
+        app.state.fulcrum.models.preload()  # fail fast, before binding; the server then serves these very models
+        log.info("serving %s on %s://%s:%d", ", ".join(refs), scheme, settings.host, settings.port)
+        uvicorn.Server(uvicorn_config(app, settings)).run()
 
 
 def _default_ref(reg: Any, name: str) -> str:
