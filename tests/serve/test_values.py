@@ -6,6 +6,7 @@ Numbers are JSON numbers or plain decimal strings; booleans are never numbers.""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,3 +157,75 @@ def test_cli_predict_csv_with_5_1_is_one_error_line(mixed, tmp_path, capsys):
     rc = main(["predict", "mixed", str(path), "-o", str(out), "--no-progress", "--registry", str(mixed.root)])
     err = capsys.readouterr().err
     assert rc == 1 and "'x'" in err and "True" in err and not out.exists()
+
+
+@pytest.fixture
+def with_na_tokens(registry):
+    """A model whose numeric column 'x' held a few texts in training ('?', 'n/a'): they are its
+    na_tokens, read as missing values at training and prediction time."""
+    import fulcrum
+
+    rng = np.random.default_rng(1)
+    n = 200
+    x = rng.normal(size=n).round(3).astype(object)
+    x[[3, 50]] = "?"
+    x[[90]] = "n/a"
+    df = pd.DataFrame({"x": x, "z": rng.normal(size=n).round(3)})
+    df["y"] = np.where(pd.to_numeric(df["x"], errors="coerce").fillna(0) + 0.3 * df["z"] > 0, "hi", "lo")
+    pkg = fulcrum.train(df, target="y", name="natok", model="linear", progress=False, registry=registry)
+    spec = next(c for c in pkg.manifest["schema"]["columns"] if c["name"] == "x")
+    assert spec["kind"] == "numeric" and sorted(spec["na_tokens"]) == ["?", "n/a"]
+    return registry
+
+
+def test_na_tokens_are_missing_on_the_cli_and_both_routes(with_na_tokens, serve, tmp_path, capsys):
+    """A cell holding one of a numeric column's na_tokens is a missing value for the CLI, the
+    friendly route and v2 alike (one rule); other texts stay refused everywhere."""
+    from fulcrum.cli import main
+
+    srv = serve(["natok"])
+    base = {"x": 0.4, "z": -0.2}
+
+    def cli(row: dict, i: int) -> tuple[int, list[float] | None]:
+        path = tmp_path / f"na{i}.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        out = tmp_path / f"na{i}.out.csv"
+        rc = main(["predict", "natok", str(path), "-o", str(out), "--no-progress",
+                   "--registry", str(with_na_tokens.root)])
+        capsys.readouterr()
+        if rc:
+            return rc, None
+        frame = pd.read_csv(out)
+        return rc, [frame.filter(like="hi").iloc[0, -1], frame.filter(like="lo").iloc[0, -1]]
+
+    with srv.client() as c:
+        def friendly(row: dict) -> Any:
+            return c.post("/v1/models/natok/predict", json={"records": [row]})
+
+        def v2(row: dict) -> Any:
+            return c.post("/v2/models/natok/infer", json={"inputs": [
+                {"name": k, "datatype": "FP64", "shape": [1], "data": [v]} for k, v in row.items()]})
+
+        missing = friendly({**base, "x": None}).json()["probabilities"][0]
+        assert missing != friendly(base).json()["probabilities"][0]  # a missing x changes the answer
+        for i, cell in enumerate(["?", "n/a", " n/a "]):
+            row = {**base, "x": cell}
+            rc, cli_probs = cli(row, i)
+            f, g = friendly(row), v2(row)
+            assert rc == 0 and f.status_code == 200 and g.status_code == 200, (cell, f.text, g.text)
+            probs = [f.json()["probabilities"][0][k] for k in ("hi", "lo")]
+            assert probs == [missing[k] for k in ("hi", "lo")], cell  # the token is a missing value
+            v2_probs = next(o["data"] for o in g.json()["outputs"] if o["name"] == "probabilities")
+            np.testing.assert_allclose(probs, v2_probs, atol=1e-6, err_msg=cell)
+            np.testing.assert_allclose(probs, cli_probs, atol=1e-5, err_msg=cell)
+        for i, cell in enumerate(["??", "na", "5_1"]):  # not a token, not a number: refused on every route
+            row = {**base, "x": cell}
+            assert cli(row, 10 + i)[0] == 1, cell
+            assert friendly(row).status_code == 422 and v2(row).status_code == 422, cell
+        doc = c.get("/openapi.json").json()
+    record = next(v for k, v in doc["components"]["schemas"].items() if k.endswith("_Record"))
+    texts = next(alt for alt in record["properties"]["x"]["anyOf"] if alt.get("type") == "string")
+    assert any(alt.get("enum") == ["?", "n/a"] for alt in texts["anyOf"])  # documented
+    with srv.client() as c:
+        inputs = c.get("/v2/models/natok").json()["inputs"]
+    assert next(i for i in inputs if i["name"] == "x")["parameters"]["na_tokens"] == ["?", "n/a"]

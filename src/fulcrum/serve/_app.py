@@ -666,7 +666,9 @@ def create_app(
             "versions": [str(v) for v in state.models.versions_of(model.name)],
             "platform": "fulcrum",
             "inputs": [{"name": c["name"], "datatype": column_datatypes(c["kind"])[0] if c["kind"] != "numeric" else "FP32",
-                        "shape": [-1], "parameters": {"kind": c["kind"]}} for c in model.columns],
+                        "shape": [-1], "parameters": {"kind": c["kind"], **({"na_tokens": model.na_tokens[c["name"]]}
+                                                                            if c["name"] in model.na_tokens else {})}}
+                       for c in model.columns],
             "outputs": outputs,
             "parameters": {"version": str(model.version), "task": model.kind, "target": model.target,
                            "labels": [str(x) for x in model.labels], "max_rows": model.max_rows},

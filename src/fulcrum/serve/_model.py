@@ -10,7 +10,9 @@ Cell values follow the one set of rules in ``fulcrum.data._coerce`` (the CLI's t
 cell is a JSON number or a plain decimal string (``"5.1"`` yes; ``"5_1"``, ``"0x10"``,
 ``"nan"``, ``true`` no); a boolean cell is true/false or one of the boolean words or 0/1; a
 categorical cell is a string, number or boolean; text and datetime cells are strings. An
-empty string is a missing value, like null.
+empty string is a missing value, like null. So is, in a numeric column, one of the column's
+``na_tokens`` (the few texts it held in training, e.g. ``"?"`` or ``"n/a"``; see
+``fulcrum.data._schema``), as in the CLI and the Python predictor.
 """
 
 from __future__ import annotations
@@ -92,8 +94,31 @@ _BOOLEAN = Annotated[
 ]
 
 
-def _friendly_type(kind: str) -> Any:
+def _number_or_token(tokens: list[str]) -> Any:
+    """The numeric cell type of a column with ``na_tokens``: those texts (compared after stripping
+    surrounding spaces, as :func:`fulcrum.data._schema.na_token_mask` does for the CLI) are missing
+    values; every other cell follows the number rule."""
+    wanted = frozenset(tokens)
+
+    def cell(value: str | bool) -> float | None:
+        if isinstance(value, str) and value.strip() in wanted:
+            return None
+        return _number_cell(value)
+
+    return Optional[Union[_NUMBER, Annotated[
+        Union[StrictStr, StrictBool],
+        AfterValidator(cell),
+        WithJsonSchema({"type": "string", "anyOf": [
+            {"pattern": NUMBER_TEXT_PATTERN, "description": "a plain decimal number as text; blank = missing"},
+            {"enum": sorted(wanted), "description": "read as a missing value (texts this column held in training)"},
+        ]}),
+    ]]]
+
+
+def _friendly_type(kind: str, na_tokens: list[str] | None = None) -> Any:
     if kind == "numeric":
+        if na_tokens:
+            return _number_or_token(na_tokens)
         return Optional[Union[_NUMBER, _NUMBER_TEXT]]
     if kind == "boolean":
         return Optional[_BOOLEAN]
@@ -131,6 +156,13 @@ class ServedModel:
             for c in m["inputs"]
         ]
         self.column_kind = {c["name"]: c["kind"] for c in self.columns}
+        # a numeric column's na_tokens: texts read as missing values, as at training time and in the CLI
+        schema_cols = (m.get("schema") or {}).get("columns") or []
+        self.na_tokens: dict[str, list[str]] = {
+            str(c["name"]): [str(t) for t in c["na_tokens"]]
+            for c in schema_cols
+            if isinstance(c, dict) and c.get("na_tokens") and self.column_kind.get(str(c.get("name"))) == "numeric"
+        }
         self.max_rows = max_rows
         outputs = m.get("outputs") or []
         label_out = next((o["name"] for o in outputs if o.get("kind") == "label"), self.target)
@@ -205,7 +237,7 @@ class ServedModel:
         for i, col in enumerate(self.columns):
             field = f"c{i}"
             self._field_of[col["name"]] = field
-            fields[field] = (_friendly_type(col["kind"]), Field(..., alias=col["name"]))
+            fields[field] = (_friendly_type(col["kind"], self.na_tokens.get(col["name"])), Field(..., alias=col["name"]))
         self.record_model = create_model(f"{title}_Record", __config__=_STRICT, **fields)  # type: ignore[call-overload]
         self.predict_model = create_model(
             f"{title}_PredictRequest",
@@ -215,7 +247,7 @@ class ServedModel:
         members = []
         for col in self.columns:
             kinds = column_datatypes(col["kind"])
-            scalar = _friendly_type(col["kind"])
+            scalar = _friendly_type(col["kind"], self.na_tokens.get(col["name"]))
             members.append(
                 create_model(
                     _safe_title(f"{title}_Input_{col['name']}"),
