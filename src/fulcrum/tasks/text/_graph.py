@@ -11,6 +11,10 @@ MiniLM graph::
       -> probabilities (N, K); ArgMax -> Gather(class names) -> label (N,)
       -> ood_score (N,) = 1 - max cosine(embedding, class centroid of normalised training embeddings)
 
+Known differences from the Hugging Face tokenizer: ortx does not NFD-decompose, so accents outside
+Latin-1 (Japanese dakuten, Cyrillic й, Greek tonos, Hangul syllables) are not stripped the same way;
+on 57,220 real English texts (four datasets) the ids were identical.
+
 It runs with plain ``onnxruntime`` after ``SessionOptions.register_custom_ops_library(
 onnxruntime_extensions.get_library_path())`` (see :func:`session`). Pitfalls avoided: ortx stops
 reading a string at NUL (the input codec refuses NUL); ``gen_processing_models`` sets
@@ -92,7 +96,9 @@ def tokenizer_nodes(vocab_text: str, max_len: int, prefix: str = "tk/") -> tuple
              C("zero1", np.array([0], np.int64)), C("zero", np.array(0, np.int64)), C("one", np.array(1, np.int64)),
              C("one1", np.array([1], np.int64)), C("axis0", np.array([0], np.int64)),
              helper.make_tensor(P + "pat", TensorProto.STRING, [1], [CLEAN_PATTERN.encode()]),
-             helper.make_tensor(P + "rep", TensorProto.STRING, [1], [b""])]
+             helper.make_tensor(P + "rep", TensorProto.STRING, [1], [b""]),
+             helper.make_tensor(P + "dotted_i", TensorProto.STRING, [1], ["\u0130".encode()]),
+             helper.make_tensor(P + "cap_i", TensorProto.STRING, [1], [b"I"])]
     body = helper.make_graph(
         [helper.make_node("Gather", [P + "flat", P + "i"], [P + "s"], axis=0),
          helper.make_node("Unsqueeze", [P + "s", P + "axis0"], [P + "s1"]),
@@ -112,7 +118,10 @@ def tokenizer_nodes(vocab_text: str, max_len: int, prefix: str = "tk/") -> tuple
          helper.make_tensor_value_info(P + "len_row", TensorProto.INT64, [1])])
     nodes = [
         helper.make_node("Reshape", ["text", P + "minus1"], [P + "raw"]),
-        helper.make_node("StringRegexReplace", [P + "raw", P + "pat", P + "rep"], [P + "flat"], domain=CONTRIB,
+        helper.make_node("StringRegexReplace", [P + "raw", P + "pat", P + "rep"], [P + "clean"], domain=CONTRIB,
+                         global_replace=1),
+        # "İ" lowers to "i" + combining dot in Python/HF (then accent-stripped to "i"); ortx would give [UNK]
+        helper.make_node("StringRegexReplace", [P + "clean", P + "dotted_i", P + "cap_i"], [P + "flat"], domain=CONTRIB,
                          global_replace=1),
         helper.make_node("Shape", [P + "flat"], [P + "n1"]),
         helper.make_node("Squeeze", [P + "n1", P + "axis0"], [P + "n"]),
