@@ -194,7 +194,10 @@ class ServerState:
         self.records_db = records_path(registry, settings.records_db)
         self.record_policy = RecordPolicy(settings.record if settings.feedback else "none",
                                           max_rows=settings.record_max_rows, max_mb=settings.record_max_mb)
-        connect_records(self.records_db).close()  # created (and checked writable) before the first request
+        # created (and checked writable) before the first request; records an older Fulcrum left in
+        # the registry index move in now, within this server's bounds
+        connect_records(self.records_db, registry=registry, max_rows=settings.record_max_rows,
+                        max_mb=settings.record_max_mb).close()
         self.recorder = (Recorder(self.records_db, registry=registry, policy=self.record_policy)
                          if self.record_policy.records else None)
         self.access = AccessLog() if settings.access_log else None

@@ -155,7 +155,7 @@ class FeedbackStore:
                     self._registry = Registry(path)
                     path = records_path(self._registry)
             self.path = path
-            self._conn = connect_records(path)
+            self._conn = connect_records(path, registry=self._registry, max_rows=max_rows, max_mb=max_mb)
         self._lock = threading.RLock()
         self._manifests: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._targets: dict[tuple[str, int | None], str | None] = {}

@@ -19,6 +19,10 @@ Tables::
                       by triggers)
     serving_usage     predictions and compute seconds per model version per UTC day
     monitor_snapshots the newest monitor snapshots per model version
+    records_meta      bookkeeping (e.g. that a registry index's legacy records were moved in)
+
+Records an older Fulcrum kept in the registry index are moved here on the first open and
+dropped from the index (:mod:`._legacy`).
 
 Bounds: ``predictions`` holds at most ``max_rows`` rows and ``max_bytes`` bytes of recorded JSON
 (plus a fixed per-row overhead). Before each write, room is made by dropping the oldest rows
@@ -117,6 +121,10 @@ SCHEMA = (
         snapshot_json TEXT    NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS monitor_snapshots_model ON monitor_snapshots (model, version, id)",
+    """CREATE TABLE IF NOT EXISTS records_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT
+    )""",
 )
 
 
@@ -142,9 +150,14 @@ def records_path(registry: Any = None, path: str | Path | None = None) -> Path:
     return root.parent / (root.name + SUFFIX)
 
 
-def connect_records(path: str | Path) -> sqlite3.Connection:
+def connect_records(path: str | Path, *, registry: Any = None, max_rows: int = DEFAULT_MAX_ROWS,
+                    max_mb: float = DEFAULT_MAX_MB) -> sqlite3.Connection:
     """A connection to the records database at ``path`` (created with its tables if missing):
-    WAL mode, busy timeout, a bounded write-ahead log. The caller closes it."""
+    WAL mode, busy timeout, a bounded write-ahead log. The caller closes it.
+
+    On the first open in a process, serving records an older Fulcrum left in the registry index
+    (``registry``'s, or the one ``path`` is named after) are moved in, within ``max_rows`` rows and
+    ``max_mb`` megabytes, and dropped from the index (see :mod:`._legacy`)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(p), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
@@ -160,6 +173,9 @@ def connect_records(path: str | Path) -> sqlite3.Connection:
     except BaseException:
         conn.close()
         raise
+    from ._legacy import migrate_legacy
+
+    migrate_legacy(conn, p, registry, max_rows=max_rows, max_bytes=check_bounds(max_rows, max_mb)[1])
     return conn
 
 

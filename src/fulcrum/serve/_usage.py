@@ -97,6 +97,12 @@ def read_usage(registry: Any, name: str | None = None, *, records_db: str | Path
     """Persisted serving usage, one dict per (model, version, day); empty when nothing was served.
     Read from ``records_db``, else the registry's records database."""
     path = _db(registry, records_db)
+    from ..artifact import Registry
+
+    if isinstance(registry, Registry):  # records an older Fulcrum left in the registry index move in first
+        from ._legacy import migrate_if_needed
+
+        migrate_if_needed(path, registry)
     if not path.exists():
         return []
     sql = ("SELECT model, version, day, requests, predictions, batches, compute_s, first_seen, last_seen"
