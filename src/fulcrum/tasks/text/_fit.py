@@ -417,9 +417,14 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
     out = run_graph(sess, te) if te else {"probabilities": np.zeros((0, k), np.float32)}
     test_metrics = classification_metrics(y_te, out["probabilities"], k)
     ref = _reference_proba(family, ngram, mini, head, candidates, te[:PARITY_ROWS])
-    parity = float(np.abs(out["probabilities"][:PARITY_ROWS] - ref).max()) if len(ref) else 0.0
-    if parity > 1e-3:
-        raise DataError(f"The exported text graph disagrees with the trained model (max |dp| {parity:.2e}); this is a bug.")
+    diffs = np.abs(out["probabilities"][:PARITY_ROWS] - ref).max(axis=1) if len(ref) else np.zeros(0)
+    parity = float(diffs.max()) if len(diffs) else 0.0
+    n_off = int((diffs > 1e-4).sum())
+    # a rare text may tokenize differently in the graph (accents outside Latin-1, see _graph.py); many rows
+    # off means the export itself is wrong
+    if n_off > max(2, 0.02 * len(diffs)):
+        raise DataError(f"The exported text graph disagrees with the trained model on {n_off} of {len(diffs)} test "
+                        f"texts (max |dp| {parity:.2e}); this is a bug, please report it.")
     say(f"test accuracy = {test_metrics['accuracy']:.4f} (the ONNX graph on {len(te)} held-out texts; "
         f"max |dp| vs the {'torch' if family != 'ngram' else 'scikit-learn'} model {parity:.1e})")
 
@@ -465,7 +470,7 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
                      "description": ood_info["score"]}],
         "model": model_meta,
         "onnx": {"opset": 17, "custom_ops": ["onnxruntime_extensions"], "input": "text (N, 1) string",
-                 "parity_max_abs_diff": parity, "parity_rows": int(min(len(te), PARITY_ROWS)),
+                 "parity_max_abs_diff": parity, "parity_rows": int(len(diffs)), "parity_rows_over_1e-4": n_off,
                  "export_s": round(export_s, 2)},
         "config": cfg.to_dict(),
         "data": {"source": source, "fingerprint": D.fingerprint(frame.reset_index(drop=True)),

@@ -62,16 +62,22 @@ def quantize_int8(model_bytes: bytes, params: Mapping[str, Any] | None = None) -
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    import logging
+
     p = {**INT8_PARAMS, **(params or {})}
     model = onnx.load_from_string(model_bytes)
     exclude = [n.name for n in model.graph.node if p.get("exclude_prefix") and n.name.startswith(p["exclude_prefix"])]
     with tempfile.TemporaryDirectory(prefix="fulcrum-int8-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model_bytes)
-        quantize_dynamic(str(src), str(dst), weight_type=getattr(QuantType, p["weight_type"]),
-                         per_channel=bool(p["per_channel"]), reduce_range=bool(p["reduce_range"]),
-                         op_types_to_quantize=list(p["op_types_to_quantize"]), nodes_to_exclude=exclude,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        logging.disable(logging.WARNING)  # "consider pre-processing" advice on the root logger, every call
+        try:
+            quantize_dynamic(str(src), str(dst), weight_type=getattr(QuantType, p["weight_type"]),
+                             per_channel=bool(p["per_channel"]), reduce_range=bool(p["reduce_range"]),
+                             op_types_to_quantize=list(p["op_types_to_quantize"]), nodes_to_exclude=exclude,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        finally:
+            logging.disable(logging.NOTSET)
         return dst.read_bytes()
 
 

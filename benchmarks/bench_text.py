@@ -1,0 +1,305 @@
+"""Text: quality vs a tuned TF-IDF + logistic regression, batch-1 speed vs a Hugging Face pipeline, and
+training a head on frozen MiniLM embeddings of 10k texts. Everything side by side in one run.
+
+quality   For each dataset, Fulcrum's own split (train / validation / test, seeded, stratified) is
+          reproduced. Fulcrum trains with its defaults (``model="auto"``: n-gram, frozen MiniLM + head,
+          or their ensemble, picked on validation). The baseline is the usual strong pipeline: word
+          1-2-gram + char_wb 2-5-gram TF-IDF (sublinear tf, min_df 2) + LogisticRegression, C in
+          {0.5, 2, 8, 32} by 5-fold CV on train + validation. Both are scored on the same test rows;
+          the difference gets a paired-bootstrap 95% interval and a verdict (ahead / behind / tie).
+speed     Raw string -> label, batch 1, the same test sentences, warm-up, interleaved rounds, best
+          round and median: the fp32 graph and its int8 variant (onnxruntime + extensions) against a
+          ``transformers`` pipeline("text-classification") in torch eager running *the same*
+          fine-tuned encoder + mean pooling + head (transformers is installed with the MiniLM wheel;
+          it is the peer here, not a Fulcrum dependency). ORT intra-op threads = torch threads.
+          int8 accuracy is measured against fp32 on a real test split (tweets, frozen head).
+head      Embedding 10k tweets once (reported separately), then the cached pass, then the logistic
+          head with C chosen on validation.
+
+    python benchmarks/bench_text.py [--sections quality,speed,head] [--datasets bbc_news,tweets]
+                                    [--cap 10000] [--threads 1,2] [--sentences 100] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fulcrum.data import load_builtin, train_val_test_split  # noqa: E402
+from fulcrum.tasks.text import TextTask  # noqa: E402
+
+
+def _load() -> str:
+    a, b, c = os.getloadavg()
+    return f"load average {a:.1f} / {b:.1f} / {c:.1f} on {os.cpu_count()} cores"
+
+
+def _dataset(name: str, cap: int | None) -> pd.DataFrame:
+    df = load_builtin(name)
+    if cap and len(df) > cap:
+        df = df.sample(cap, random_state=0).reset_index(drop=True)
+    return df
+
+
+def _bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b (per-row correctness) with a paired-bootstrap 95% interval."""
+    rng = np.random.default_rng(seed)
+    d = a.astype(float) - b.astype(float)
+    idx = rng.integers(0, len(d), size=(n, len(d)))
+    means = d[idx].mean(1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+# ----------------------------------------------------------------------------- quality
+
+
+def baseline(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline, make_union
+
+    pipe = make_pipeline(make_union(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+                                    TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)),
+                         LogisticRegression(max_iter=2000))
+    t0, c0 = time.perf_counter(), time.process_time()
+    gs = GridSearchCV(pipe, {"logisticregression__C": [0.5, 2, 8, 32]}, cv=StratifiedKFold(5, shuffle=True, random_state=0))
+    gs.fit(train["text"].tolist(), train["label"].tolist())
+    pred = gs.predict(test["text"].tolist())
+    return np.asarray(pred, dtype=object), {"C": gs.best_params_["logisticregression__C"],
+                                            "fit_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+
+
+def quality(datasets: list[str], cap: int | None) -> None:
+    from sklearn.metrics import f1_score
+
+    print(f"\n== quality: Fulcrum text default vs tuned TF-IDF + LR (C by 5-fold CV), same test rows ({_load()})")
+    for name in datasets:
+        df = _dataset(name, cap)
+        t0, c0 = time.perf_counter(), time.process_time()
+        trained = TextTask().fit(df, {"target": "label", "progress": False}, source=f"builtin:{name}",
+                                 log=lambda msg: print(f"   [{name}] {msg}", flush=True))
+        f_s, f_cpu = time.perf_counter() - t0, time.process_time() - c0
+        m = trained.manifest
+        test = trained.test_frame
+        # Fulcrum's split, reproduced for the baseline: train + validation to fit (and cross-validate) on
+        tr, va, te = train_val_test_split(df[["text", "label"]], "label", task="classification", seed=0)
+        assert te["text"].tolist() == test["text"].tolist(), "splits differ"
+        from fulcrum.tasks.text._graph import run_graph, session
+
+        out = run_graph(session(trained.files["model.onnx"], threads=2), test["text"].tolist())
+        y = test["label"].astype(str).to_numpy()
+        ok_f = out["label"] == y
+        pred_b, info = baseline(pd.concat([tr, va]), te)
+        ok_b = pred_b.astype(str) == y
+        diff, lo, hi = _bootstrap(ok_f, ok_b)
+        verdict = "ahead" if lo > 0 else "behind" if hi < 0 else "tie (within noise)"
+        print(f"{name}: {len(tr)}/{len(va)}/{len(te)} rows (train/val/test)")
+        print(f"  fulcrum ({m['model']['family']:8s}) accuracy {ok_f.mean():.4f}  macro-F1 {f1_score(y, out['label'], average='macro'):.4f}"
+              f"  fit {f_s:.0f} s wall / {f_cpu:.0f} CPU-s (incl. {m['metrics']['candidates'].get('minilm', {}).get('embed_s', 0):.0f} s embedding)")
+        print(f"  tfidf+LR (C={info['C']:<4g}) accuracy {ok_b.mean():.4f}  macro-F1 {f1_score(y, pred_b.astype(str), average='macro'):.4f}"
+              f"  fit {info['fit_s']:.0f} s wall / {info['cpu_s']:.0f} CPU-s (incl. CV)")
+        cands = ", ".join(f"{k} {v['validation_accuracy']:.4f}" for k, v in m["metrics"]["candidates"].items())
+        print(f"  validation: {cands}")
+        print(f"  fulcrum - baseline: {diff:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}) -> {verdict}", flush=True)
+
+
+# ----------------------------------------------------------------------------- speed
+
+
+def _hf_pipeline(weights: dict[str, Any], labels: list[str], max_length: int) -> Any:
+    """transformers BertModel + mean pooling + Linear, loaded with the fine-tuned weights, in a pipeline."""
+    import torch
+    from torch import nn
+    from transformers import AutoTokenizer, BertConfig, BertModel, BertPreTrainedModel, pipeline
+    from transformers.utils import logging as hf_logging
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    from fulcrum.tasks.text._minilm import model_dir
+
+    class MeanPoolClassifier(BertPreTrainedModel):
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+            self.post_init()
+
+        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kw):  # type: ignore[no-untyped-def]
+            h = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            return SequenceClassifierOutput(logits=self.classifier((h * m).sum(1) / m.sum(1).clamp(min=1e-9)))
+
+    config = BertConfig.from_pretrained(str(model_dir()), num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                        label2id={c: i for i, c in enumerate(labels)})
+    model = MeanPoolClassifier(config).eval()
+    back = {"word": "embeddings.word_embeddings", "pos": "embeddings.position_embeddings",
+            "typ": "embeddings.token_type_embeddings", "ln": "embeddings.LayerNorm"}
+    layer = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+             "o": "attention.output.dense", "ln1": "attention.output.LayerNorm", "fc1": "intermediate.dense",
+             "fc2": "output.dense", "ln2": "output.LayerNorm"}
+    state = {}
+    for key, value in weights.items():
+        if key.startswith("encoder."):
+            rest = key[len("encoder."):]
+            head, _, tail = rest.partition(".")
+            if head in back:
+                state[f"bert.{back[head]}.{tail}"] = value
+            elif head == "layers":
+                i, sub, leaf = tail.split(".", 2)
+                state[f"bert.encoder.layer.{i}.{layer[sub]}.{leaf}"] = value
+        elif key in ("head.weight", "head.bias"):
+            state["classifier." + key.split(".")[1]] = value
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all("position_ids" in k for k in missing), (missing, unexpected)
+    tok = AutoTokenizer.from_pretrained(str(model_dir()))
+    hf_logging.set_verbosity_error()  # "MeanPoolClassifier is not supported for text-classification": it works
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = pipeline("text-classification", model=model, tokenizer=tok, device="cpu", top_k=None)
+    return lambda t: pipe(t, truncation=True, max_length=max_length)
+
+
+def speed(threads_list: list[int], n_sentences: int, rounds: int, ft_texts: int, acc_texts: int) -> None:
+    import torch
+    from safetensors.torch import load as load_st
+
+    from fulcrum.tasks.text._graph import session
+    from fulcrum.tasks.text._variants import quantize_int8
+
+    print(f"\n== speed: raw string -> label, batch 1 ({_load()})")
+    df = _dataset("tweets", ft_texts)
+    t0 = time.perf_counter()
+    trained = TextTask().fit(df, {"target": "label", "model": "minilm", "fine_tune": True, "fine_tune_epochs": 1,
+                                  "progress": False, "refit": False}, log=lambda m: None)
+    print(f"fine-tuned MiniLM on {trained.manifest['data']['rows']['train']} tweets x 1 epoch in {time.perf_counter() - t0:.0f} s "
+          f"(test accuracy {trained.manifest['metrics']['primary']['value']:.4f}); max_length {trained.manifest['model']['max_length']}")
+    labels = [str(c) for c in trained.manifest["task"]["labels"]]
+    fp32 = trained.files["model.onnx"]
+    int8 = quantize_int8(fp32)
+    weights = load_st(trained.files["weights.safetensors"])
+    hf = _hf_pipeline(weights, labels, trained.manifest["model"]["max_length"])
+    sents = trained.test_frame["text"].sample(min(n_sentences, len(trained.test_frame)), random_state=1).tolist()
+
+    def hf_proba(t: str) -> np.ndarray:
+        out = hf(t)
+        out = out[0] if out and isinstance(out[0], list) else out
+        d = {o["label"]: o["score"] for o in out}
+        return np.array([d[c] for c in labels])
+
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        s32, s8 = session(fp32, threads=threads), session(int8, threads=threads)
+
+        def run(s: Any) -> Any:
+            return lambda t: s.run(["label", "probabilities"], {"text": np.asarray([[t]], dtype=object)})[1][0]
+
+        engines = {"hf_pipeline_eager": hf_proba, "onnx_fp32": run(s32), "onnx_int8": run(s8)}
+        ref = np.stack([hf_proba(t) for t in sents[:30]])
+        for k, f in engines.items():
+            p = np.stack([f(t) for t in sents[:30]])
+            print(f"  threads={threads} {k:18s} max|p - p_pipeline| {np.abs(p - ref).max():.1e}, label agreement "
+                  f"{(p.argmax(1) == ref.argmax(1)).mean():.2f}")
+        walls: dict[str, list[float]] = {k: [] for k in engines}
+        for r in range(rounds):
+            order = list(engines) if r % 2 == 0 else list(reversed(engines))
+            for k in order:
+                f = engines[k]
+                for t in sents[:5]:
+                    f(t)  # warm-up
+                t0 = time.perf_counter()
+                for t in sents:
+                    f(t)
+                walls[k].append(time.perf_counter() - t0)
+        base = len(sents) / min(walls["hf_pipeline_eager"])
+        print(f"  threads={threads}: {len(sents)} sentences x {rounds} interleaved rounds ({_load()})")
+        for k, w in walls.items():
+            best, med = len(sents) / min(w), len(sents) / float(np.median(w))
+            print(f"    {k:18s} {best:7.1f} req/s best round, {med:7.1f} median  x{best / base:.2f} vs pipeline"
+                  + (f", x{best / (len(sents) / min(walls['onnx_fp32'])):.2f} vs fp32" if k == "onnx_int8" else ""))
+    _int8_accuracy(acc_texts)
+
+
+def _int8_accuracy(n: int) -> None:
+    from fulcrum.tasks.text._graph import run_graph, session
+    from fulcrum.tasks.text._variants import quantize_int8
+
+    df = _dataset("tweets", n)
+    trained = TextTask().fit(df, {"target": "label", "model": "minilm", "progress": False}, log=lambda m: None)
+    test = trained.test_frame
+    y = test["label"].astype(str).to_numpy()
+    acc = {}
+    for name, model in (("fp32", trained.files["model.onnx"]), ("int8", quantize_int8(trained.files["model.onnx"]))):
+        out = run_graph(session(model, threads=2), test["text"].tolist(), batch_size=64)
+        acc[name] = (out["label"] == y).mean()
+    print(f"  int8 accuracy on {len(test)} test tweets (frozen MiniLM + head): fp32 {acc['fp32']:.4f}, int8 {acc['int8']:.4f} "
+          f"= {100 * acc['int8'] / acc['fp32']:.1f}% of fp32")
+
+
+# ----------------------------------------------------------------------------- head on frozen embeddings
+
+
+def head(n: int) -> None:
+    from fulcrum.tasks.text._config import TextConfig
+    from fulcrum.tasks.text._fit import MiniLMRun
+
+    print(f"\n== head on frozen embeddings of {n} tweets ({_load()})")
+    df = _dataset("tweets", n)
+    tr, va, _ = train_val_test_split(df, "label", task="classification", val_size=0.2, test_size=0.01, seed=0)
+    labels = sorted(df["label"].unique())
+    y_tr = np.asarray([labels.index(v) for v in tr["label"]])
+    y_va = np.asarray([labels.index(v) for v in va["label"]])
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["FULCRUM_CACHE_DIR"] = cache
+        run = MiniLMRun(TextConfig(target="label"))
+        texts = tr["text"].tolist() + va["text"].tolist()
+        t0 = time.perf_counter()
+        run.embeddings(texts)
+        first = time.perf_counter() - t0
+        run2 = MiniLMRun(TextConfig(target="label"))  # a new run: the cache is on disk
+        t0 = time.perf_counter()
+        E_tr, E_va = run2.embeddings(tr["text"].tolist()), run2.embeddings(va["text"].tolist())
+        cached = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, _, p, info = run2.fit_head(E_tr, y_tr, E_va, y_va, len(labels))
+        fit = time.perf_counter() - t0
+    print(f"  first embedding pass of {len(texts)} texts: {first:.0f} s ({len(texts) / first:.0f} texts/s, cached by content hash)")
+    print(f"  next run: {cached:.1f} s to read them from the cache; logistic head (4 values of C on validation): "
+          f"{fit:.1f} s -> head training {cached + fit:.1f} s in all (target < 60 s); validation accuracy "
+          f"{(p.argmax(1) == y_va).mean():.4f} (C={info['C']:g})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sections", default="quality,speed,head")
+    ap.add_argument("--datasets", default="bbc_news,tweets")
+    ap.add_argument("--cap", type=int, default=10_000, help="rows per dataset at most (tweets has 37k)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--sentences", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--head-texts", type=int, default=10_000)
+    ap.add_argument("--finetune-texts", type=int, default=800, help="tweets for the speed section's fine-tuned model (its speed does not depend on it)")
+    ap.add_argument("--int8-texts", type=int, default=10_000, help="tweets for the int8-vs-fp32 accuracy check")
+    args = ap.parse_args()
+    sections = args.sections.split(",")
+    print(f"bench_text: {_load()}; python {sys.version.split()[0]}")
+    if "quality" in sections:
+        quality(args.datasets.split(","), args.cap)
+    if "speed" in sections:
+        speed([int(t) for t in args.threads.split(",")], args.sentences, args.rounds, args.finetune_texts, args.int8_texts)
+    if "head" in sections:
+        head(args.head_texts)
+
+
+if __name__ == "__main__":
+    main()
