@@ -42,6 +42,8 @@ _SPACE = r"[ \t\r\n]*"
 #: A whole numeric cell as text: a plain decimal between optional spaces, or blank (missing).
 NUMBER_TEXT_PATTERN = f"^{_SPACE}({NUMBER_PATTERN})?{_SPACE}$"
 _NUMBER_TEXT = re.compile(NUMBER_PATTERN)
+#: ``NUMBER_PATTERN`` compiled: ``fullmatch`` it against a stripped cell (what :func:`parse_number` does).
+NUMBER_TEXT = _NUMBER_TEXT
 NUMBER_RULE = (
     "numbers, or plain decimal strings such as 12, -0.5 or 1.5e3 (no underscores, hex, "
     "nan/inf words or true/false)"

@@ -13,7 +13,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -250,9 +251,8 @@ class Predictor:
         else:
             out = self._onnx.output(self._encoded(self._encoder.encode_row(row, on_unknown)))[0]
         if self.kind == "classification":
-            probs = out.tolist()
-            result: dict[str, Any] = {PREDICTION: self.labels[int(np.argmax(out))]}  # type: ignore[index]
-            result.update(zip(self._proba_keys, probs))
+            result: dict[str, Any] = {PREDICTION: self.labels[int(out.argmax())]}  # type: ignore[index]
+            result.update(zip(self._proba_keys, out.tolist()))
             return result
         return {PREDICTION: float(out)}
 
@@ -270,8 +270,8 @@ class Predictor:
 
     def format_outputs(self, out: np.ndarray) -> pd.DataFrame:
         if self.kind == "classification":
-            labels = np.asarray(self.labels, dtype=object)
-            frame = {PREDICTION: labels[out.argmax(axis=1)]}
+            assert self._labels_arr is not None
+            frame = {PREDICTION: self._labels_arr[out.argmax(axis=1)]}
             for j, lab in enumerate(self.labels or []):
                 frame[f"proba_{lab}"] = out[:, j]
             return pd.DataFrame(frame)
