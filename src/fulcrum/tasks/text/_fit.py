@@ -485,7 +485,8 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
                "minilm": "torch FlopCounterMode forward x texts embedded (+3x forward per fine-tuning step)"}
     return Trained(manifest, files, test_frame=test.rename(columns={text_col: text_col}),
                    training_flops=int(sum(flops.values())), flops_methods={f: methods[f] for f in flops},
-                   extra={"ngram": ngram, "minilm": mini, "head": head, "centroids": centroids, "codec": codec})
+                   extra={"ngram": ngram, "minilm": mini, "head": head, "centroids": centroids, "codec": codec,
+                          "test_outputs": out})
 
 
 def _torch_proba(mini: MiniLMRun, W: np.ndarray, b: np.ndarray, texts: Sequence[str]) -> np.ndarray:
