@@ -16,7 +16,8 @@ their probabilities are checked to agree before anything is timed.
     the frames). Reported: rows/s from the median call.
 
 Also shown, for reference: Fulcrum's native engine, a bare ``InferenceSession.run`` with
-pre-built feeds, and the older naive baseline (a one-row DataFrame through
+pre-built feeds, for 1,000 rows each side's encoding alone and its model alone (where the
+time goes), and the older naive baseline (a one-row DataFrame through
 ``Preprocessor.transform`` / a scikit-learn ColumnTransformer).
 
 Sides run in the same process, interleaved in rounds (A B C A B C ...) so machine noise
@@ -320,6 +321,13 @@ def main() -> None:
             out.update({f"proba_{lab}": p[:, j] for j, lab in enumerate(labels_arr)})
             return pd.DataFrame(out)
 
+        feeds_b = [predictor._encoder.encode_columns(c) for c in colsets]
+        X_b = [torch.from_numpy(eager.encoder.columns(c, 1000)) for c in colsets]
+
+        def torch_only(X: torch.Tensor) -> np.ndarray:
+            with torch.inference_mode():
+                return module(X).numpy()
+
         ours_df, base_df = "fulcrum predict(df) (onnx)", "torch eager + numpy encoding, df"
         ours_col, base_col = "fulcrum predict_columns (onnx)", "torch eager + numpy encoding, columns"
         bfns = {
@@ -329,6 +337,11 @@ def main() -> None:
             base_col: lambda: eager.predict_columns(colsets[nxt()], 1000),
             "fulcrum predict(df) (native)": lambda: native.predict(frames[nxt()]),
             "naive: sklearn ColumnTransformer + torch": sklearn_torch,
+            # where the time goes: each side's encoding of the columns, and its model on ready inputs
+            "  fulcrum encoding only (encode_columns)": lambda: predictor._encoder.encode_columns(colsets[nxt()]),
+            "  baseline encoding only (numpy)": lambda: eager.encoder.columns(colsets[nxt()], 1000),
+            "  ort session.run only (ready feeds)": lambda: sess.run(["probabilities"], feeds_b[nxt()]),
+            "  torch forward only (ready features)": lambda: torch_only(X_b[nxt()]),
         }
         btimes = interleaved(bfns, args.batches, args.rounds, warmup=20)
         print(f"\n(b) 1,000 rows per call ({args.batches // args.rounds * args.rounds} calls per side)")

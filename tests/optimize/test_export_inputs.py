@@ -278,3 +278,40 @@ def test_all_numeric_frames_match_the_general_path(wide: InputEncoder, k: int):
     _same(_outcome(lambda: _fast(lambda: wide.encode_frame(df), wide)), _outcome(lambda: _general_frame(wide, df, "ignore")))
     row = {c: (v.item() if isinstance(v, np.generic) else v) for c, v in df.iloc[0].to_dict().items()}
     _same(_outcome(lambda: _fast(lambda: wide.encode_row(row), wide)), _outcome(lambda: _general_row(wide, row, "ignore")))
+
+
+def _wide_columns() -> list[dict[str, Any]]:
+    """Column dicts for the all-numeric model: every numeric column a numpy array is read as one block."""
+    out = []
+    for df in _wide_frames():
+        cols = {c: df[c].to_numpy() for c in df.columns.unique()}
+        out.append(cols)
+    base = out[0]
+    out.append({**base, "f3": base["f3"].astype(np.float32), "f6": np.arange(50, dtype=np.uint16)})
+    out.append({**base, "f3": base["f3"] > 0})  # booleans are not numbers, even among arrays
+    out.append({**base, "f3": base["f3"][:49]})  # one length short
+    out.append({**base, "f3": base["f3"].reshape(-1, 1)})  # a [N, 1] column
+    out.append({**base, "f3": base["f3"].tolist()})
+    out.append({**base, "f3": base["f3"].astype(str)})
+    out.append({**base, "f8": np.full(50, np.inf)})
+    return out
+
+
+@pytest.mark.parametrize("k", range(len(_wide_columns())))
+def test_all_numeric_columns_match_the_general_path(wide: InputEncoder, k: int):
+    cols = _wide_columns()[k]
+    _same(_outcome(lambda: _fast(lambda: wide.encode_columns(cols), wide)),
+          _outcome(lambda: _general_columns(wide, cols, "ignore")))
+
+
+def test_numeric_block_lengths_are_checked_against_earlier_columns():
+    """A categorical column first, then numeric arrays read as one block: a length mismatch either way
+    is the general path's error, naming the column."""
+    train = pd.DataFrame({"c": ["a", "b"] * 10, "u": np.arange(20.0), "v": np.arange(20.0) % 3, "y": [0, 1] * 10})
+    schema = Schema([ColumnSpec("c", "categorical", "object"), ColumnSpec("u", "numeric", "float64"),
+                     ColumnSpec("v", "numeric", "float64")], target="y")
+    enc = InputEncoder(Preprocessor(schema).fit(train).to_dict())
+    for cols in ({"c": ["a", "b", "a"], "u": np.zeros(2), "v": np.ones(2)}, {"c": ["a"], "u": np.zeros(2), "v": np.ones(2)}):
+        want = _outcome(lambda: _general_columns(enc, cols, "ignore"))
+        assert want[0] == "error" and "Columns have different lengths" in want[1][1]
+        _same(_outcome(lambda: _fast(lambda: enc.encode_columns(cols), enc)), want)

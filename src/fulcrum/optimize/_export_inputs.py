@@ -244,6 +244,13 @@ def _any_inf(numbers: list[np.ndarray]) -> bool:
     return bool(np.isinf(np.concatenate(numbers)).any())
 
 
+def _checked_feeds(names: list[str], block: np.ndarray) -> dict[str, np.ndarray] | None:
+    """``{name: [N, 1] view}`` of a (columns, N) float64 block without infinite values, else None."""
+    if np.isinf(block).any():
+        return None
+    return dict(zip(names, block.reshape(len(names), -1, 1)))
+
+
 def _fast_text(x: Any) -> np.ndarray | None:
     """Strings and missing values (None / NaN -> ""); None for anything else."""
     _, values = _values(x)
@@ -349,17 +356,28 @@ class InputEncoder:
         s = pd.Series(arr) if squeezed or isinstance(values, np.ndarray) else pd.Series(values)
         return self._column(step, s, on_unknown)
 
-    def _fast_feeds(self, get: Any, general: Any, on_unknown: str) -> dict[str, np.ndarray] | None:
+    def _fast_feeds(self, get: Any, general: Any, on_unknown: str,
+                    ready: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray] | None:
         """The feeds by the fast paths, each column the general path's exactly, or None: then the caller
         runs the general path from the start (it raises the right error in the right order).
 
         ``get(name)`` is a column's raw values; ``general(step, values, n)`` the general path for one
-        column (run here for a column no fast path covers, e.g. dates). Infinite numbers are looked for
-        once, over all numeric columns, before anything could raise or is returned."""
+        column (run here for a column no fast path covers, e.g. dates); ``ready``: numeric feeds already
+        made and checked (see ``_checked_feeds``). Infinite numbers are looked for once, over all numeric
+        columns, before anything could raise or is returned."""
         feeds: dict[str, np.ndarray] = {}
         numbers: list[np.ndarray] = []  # numeric columns not yet checked for infinite values
         n: int | None = None
         for step, name, kind, tokens in self._plan:
+            if ready:
+                feed = ready.get(name)
+                if feed is not None:
+                    if n is None:
+                        n = len(feed)
+                    elif len(feed) != n:
+                        return None
+                    feeds[name] = feed
+                    continue
             values = get(name)
             table = codes = None
             if kind == "numeric":
@@ -416,31 +434,43 @@ class InputEncoder:
         if not isinstance(df, pd.DataFrame):
             raise SchemaError(f"Expected a pandas DataFrame with columns {self.columns}, got {type(df).__name__}.")
         self._start(df.columns, on_unknown)
-        numbers = self._frame_numbers(df)
-        get = df.__getitem__ if not numbers else (lambda name: numbers[name] if name in numbers else df[name])
         general = lambda step, s, n, unknown: self._column(step, s, unknown)  # noqa: E731
-        feeds = self._fast_feeds(get, general, on_unknown)
+        feeds = self._fast_feeds(df.__getitem__, general, on_unknown, self._frame_numbers(df))
         if feeds is None:
             self.last_unknown_, self.last_unknown_counts_ = {}, {}
             feeds = {step["name"]: self._column(step, df[step["name"]], on_unknown) for step in self.steps}
         return feeds
 
-    def _frame_numbers(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The numeric columns of a frame made only of numpy int/float columns, from one array (taking
-        the columns one at a time costs more than the rest of the encoding); {} for any other frame."""
+    def _frame_numbers(self, df: pd.DataFrame) -> dict[str, np.ndarray] | None:
+        """The numeric feeds of a frame made only of numpy int/float columns, from one array (taking
+        the columns one at a time costs more than the rest of the encoding); None for any other frame."""
         if len(self._numeric_names) < _FRAME_BLOCK_MIN:
-            return {}
+            return None
         names = df.columns.tolist()
         if len(set(names)) != len(names) or not all(isinstance(d, np.dtype) and d.kind in "fiu" for d in df.dtypes.tolist()):
-            return {}
-        block = np.ascontiguousarray(df.to_numpy(dtype=np.float64).T)  # one row per column
+            return None
         where = {name: i for i, name in enumerate(names)}
-        return {name: block[where[name]] for name in self._numeric_names}
+        block = df.to_numpy(dtype=np.float64).T[[where[name] for name in self._numeric_names]]  # one row per column
+        return _checked_feeds(self._numeric_names, np.ascontiguousarray(block))
+
+    def _column_numbers(self, cols: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+        """The numeric feeds when every numeric column is a 1-D numpy int/float array of one length (as
+        the server's batcher sends them): one array, one check for infinite values; else None."""
+        names = self._numeric_names
+        if len(names) < 2:
+            return None
+        arrays = [cols[name] for name in names]
+        if set(map(type, arrays)) != {np.ndarray} or len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1:
+            return None  # (different lengths: the general path says which)
+        if not all(d.kind in "fiu" for d in {a.dtype for a in arrays}):
+            return None
+        block = np.concatenate(arrays).astype(np.float64, copy=False).reshape(len(names), -1)
+        return _checked_feeds(names, block)
 
     def encode_columns(self, cols: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         """``{column: 1-D array or list}`` -> feeds (no DataFrame is built)."""
         self._start(cols, on_unknown)
-        feeds = self._fast_feeds(cols.__getitem__, self._given_column, on_unknown)
+        feeds = self._fast_feeds(cols.__getitem__, self._given_column, on_unknown, self._column_numbers(cols))
         if feeds is None:
             self.last_unknown_, self.last_unknown_counts_ = {}, {}
             feeds = self._general_columns(cols, on_unknown)
