@@ -34,6 +34,79 @@ def _runs_root(registry: Any) -> Path:
     return Path(registry.root).parent / "runs"
 
 
+def _config_options(config: Any) -> dict[str, Any]:
+    """Options from a config object (the keys it sets), a dict or a file (JSON/TOML/YAML)."""
+    import dataclasses
+
+    from .config import load_config_file
+
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        out = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)  # type: ignore[misc]
+            if value != default and not (isinstance(value, tuple) and list(value) == default):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+    if isinstance(config, dict):
+        return dict(config)
+    return load_config_file(config)
+
+
+def _forced_task(options: dict[str, Any]) -> str | None:
+    """The task name the options ask for, or None for auto (``task="classification"`` is the old kind)."""
+    name = options.get("task")
+    if name in (None, "", "auto", "classification", "regression"):
+        return None
+    return str(name)
+
+
+def _check_keys(options: dict[str, Any], forced: str | None) -> None:
+    """Refuse a key no (forced) task knows, before reading any data: one line with the closest known key."""
+    import dataclasses
+    import difflib
+
+    from .tasks import get_task, list_tasks
+
+    tasks = [get_task(forced)] if forced else list_tasks()
+    known = {"task", "kind"}
+    for task in tasks:
+        known |= {f.name for f in dataclasses.fields(task.config_class or TrainConfig)}
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            whose = f"the {forced} task" if forced else "any task"
+            raise ConfigError(f"Unknown config key {key!r} for {whose}.{hint} Known keys: {', '.join(sorted(known))}.")
+
+
+def task_config(task: Any, options: dict[str, Any]) -> Any:
+    """``task``'s config from plain options: ``task`` is the workload (recorded where the config has the key),
+    ``kind`` must be one the task trains (dropped when its config has no such key); the task's config class
+    refuses unknown keys."""
+    import dataclasses
+
+    opts = dict(options)
+    name = opts.pop("task", "auto")
+    kind = opts.get("kind", "auto")
+    if name in ("classification", "regression"):  # the old meaning of task
+        if kind not in ("auto", name):
+            raise ConfigError(f"task={name!r} (the old spelling of kind) contradicts kind={kind!r}; pass only kind=...")
+        kind = opts["kind"] = name
+    if kind not in ("auto", *task.kinds):
+        raise ConfigError(f"The {task.name} task trains {' and '.join(task.kinds)} models; kind={kind!r} does not "
+                          "apply to it (drop --kind, or force another task with --task NAME).")
+    fields = {f.name for f in dataclasses.fields(task.config_class or TrainConfig)}
+    if "kind" not in fields:
+        opts.pop("kind", None)
+    if "task" in fields:
+        opts["task"] = task.name
+    return task.make_config(opts)
+
+
 def train(
     data: Any,
     target: str | None = None,
@@ -49,40 +122,40 @@ def train(
     """Train on ``data`` (path, ``builtin:NAME`` or DataFrame) and register a new model version.
 
     Returns the registered :class:`~fulcrum.artifact.ModelPackage`. Options come from
-    ``config`` (object, dict or file) and keyword overrides, e.g. ``epochs=50``.
+    ``config`` (object, dict or file) and keyword overrides, e.g. ``epochs=50``. The task is
+    ``task=NAME`` when given, else the first registered task that recognises the table (a long
+    free-text column and a label: ``text``), else ``tabular``; its config class checks the options
+    (``fulcrum tasks`` lists the tasks).
     """
     from .artifact import Registry, validate_name
-    from .data import builtin_info, read_table
+    from .data import builtin_info
+    from .tasks import FALLBACK, detect_task, get_task
 
-    base: dict[str, Any] = {}
-    if isinstance(config, TrainConfig):
-        base = config.to_dict()
-    elif isinstance(config, dict):
-        base = dict(config)
-    elif config is not None:
-        base = TrainConfig.from_file(config).to_dict()
+    merged = {**_config_options(config), **overrides}
     if target is not None:
-        overrides["target"] = target
+        merged["target"] = target
     if model is not None:
-        overrides["model"] = model
-    merged = {**base, **overrides}
+        merged["model"] = model
     if not merged.get("target") and isinstance(data, str) and data.startswith("builtin:"):
         merged["target"] = builtin_info(data.split(":", 1)[1]).target
-    cfg = TrainConfig.from_dict(merged)
+    forced = _forced_task(merged)
+    _check_keys(merged, forced)
 
     source, default_name = _source_name(data)
     name = validate_name(name or default_name)
     reg = registry if isinstance(registry, Registry) else Registry(registry)
-    df = read_table(data, log=log)
+    df = get_task(forced or FALLBACK).read(data, log=log)
+    task = detect_task(df, merged.get("target"), forced, log=log)
+    cfg = task_config(task, merged)
 
-    options = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress")}
+    options = {"task": task.name, **{k: v for k, v in cfg.to_dict().items() if k not in ("resume", "progress")}}
     run_key = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()
     # Each run in its own directory, locked while it lives: concurrent runs of one name never share
     # files, and --resume finds the interrupted run of the same name and options.
-    run = open_run(_runs_root(reg), name, run_key, resume=cfg.resume, config=options, log=log)
+    run = open_run(_runs_root(reg), name, run_key, resume=bool(getattr(cfg, "resume", False)), config=options, log=log)
     try:
         pkg = fit_to_package(df, cfg, name=name, registry=reg, source=source, callbacks=callbacks,
-                             checkpoint_dir=run.checkpoints, log=log)
+                             checkpoint_dir=run.checkpoints, log=log, task=task)
     except BaseException:
         run.release()  # keep the checkpoints for --resume
         raise
@@ -92,7 +165,7 @@ def train(
 
 def fit_to_package(
     df: pd.DataFrame,
-    cfg: TrainConfig,
+    cfg: Any,
     *,
     name: str,
     registry: Any,
@@ -100,15 +173,22 @@ def fit_to_package(
     callbacks: Sequence[Any] = (),
     checkpoint_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
+    task: Any = None,
 ) -> Any:
-    """Train, measure what training cost and what a prediction costs, then register."""
+    """Train through ``task`` (default: detected from the table, or the config's ``task``), measure what
+    training cost and what a prediction costs, then register."""
     from .costs import CostModel, measure, money
-    from .tasks import fit_tabular
+    from .tasks import detect_task
 
-    if cfg.backend != "local":
-        raise ConfigError(f"backend={cfg.backend!r} is not available in this build; use backend='local'.")
+    if task is None:
+        forced = getattr(cfg, "task", None) if not isinstance(cfg, dict) else cfg.get("task")
+        task = detect_task(df, getattr(cfg, "target", None), None if forced in ("classification", "regression") else forced,
+                           log=log)
+    backend = getattr(cfg, "backend", "local")
+    if backend != "local":
+        raise ConfigError(f"backend={backend!r} is not available in this build; use backend='local'.")
     with measure() as meter:
-        trained = fit_tabular(df, cfg, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
+        trained = task.fit(df, cfg, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
         meter.flops = trained.training_flops
     record = meter.record
     priced = money(record, CostModel())
@@ -116,7 +196,7 @@ def fit_to_package(
         "training": {**record.to_dict(), "usd": priced["total_usd"], "co2_g": priced["co2_g"],
                      "flops_methods": trained.flops_methods},
     }
-    if cfg.measure_inference and trained.test_frame is not None and len(trained.test_frame):
+    if getattr(cfg, "measure_inference", True) and trained.test_frame is not None and len(trained.test_frame):
         trained.manifest["costs"]["inference"] = _measure_inference(trained)
     trained.files["costs.json"] = json.dumps(
         {"format": 1, "cost_model": CostModel().to_dict(), **trained.manifest["costs"]}, sort_keys=True
@@ -157,17 +237,16 @@ def load(ref: str, *, registry: Any = None, engine: str = "auto", variant: str |
 
 
 def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
-    """Metrics of a registered model on labelled data (the target column must be present).
+    """Metrics of a registered model on labelled data (the target column must be present), as the model's
+    task computes them.
 
     Rows with a missing target are left out: ``dropped_missing_target`` counts them (``target``
     names the column); a classifier's result also holds ``labels`` (the confusion matrix's order).
     """
-    from .data import read_table
     from .data._coerce import missing_mask
-    from .tasks import evaluate_outputs
 
     pred = load(ref, registry=registry)
-    df = read_table(data)
+    df = pred.task.read(data)
     if pred.target not in df.columns:
         raise DataError(
             f"The data has no target column {pred.target!r} to evaluate against; add it or use `fulcrum predict`."
@@ -176,17 +255,18 @@ def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
     if missing.all():
         raise DataError(f"Every row's target {pred.target!r} is missing; evaluate needs labelled rows.")
     df = df[~missing]
-    out = pred.predict_output(df)
+    outputs = pred.predict_outputs(df)
     extra = {"target": pred.target, "dropped_missing_target": int(missing.sum())}
     if pred.kind == "classification":
-        index = {lab: i for i, lab in enumerate(pred.labels)}
+        labels = list(pred.labels)
+        index = {lab: i for i, lab in enumerate(labels)}
         values = df[pred.target].tolist()
         unknown = sorted({str(v) for v in values if _label_key(v, index) is None})
         if unknown:
             raise DataError(f"Target values never seen in training: {', '.join(unknown[:5])}; evaluate on the model's labels {pred.labels}.")
-        y = [_label_key(v, index) for v in values]
-        return {**evaluate_outputs("classification", y, out, len(pred.labels)), **extra, "labels": list(pred.labels)}
-    return {**evaluate_outputs("regression", df[pred.target].to_numpy(float), out, 0), **extra}
+        truth = [labels[_label_key(v, index)] for v in values]  # type: ignore[index]
+        return {**pred.task.evaluate(pred.manifest, truth, outputs), **extra, "labels": labels}
+    return {**pred.task.evaluate(pred.manifest, df[pred.target].to_numpy(float), outputs), **extra}
 
 
 def _label_key(value: Any, index: dict[Any, int]) -> int | None:

@@ -28,13 +28,20 @@ ModelKind = Literal["auto", "mlp", "linear", "lightgbm"]
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything a training run needs besides the data.
+    """Everything a training run needs besides the data: the tabular task's config, and the keys every
+    task shares (``target``, ``task``, ``kind``, ``seed``, splits, ``device``, ...).
 
-    Hyperparameters are keywords with defaults that work on ordinary tables.
+    ``task`` names the workload (``auto``: the first registered task that recognises the table, else
+    ``tabular``; see ``fulcrum tasks``); ``kind`` is the prediction kind (``auto`` | ``classification`` |
+    ``regression``). The old spelling ``task="classification"`` / ``"regression"`` still works: it sets
+    ``kind``. Other tasks have their own config class with their own keys (e.g. the text task's
+    ``fine_tune``); ``fulcrum.train`` builds the one the task declares. Hyperparameters are keywords with
+    defaults that work on ordinary tables.
     """
 
     target: str | None = None
-    task: TaskKind = "auto"
+    task: str = "auto"
+    kind: TaskKind = "auto"
     model: ModelKind = "auto"
     seed: int = 0
     # splits
@@ -82,6 +89,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _coerce_and_check(self)
+        if self.task in ("classification", "regression"):  # the old meaning of ``task``: the prediction kind
+            if self.kind not in ("auto", self.task):
+                raise ConfigError(f"task={self.task!r} (the old spelling of kind) contradicts kind={self.kind!r}; "
+                                  "pass only kind=...")
+            self.task, self.kind = "auto", self.task
+        _check_task_name(self.task)
         _positive(self, "epochs", "batch_size", "patience", "n_estimators", "num_leaves", "max_categories")
         _in_open_unit(self, "test_size", "val_size")
         if self.test_size + self.val_size >= 0.9:
@@ -218,6 +231,20 @@ def _check_value(name: str, value: Any, hint: Any, owner: str) -> Any:
             return value
         raise ConfigError(f"{name!r} in {owner} must be a string, got {value!r}.")
     return value
+
+
+def _check_task_name(name: str) -> None:
+    """``auto`` or a registered task name; an unknown one is refused with the list (``fulcrum tasks``)."""
+    if name == "auto":
+        return
+    from .tasks._registry import task_names
+
+    names = task_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"Unknown task {name!r}.{hint} Choose auto, classification, regression (the kind) or a "
+                          f"registered task: {', '.join(names)} (see `fulcrum tasks`).")
 
 
 def _positive(obj: Any, *names: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from fulcrum.data import Preprocessor, Schema, infer_schema, profile_frame
 from fulcrum.errors import SchemaError
-from fulcrum.optimize._export_inputs import InputEncoder
+from fulcrum.tasks.tabular._codec import InputEncoder
 
 N = 344
 

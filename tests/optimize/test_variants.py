@@ -70,11 +70,10 @@ def test_mlp_variants_are_built_measured_and_stored(reg, mlp):
 def _own_metrics(reg, ref, vid):
     """Metrics of variants/<vid>/model.onnx itself (the parent's model.onnx for "base") on the test split."""
     from fulcrum.optimize._variants import load_context
-    from fulcrum.tasks import evaluate_outputs
 
     ctx = load_context(reg.load(ref))
     out = fulcrum.load(ref, registry=reg, variant=None if vid == "base" else vid).predict_output(ctx.test)
-    return evaluate_outputs(ctx.kind, ctx.y_te, out, ctx.task.n_classes), out
+    return ctx.task.evaluate(ctx.package.manifest, ctx.truth, {"probabilities": out}), out
 
 
 def test_each_variant_is_scored_on_its_own_graph(reg, mlp, gbm):

@@ -99,7 +99,7 @@ def test_embeddings_are_cached_by_content(tmp_path):
     again = EmbeddingCache("enc-a", compute, dim=4, root=tmp_path).get(["b", "ccc"])  # a new process: from disk
     assert calls[-1] == ["ccc"] and again[:, 0].tolist() == [1, 3]
     # a torn shard is skipped (its texts are embedded again), never fatal
-    next(tmp_path.glob("*.safetensors")).write_bytes(b"not a safetensors file")
+    sorted(tmp_path.glob("*.safetensors"))[0].write_bytes(b"not a safetensors file")
     EmbeddingCache("enc-a", compute, dim=4, root=tmp_path).get(["aa", "b", "ccc"])
     assert sorted(calls[-1]) == ["aa", "b"]
 
@@ -169,3 +169,51 @@ def test_ngram_fallback_and_distilled_student(ensemble_package, bbc_small):
     assert _variant_accuracy(student, trained) >= 0.0  # runs end to end from raw strings
     with pytest.raises(Exception, match="fingerprint mismatch"):
         task.build_variant("ngram", {}, pkg, {"data": bbc_small.iloc[:-1]})
+
+
+def test_profile_has_the_monitor_column_layout(trained_auto):
+    trained, _ = trained_auto
+    col = json.loads(trained.files["profile.json"])["columns"]["text"]
+    assert col["kind"] == "text" and col["count"] == trained.manifest["data"]["rows"]["train"]
+    assert col["length"]["quantiles"]["p50"] > 100 and len(col["length"]["histogram"]["fractions"]) >= 1
+    assert 0.0 < col["oov"]["mean"] < 1.0  # validation texts hold words the training split never had
+    assert col["tokens"]["lowercase"] is True
+
+
+def test_splits_are_re_created_like_the_run(ensemble_package, bbc_small):
+    pkg, trained = ensemble_package
+    train, val, test = TextTask().splits(pkg, bbc_small)
+    assert test["text"].tolist() == trained.test_frame["text"].tolist()
+    assert len(train) == trained.manifest["data"]["rows"]["train"] and len(val) == trained.manifest["data"]["rows"]["validation"]
+    with pytest.raises(Exception, match="in-memory table"):
+        TextTask().splits(pkg, None)
+
+
+def test_native_engine_is_the_torch_reference(bbc_small, text_cache_dir, tmp_path):
+    from fulcrum.artifact import ModelPackage, write_package
+    from fulcrum.errors import ConfigError
+
+    trained = TextTask().fit(bbc_small, {**FAST, "model": "minilm"})
+    pkg = ModelPackage.load(write_package(tmp_path / "m", {**trained.manifest, "name": "m"}, trained.files))
+    native = TextTask().native_predictor(pkg)
+    frame = trained.test_frame.iloc[:12]
+    p_native = native.output(frame)
+    p_graph = plain_session(trained.files["model.onnx"]).run(
+        ["probabilities"], {"text": np.asarray(frame["text"].tolist(), dtype=object).reshape(-1, 1)})[0]
+    assert np.abs(p_native - p_graph).max() < 1e-4 and native.last_extra_ == ["label"]
+    ng = TextTask().fit(bbc_small, {**FAST, "model": "ngram"})
+    ng_pkg = ModelPackage.load(write_package(tmp_path / "n", {**ng.manifest, "name": "n"}, ng.files))
+    with pytest.raises(ConfigError, match="no native engine"):
+        TextTask().native_predictor(ng_pkg)
+
+
+def test_example_trains_in_seconds_and_config_comes_from_options():
+    task = TextTask()
+    ex = task.example()
+    assert ex.target == "label" and ex.options == {"model": "ngram"} and len(ex.data) == 200
+    cfg = task.make_config({"target": "label", "fine_tune": True, "max_length": 64})
+    assert cfg.fine_tune and cfg.tokens == 64
+    with pytest.raises(Exception, match="Did you mean 'max_length'"):
+        task.make_config({"max_lenght": 64})
+    trained = task.fit(ex.data, {"target": ex.target, **ex.options, "progress": False})
+    assert trained.manifest["model"]["family"] == "ngram" and trained.manifest["metrics"]["primary"]["value"] > 0.8

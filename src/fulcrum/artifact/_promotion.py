@@ -102,7 +102,8 @@ def held_out_rows(pkg: Any, data: Any = None) -> pd.DataFrame:
         raise DataError(f"the training data of {pkg.ref} cannot be read from {where} ({exc})") from exc
     if target not in df.columns:
         raise DataError(f"the data {where} has no target column {target!r} of {pkg.ref}")
-    df, _ = check_target(df, target, cfg.get("task") or "auto")
+    legacy = cfg.get("task") if cfg.get("task") in ("classification", "regression") else None  # before "kind"
+    df, _ = check_target(df, target, cfg.get("kind") or legacy or "auto")
     if recorded.get("fingerprint") and fingerprint(df) != recorded["fingerprint"]:
         raise DataError(f"the data {where} differs from the data {pkg.ref} was trained on (fingerprint mismatch), so "
                         "its held-out test split cannot be re-drawn")

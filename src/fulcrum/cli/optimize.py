@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="with --alias: move the alias even to a version worse than its current target")
     p.add_argument("--variants", default=None, metavar="A,B",
-                   help="kinds or ids to build/consider: onnx-fp32, int8-dynamic, int8-static, pruned, pruned-NN, "
+                   help="kinds or ids to build/consider, as the model's task offers them: onnx-fp32, int8-dynamic, "
+                        "int8-static; for tables pruned, pruned-NN, "
                         "distilled, trees, trees-NN, shallow (default: every kind that applies)")
     p.add_argument("--sparsities", default=None, metavar="0.5,0.8", help="pruning sparsities (default 0.5,0.8)")
     p.add_argument("--data", default=None, metavar="FILE",
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                               remeasure=args.remeasure, log=note)
     variants = report.variants
     if requested is not None:  # choose among the requested ones and the parent
-        keep = expand_ids(requested, opts) | {"base"}
+        keep = expand_ids(requested, opts, report.package) | {"base"}
         variants = {k: v for k, v in variants.items() if k in keep or v.get("kind") in requested}
 
     selection = None

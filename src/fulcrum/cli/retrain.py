@@ -130,9 +130,8 @@ def _merge(original: pd.DataFrame, feedback: pd.DataFrame, target: str) -> pd.Da
 
 
 def _score(pred: Any, frame: pd.DataFrame, target: str) -> dict[str, Any]:
-    """Metrics of a Predictor on labelled rows (for display); truth labels the model never saw count as wrong."""
-    from ..tasks import evaluate_outputs
-
+    """Metrics of a Predictor on labelled rows (for display), as its task computes them; truth labels the
+    model never saw count as wrong."""
     frame = frame[frame[target].notna()]
     if frame.empty:
         return {"n": 0}
@@ -143,12 +142,12 @@ def _score(pred: Any, frame: pd.DataFrame, target: str) -> dict[str, Any]:
         truth = [_label(v) for v in frame[target]]
         codes = [index.get(t) for t in truth]
         if all(c is not None for c in codes):
-            m = evaluate_outputs("classification", np.asarray(codes), out, len(labels))
+            m = pred.task.evaluate(pred.manifest, [pred.labels[c] for c in codes], {"probabilities": out})
             return {k: m.get(k) for k in ("n", *_SHOW["classification"])}
         hits = np.asarray(labels, dtype=object)[out.argmax(axis=1)] == np.asarray(truth, dtype=object)
         unseen = sum(c is None for c in codes)
         return {"n": len(truth), "accuracy": float(hits.mean()), "unseen_labels": unseen}
-    m = evaluate_outputs("regression", frame[target].to_numpy(dtype=np.float64), out, 0)
+    m = pred.task.evaluate(pred.manifest, frame[target].to_numpy(dtype=np.float64), {"value": out})
     return {k: m.get(k) for k in ("n", *_SHOW["regression"])}
 
 
@@ -164,13 +163,13 @@ def retrain(reg: Any, ref: str, *, alias: str | None = None, force: bool = False
             max_drop: float | None = None) -> dict[str, Any]:
     """Do the work of ``fulcrum retrain`` and return the report (also the ``--json`` output)."""
     from ..artifact import DEFAULT_MAX_DROP, promote
+    from .._api import task_config
     from ..artifact._promotion import compare_on_rows
-    from ..config import TrainConfig
     from ..data import check_target, fingerprint, train_val_test_split
     from ..errors import ConfigError, DataError
     from ..runtime import Predictor
     from ..serve import FeedbackStore
-    from ..tasks import fit_tabular
+    from ..tasks import get_task
 
     max_drop = DEFAULT_MAX_DROP if max_drop is None else max_drop
     if not 0 <= max_drop < math.inf:  # checked before anything is trained or written
@@ -195,8 +194,9 @@ def retrain(reg: Any, ref: str, *, alias: str | None = None, force: bool = False
             f"by request id first). Pass --force to retrain on the original data alone."
         )
     original = _read_source(pkg.ref, name, source)
-    cfg = TrainConfig.from_dict({**m["config"], "progress": False, "resume": False, "checkpoint_dir": None})
-    original, _ = check_target(original, target, cfg.task)
+    task = get_task(m)
+    cfg = task_config(task, {**m["config"], "progress": False, "resume": False, "checkpoint_dir": None})
+    original, _ = check_target(original, target, getattr(cfg, "kind", kind))
     same_data = fingerprint(original) == (m.get("data") or {}).get("fingerprint")
     if not same_data:
         note(f"note: {source} changed since {pkg.ref} was trained; its held-out test split is re-drawn from the current data")
@@ -220,7 +220,7 @@ def retrain(reg: Any, ref: str, *, alias: str | None = None, force: bool = False
             f"a model with the new label set, or fix the data at {source}."
         )
 
-    trained = fit_tabular(combined, cfg, source=source, log=note)
+    trained = task.fit(combined, cfg, source=source, log=note)
     trained.manifest["data"]["source"] = source  # the next retrain reads the same source (+ all feedback)
     trained.manifest["data"]["feedback_rows"] = int(len(feedback))
     trained.manifest["data"]["held_out_rows"] = int(len(test))

@@ -10,19 +10,25 @@ from ._common import add_registry_option, metrics_lines, note, print_json, regis
 
 # flag -> config key, for the common options (any key works through --set KEY=VALUE)
 FLAGS = {
-    "target": str, "task": str, "model": str, "epochs": int, "batch_size": int, "lr": float,
+    "target": str, "task": str, "kind": str, "model": str, "epochs": int, "batch_size": int, "lr": float,
     "seed": int, "cv_folds": int, "balance": str, "patience": int,
 }
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on a table and register it",
-                       description="Train on DATA (a .csv/.parquet/.jsonl file or builtin:NAME).")
+                       description="Train on DATA (a .csv/.parquet/.jsonl file or builtin:NAME). The task is "
+                                   "inferred (a long free-text column and a label: text; otherwise tabular) unless "
+                                   "--task NAME forces one; `fulcrum tasks` lists them. Task-specific options go "
+                                   "through --set KEY=VALUE (or a --config file) and are checked by the task.")
     p.add_argument("data", help="a file path or builtin:NAME")
     p.add_argument("--target", help="the column to predict (default for builtin data: its usual target)")
     p.add_argument("--name", help="model name in the registry (default: the file's stem)")
-    p.add_argument("--model", help="auto | mlp | linear | lightgbm (default auto: train all, keep the best)")
-    p.add_argument("--task", help="auto | classification | regression")
+    p.add_argument("--model", help="the task's model family, e.g. for tables auto | mlp | linear | lightgbm, for text "
+                                   "auto | ngram | minilm | ensemble (default auto: train several, keep the best)")
+    p.add_argument("--task", help="auto | a task name (see `fulcrum tasks`: tabular, text, ...); the old "
+                                  "classification | regression still set --kind")
+    p.add_argument("--kind", help="auto | classification | regression (the prediction kind)")
     p.add_argument("--config", metavar="FILE", help="a .json/.toml/.yaml file of options; unknown keys are refused")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
@@ -71,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
         print_json({"ref": pkg.ref, "path": str(pkg.path), "metrics": m["metrics"], "model": m["model"]})
         return 0
     task = m["task"]
-    print(f"trained {m['model']['family']} for {task['kind']} of {task['target']!r}")
-    print(f"  validation: {metrics_lines(m['metrics']['validation'])}")
+    print(f"trained {m['model']['family']} ({task.get('workload', 'tabular')} task) for {task['kind']} of "
+          f"{task['target']!r}")
+    print(f"  validation: {metrics_lines(m['metrics'].get('validation') or {})}")
     print(f"  test:       {metrics_lines(m['metrics']['test'])}")
     cv = m["metrics"].get("cv")
     if cv:

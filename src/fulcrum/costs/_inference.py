@@ -2,8 +2,8 @@
 
 The window is real work on this machine (ONNX Runtime by default): warm-up
 calls first, then calls until ``min_seconds`` have passed, inside :func:`measure`.
-FLOPs per prediction come from the package's model description (counted by
-torch's FLOP counter for the MLP, a stated estimate for linear and tree models).
+FLOPs per prediction come from the package's task, from its model description (for tables: counted
+by torch's FLOP counter for the MLP, a stated estimate for linear and tree models).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from ._flops import count_flops, estimate_flops_classical
 from ._meter import measure
 from ._model import CostModel
 from ._project import per_prediction_cost
@@ -34,30 +33,16 @@ def machine_info() -> dict[str, Any]:
 
 
 def flops_per_prediction(manifest: dict[str, Any]) -> tuple[int | None, str]:
-    """(FLOPs for one row, how they were obtained) from a package manifest."""
-    model = manifest.get("model", {})
-    family = model.get("family")
-    if family == "mlp":
-        import torch
+    """(FLOPs for one prediction, how they were obtained), as the package's task counts them
+    (``Task.flops_per_prediction``); (None, "unknown") when it cannot."""
+    from ..errors import FulcrumError
+    from ..tasks import get_task
 
-        from ..models import MLP
-
-        args = {k: v for k, v in model["args"].items() if k not in ("y_mean", "y_std")}
-        return count_flops(MLP(**args).eval(), torch.zeros(1, args["in_features"])), "counted: torch FlopCounterMode, forward"
-    n_features = int(model.get("n_features") or 0)
-    if family == "linear" and n_features:
-        labels = manifest.get("task", {}).get("labels") or []
-        outputs = 1 if len(labels) <= 2 else len(labels)
-        return (estimate_flops_classical("linear", n_features=n_features, n_outputs=outputs),
-                "estimate: 2 x features x outputs multiply-adds")
-    if family == "lightgbm":
-        trees = int(model.get("num_trees") or 0)
-        leaves = int(manifest.get("config", {}).get("num_leaves", 31))
-        if trees:
-            depth = max(1, math.ceil(math.log2(max(2, leaves))))
-            return (estimate_flops_classical("gbm", n_trees=trees, depth=depth),
-                    f"estimate: {trees} trees x depth {depth} comparisons")
-    return None, "unknown"
+    try:
+        flops, method = get_task(manifest).flops_per_prediction(manifest)
+    except FulcrumError:
+        return None, "unknown"
+    return (None if flops is None else int(flops)), str(method)
 
 
 def _single_row_call(predictor: Any) -> Any:
@@ -89,6 +74,8 @@ def benchmark_predictor(
     if rows.empty:
         raise ValueError("benchmark_predictor needs at least one row")
     cols = [c for c in getattr(predictor, "input_columns", rows.columns) if c in rows.columns]
+    if not cols:  # inputs under another name (a text model reads its training column too): all but the target
+        cols = [c for c in rows.columns if c != getattr(predictor, "target", None)]
     rows = rows[cols].reset_index(drop=True)
     out: dict[str, Any] = {}
     for b in batch_sizes:

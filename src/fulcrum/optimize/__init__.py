@@ -1,53 +1,33 @@
-"""Optimize: export a model package to one ONNX graph (raw inputs -> outputs), then variants of it.
+"""Optimize: turn a package's graph into faster or smaller variants, measure each here, choose one.
 
 ::
 
-    from fulcrum.optimize import export_package_graph
-    onnx_bytes = export_package_graph(preprocess_dict, adapter, task, n_features)
+    from fulcrum.optimize import optimize_package, select_variant
+    report = optimize_package("iris@1")        # the variants the package's task says apply, measured
+    select_variant(report.variants, parse_constraints("p95_ms<=1, metric_drop<=0.01"))
+
+Nothing here knows which task made the package: graph transforms (ONNX Runtime offline optimization,
+int8 dynamic / static) work on the graph alone, variants that need the model itself come from the
+task (``Task.build_variant``), and measuring, selection and storage are the same for every task.
+Export belongs to the tasks (e.g. ``fulcrum.tasks.tabular._export``).
 """
 
 from __future__ import annotations
 
-from ._export import (
-    DEFAULT_OPSET,
-    INPUT_TYPES,
-    MISSING_DATETIME,
-    compose,
-    export_model,
-    export_package_graph,
-    export_preprocess,
-    graph_signature,
-)
+from ._bench import BenchSettings, benchmark_graphs
+from ._plot import pareto_front, plot_pareto
+from ._quantize import ort_optimize_offline, quantize_graph
+from ._select import CONSTRAINT_KEYS, OBJECTIVES, Constraint, Selection, parse_constraints, select_variant
+from ._variants import GRAPH_KINDS, OptimizeOptions, OptimizeReport, optimize_package, promote_variant
 
 __all__ = [
-    "DEFAULT_OPSET",
-    "INPUT_TYPES",
-    "MISSING_DATETIME",
-    "export_preprocess",
-    "export_model",
-    "compose",
-    "export_package_graph",
-    "graph_signature",
-]
-
-# ---- variants: build, measure, select (optimize_package / select_variant / plot_pareto)
-from ._bench import BenchSettings, benchmark_graphs  # noqa: E402
-from ._plot import pareto_front, plot_pareto  # noqa: E402
-from ._select import CONSTRAINT_KEYS, OBJECTIVES, Constraint, Selection, parse_constraints, select_variant  # noqa: E402
-from ._variants import (  # noqa: E402
-    VARIANT_KINDS,
-    OptimizeOptions,
-    OptimizeReport,
-    optimize_package,
-    promote_variant,
-)
-
-__all__ += [
-    "VARIANT_KINDS",
+    "GRAPH_KINDS",
     "OptimizeOptions",
     "OptimizeReport",
     "optimize_package",
     "promote_variant",
+    "ort_optimize_offline",
+    "quantize_graph",
     "BenchSettings",
     "benchmark_graphs",
     "CONSTRAINT_KEYS",

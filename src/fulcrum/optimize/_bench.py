@@ -94,10 +94,15 @@ def _meter() -> Callable[..., Any] | None:
     return measure
 
 
-def _session(model: bytes, kind: str, warm: Mapping[str, np.ndarray], threads: int | None) -> Any:
+def _session(model: bytes, output: str, warm: Mapping[str, np.ndarray] | None, threads: int | None,
+             custom_ops: list[str] | tuple[str, ...] = ()) -> Any:
+    """An engine whose ``output`` is the graph output named ``output`` ("probabilities", "value"; the old
+    "classification" / "regression" name the same two)."""
     from ..runtime import OnnxEngine
 
-    return OnnxEngine(model, kind=kind, warmup=warm, threads=threads)
+    if output in ("classification", "regression"):
+        return OnnxEngine(model, kind=output, warmup=warm, threads=threads, custom_ops=custom_ops)
+    return OnnxEngine(model, output=output, warmup=warm, threads=threads, custom_ops=custom_ops)
 
 
 @contextlib.contextmanager
@@ -141,9 +146,13 @@ def benchmark_graphs(
     rows_b1: list[dict[str, np.ndarray]],
     block: dict[str, np.ndarray],
     settings: BenchSettings | None = None,
+    *,
+    custom_ops: list[str] | tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
     """Latency p50/p95/p99 at batch 1 and at ``settings.batch``, throughput and energy of each graph,
-    each with an interval over interleaved rounds (see the module docstring).
+    each with an interval over interleaved rounds (see the module docstring). ``kind``: the graph output
+    timed ("probabilities" / "value", or the prediction kind naming one of them); ``custom_ops``: custom
+    operator libraries the graphs need (``fulcrum.runtime._engines.custom_op_libraries``).
 
     ``rows_b1``: encoded single rows (feeds of shape [1, 1] per column); ``block``: one encoded
     batch of ``settings.batch`` rows. Returns ``{id: {"latency_ms": {"b1": {...}, "b256": {...}},
@@ -156,7 +165,7 @@ def benchmark_graphs(
     stats: dict[str, GraphBench] = {}
     for gid, model in graphs.items():
         t0 = time.perf_counter()
-        eng = _session(model, kind, rows_b1[0], s.threads)
+        eng = _session(model, kind, rows_b1[0], s.threads, custom_ops)
         load_ms = (time.perf_counter() - t0) * 1e3
         for i in range(s.warmup):
             eng.output(rows_b1[i % len(rows_b1)])
@@ -241,10 +250,12 @@ def _cost_fields(st: GraphBench) -> dict[str, Any]:
     }
 
 
-def evaluate_graph(model: bytes, kind: str, feeds: Mapping[str, np.ndarray], y: np.ndarray, n_classes: int) -> tuple[dict[str, Any], np.ndarray]:
-    """(task metrics, primary output) of ``model`` on the encoded held-out rows ``feeds``."""
-    from ..tasks import evaluate_outputs
-
-    eng = _session(model, kind, None, None)  # type: ignore[arg-type]
-    out = eng.output(dict(feeds))
-    return evaluate_outputs(kind, y, out, n_classes), out
+def evaluate_graph(model: bytes, output: str, feeds: Mapping[str, np.ndarray], truth: Any, *, task: Any,
+                   manifest: Mapping[str, Any], custom_ops: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], np.ndarray]:
+    """(the task's metrics, the primary output) of ``model`` on the encoded held-out rows ``feeds``, scored by
+    ``task.evaluate`` against ``truth`` (the rows' target values)."""
+    eng = _session(model, output, None, None, custom_ops)
+    outputs = eng.run(dict(feeds))
+    main = outputs[eng.primary]
+    named = {**outputs, output: main}
+    return task.evaluate(manifest, truth, named), main

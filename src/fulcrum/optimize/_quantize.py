@@ -1,8 +1,18 @@
-"""ONNX Runtime graph work for variants: offline graph optimization and int8 quantization.
+"""Graph-to-graph transforms for variants: ONNX Runtime's offline graph optimization and int8 quantization.
 
-Only the *model* part of a package graph (``features`` float32 [N, D] -> outputs) is
-quantized; the string/date preprocessing is exported again on its own and composed in
-front of the quantized model, so categorical matching and text tokenizing stay exact.
+Every transform takes a package graph and returns one; none knows which task made it. What to
+quantize comes from the task's variant params (:func:`quantize_graph`):
+
+``scope``       quantize only the part of the graph after this edge (e.g. ``features``: a table's model
+                part), keeping what is in front of it (string/date preprocessing) exact; default: the
+                whole graph
+``float32``     compute the quantized part in float32 first (double-precision MatMuls cannot be quantized)
+``op_types`` / ``op_types_to_quantize``   ops to quantize (default MatMul, Gemm)
+``weight_type`` QInt8 | QUInt8; ``per_channel``, ``reduce_range``; ``exclude_prefix``: nodes named so stay float
+``extra_options`` passed to the quantizer (e.g. ``MatMulConstBOnly``)
+
+Static int8 is calibrated on feeds the task gives (``Task.calibration_feeds``: training rows); with a
+``scope`` the part in front is run first, so the quantizer calibrates on the scope's own input.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 
 __all__ = ["ort_optimize_offline", "to_float32", "quantize_dynamic_model", "quantize_static_model",
-           "has_quantizable_ops", "QUANTIZABLE_OPS"]
+           "has_quantizable_ops", "QUANTIZABLE_OPS", "split_graph", "join_graphs", "quantize_graph"]
 
 #: Ops whose int8 kernels ONNX Runtime provides on CPU (what the MLP and linear graphs are made of).
 QUANTIZABLE_OPS = ("MatMul", "Gemm")
@@ -41,7 +51,7 @@ def _load(data: bytes) -> Any:
     return onnx.load_from_string(data)
 
 
-def ort_optimize_offline(model: bytes, level: str = "extended") -> bytes:
+def ort_optimize_offline(model: bytes, level: str = "extended", custom_ops: list[str] | tuple[str, ...] = ()) -> bytes:
     """The graph after ONNX Runtime's graph optimizations, saved (``optimized_model_filepath``).
 
     ``level="extended"`` (constant folding, redundant-node elimination, op fusions such as
@@ -59,6 +69,8 @@ def ort_optimize_offline(model: bytes, level: str = "extended") -> bytes:
         opts.graph_optimization_level = levels[level]
         opts.optimized_model_filepath = str(out)
         opts.log_severity_level = 3
+        for lib in custom_ops:  # allowlisted libraries (fulcrum.runtime._engines.custom_op_libraries)
+            opts.register_custom_ops_library(lib)
         from ..artifact import check_onnx_graph
 
         check_onnx_graph(model, "the graph to optimize")  # never a session over external data
@@ -93,8 +105,8 @@ def to_float32(model: Any) -> Any:
     return m
 
 
-def has_quantizable_ops(model: Any) -> bool:
-    return any(n.op_type in QUANTIZABLE_OPS for n in model.graph.node)
+def has_quantizable_ops(model: Any, ops: tuple[str, ...] | list[str] = QUANTIZABLE_OPS) -> bool:
+    return any(n.op_type in ops for n in model.graph.node)
 
 
 def quantize_dynamic_model(model: Any) -> Any:
@@ -147,3 +159,173 @@ def quantize_static_model(model: Any, calibration: np.ndarray, *, method: str = 
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False,
                             calibrate_method=methods[method], extra_options={"MatMulConstBOnly": True})
         return onnx.load(dst)
+
+
+# ----------------------------------------------------------------------------- scoped quantization
+
+
+def _node_inputs(node: Any) -> list[str]:
+    """Every edge ``node`` reads, including those its subgraphs (If/Loop/Scan bodies) read from outside."""
+    names = [n for n in node.input if n]
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            inner = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {t.name for t in g.initializer}
+            names += [n for sub in g.node for n in _node_inputs(sub) if n not in inner]
+    return names
+
+
+def split_graph(model: Any, edge: str) -> tuple[Any, Any]:
+    """(head, tail): ``head`` computes ``edge`` from the graph's inputs; ``tail`` computes the graph's outputs
+    from ``edge`` alone. A :class:`~fulcrum.errors.ConfigError` when ``edge`` does not cut the graph in two."""
+    import onnx
+    from onnx import helper
+
+    from ..errors import ConfigError
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    downstream = {edge}
+    head_nodes, tail_nodes = [], []
+    for node in g.node:
+        if any(n in downstream for n in _node_inputs(node)):
+            tail_nodes.append(node)
+            downstream.update(o for o in node.output if o)
+        else:
+            head_nodes.append(node)
+    produced_by_head = {o for n in head_nodes for o in n.output} | {i.name for i in g.input}
+    leaks = sorted({n for node in tail_nodes for n in _node_inputs(node)
+                    if n != edge and n not in inits and n in produced_by_head})
+    outputs = [o.name for o in g.output]
+    if not tail_nodes or leaks or any(o not in downstream for o in outputs) or edge not in produced_by_head:
+        raise ConfigError(f"The graph's edge {edge!r} does not split it into a front part and a model part "
+                          f"({'also read after it: ' + ', '.join(leaks[:5]) if leaks else 'not a cut'}); quantize the "
+                          "whole graph instead (no scope).")
+    inferred = onnx.shape_inference.infer_shapes(model)
+    info = {vi.name: vi for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]}
+    edge_vi = info.get(edge) or helper.make_tensor_value_info(edge, onnx.TensorProto.FLOAT, None)
+
+    def part(nodes: list[Any], inputs: list[Any], outs: list[Any], name: str) -> Any:
+        used = {n for node in nodes for n in _node_inputs(node)}
+        graph = helper.make_graph(nodes, name, inputs, outs, initializer=[t for n, t in inits.items() if n in used])
+        m = helper.make_model(graph, opset_imports=list(model.opset_import))
+        m.ir_version = model.ir_version
+        return m
+
+    head = part(head_nodes, list(g.input), [edge_vi], f"{g.name}_head")
+    tail = part(tail_nodes, [edge_vi], list(g.output), f"{g.name}_tail")
+    return head, tail
+
+
+def join_graphs(head: Any, tail: Any, name: str = "fulcrum") -> Any:
+    """The inverse of :func:`split_graph`: ``head``'s nodes, then ``tail``'s (which reads head's output)."""
+    import onnx
+    from onnx import helper
+
+    from ..errors import FormatError
+
+    names = {t.name for t in head.graph.initializer}
+    clash = [t.name for t in tail.graph.initializer if t.name in names]
+    if clash:
+        raise FormatError(f"Cannot join the quantized part: initializer names {clash[:3]} are used on both sides.")
+    opsets: dict[str, int] = {}
+    for m in (head, tail):
+        for o in m.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), int(o.version))
+    graph = helper.make_graph(list(head.graph.node) + list(tail.graph.node), name, list(head.graph.input),
+                              list(tail.graph.output),
+                              initializer=list(head.graph.initializer) + list(tail.graph.initializer))
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
+    out.ir_version = max(int(head.ir_version), int(tail.ir_version))
+    out.producer_name = "fulcrum"
+    onnx.checker.check_model(out)
+    return out
+
+
+class _FeedsReader:
+    """CalibrationDataReader over feed dicts ({input: array of n rows}) in batches of ``batch`` rows."""
+
+    def __init__(self, feeds: dict[str, np.ndarray], batch: int = 32) -> None:
+        n = len(next(iter(feeds.values()))) if feeds else 0
+        self.batches = [{k: np.ascontiguousarray(v[i:i + batch]) for k, v in feeds.items()} for i in range(0, n, batch)]
+        self.i = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.batches):
+            return None
+        self.i += 1
+        return self.batches[self.i - 1]
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def quantize_graph(model_bytes: bytes, mode: str, params: dict[str, Any] | None = None, *,
+                   calibration: dict[str, np.ndarray] | None = None,
+                   custom_ops: list[str] | tuple[str, ...] = ()) -> tuple[bytes, dict[str, Any]]:
+    """(int8 graph, what was done) for ``mode`` ``"dynamic"`` or ``"static"`` (QDQ, calibrated on
+    ``calibration``: feeds of the whole graph); ``params`` as in the module docstring."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    from ..errors import ConfigError
+
+    p = dict(params or {})
+    ops = list(p.get("op_types_to_quantize") or p.get("op_types") or QUANTIZABLE_OPS)
+    model = onnx.load_from_string(model_bytes)
+    scope = p.get("scope")
+    head = None
+    part = model
+    if scope:
+        head, part = split_graph(model, str(scope))
+    if p.get("float32"):
+        part = to_float32(part)
+    if not has_quantizable_ops(part, tuple(ops)):
+        raise ConfigError(f"The graph{' after ' + repr(scope) if scope else ''} has no {'/'.join(ops)} to quantize.")
+    prefix = p.get("exclude_prefix")
+    exclude = [n.name for n in part.graph.node if prefix and n.name.startswith(prefix)]
+    weight = getattr(QuantType, str(p.get("weight_type", "QInt8")))
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT, **dict(p.get("extra_options") or {})}
+    described: dict[str, Any] = {
+        "weights": f"{'u' if str(p.get('weight_type', 'QInt8')) == 'QUInt8' else ''}int8 "
+                   f"{'per-channel' if p.get('per_channel') else 'per-tensor'}"
+                   f"{', reduced range' if p.get('reduce_range') else ''}",
+        "ops": ops,
+        "scope": f"the graph after {scope!r} only; what comes before it stays float/string" if scope else "whole graph",
+    }
+    if exclude:
+        described["kept_float"] = f"{len(exclude)} node(s) named {prefix}*"
+    with tempfile.TemporaryDirectory(prefix="fulcrum-q8-") as tmp:
+        src, dst = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "model.int8.onnx")
+        onnx.save(part, src)
+        with _quiet_quantizer():
+            if mode == "dynamic":
+                quantize_dynamic(src, dst, weight_type=weight, per_channel=bool(p.get("per_channel", False)),
+                                 reduce_range=bool(p.get("reduce_range", False)), op_types_to_quantize=ops,
+                                 nodes_to_exclude=exclude, extra_options=extra)
+                described["activations"] = "uint8, dynamic range per call"
+            elif mode == "static":
+                if not calibration:
+                    raise ConfigError("Static int8 needs calibration rows; the task gave none.")
+                feeds = calibration
+                if head is not None:  # calibrate on the scope's own input: run the front part first
+                    import onnxruntime as ort
+
+                    so = ort.SessionOptions()
+                    so.log_severity_level = 3
+                    for lib in custom_ops:
+                        so.register_custom_ops_library(lib)
+                    sess = ort.InferenceSession(head.SerializeToString(), so, providers=["CPUExecutionProvider"])
+                    feeds = {str(scope): sess.run([str(scope)], dict(calibration))[0]}
+                method = str(p.get("calibration_method", "minmax"))
+                methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                           "percentile": CalibrationMethod.Percentile}
+                quantize_static(src, dst, _FeedsReader(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=ops,
+                                activation_type=QuantType.QUInt8, weight_type=weight,
+                                per_channel=bool(p.get("per_channel", False)), reduce_range=bool(p.get("reduce_range", False)),
+                                nodes_to_exclude=exclude, calibrate_method=methods[method], extra_options=extra)
+                described.update(format="QDQ", activations=f"uint8, calibrated ({'MinMax' if method == 'minmax' else method})")
+            else:
+                raise ConfigError(f"Quantization mode is 'dynamic' or 'static', not {mode!r}.")
+        quantized = onnx.load(dst)
+    out = join_graphs(head, quantized, model.graph.name or "fulcrum") if head is not None else quantized
+    return out.SerializeToString(), described

@@ -3,71 +3,45 @@
 ::
 
     from fulcrum.optimize import optimize_package
-    report = optimize_package("iris@1")                  # every variant that applies to the model family
+    report = optimize_package("iris@1")                  # every variant that applies to the model
     report.variants["int8-dynamic"]["latency_ms"]["b1"]  # {"p50": ..., "p95": ..., "p99": ...}
 
-Variant kinds (ids in brackets):
+Which variants apply is the package's task's answer (``Task.variant_kinds(manifest)``, with a reason
+for each kind that does not). Two builders:
 
-=================  ======================  =================================================================
-kind               families                what it is
-=================  ======================  =================================================================
-onnx-fp32          mlp, linear, lightgbm   the package graph after ONNX Runtime's offline graph optimization
-int8-dynamic       mlp, linear             quantize_dynamic of the model part, composed after preprocessing
-int8-static        mlp, linear             quantize_static (QDQ), calibrated on prepared training rows
-pruned [pruned-S]  mlp                     structured pruning: S% of each hidden layer's units removed,
-                                           then a short fine-tune on the training split
-distilled          mlp                     a 4x narrower MLP trained on the teacher's soft targets (T = 2)
-trees [trees-P]    lightgbm                the first P% of the boosting rounds (truncated num_iteration)
-shallow            lightgbm                retrained with num_leaves = 7 on the training split
-=================  ======================  =================================================================
+- graph kinds, built here from the package graph alone: ``onnx-fp32`` (ONNX Runtime's offline graph
+  optimization) and ``int8-dynamic`` / ``int8-static`` (:func:`fulcrum.optimize._quantize.quantize_graph`
+  with the task's params; static int8 calibrated on ``Task.calibration_feeds``);
+- task kinds, which need the trained model itself (retraining, cutting it): built by
+  ``Task.build_variant`` (for tables: pruned, distilled, trees, shallow; for text: distilled, ngram).
 
-Linear models get only fp32 / int8: there is nothing to prune or distil in one matrix
-product. Tree ensembles have no int8 kernels in ONNX Runtime, so they get fewer or
-shallower trees instead. The data a variant needs (calibration rows, fine-tuning, the
-held-out test split every variant is scored on) is re-created from the package's data
-source with the stored seed and split sizes, and checked against the stored fingerprint.
-
-The parent is measured alongside as variant ``"base"`` (its file is the package's own
-``model.onnx``); every figure of a variant is compared with it, and a variant that is
-slower, larger or worse than its parent is recorded as such.
+Every graph is then measured the same way (``_bench``): the task's primary metric on the run's
+held-out test split (re-created by ``Task.splits`` from the package's data source, checked against
+the stored fingerprint), latency, throughput, size, energy. The parent is measured alongside as
+variant ``"base"`` (its file is the package's own ``model.onnx``); every figure of a variant is
+compared with it, and a variant that is slower, larger or worse than its parent is recorded as such.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, FormatError, NotFoundError
+from ..errors import ConfigError, FormatError, NotFoundError
 from ._bench import METHOD, BenchSettings, benchmark_graphs, evaluate_graph
 
-__all__ = ["VARIANT_KINDS", "OptimizeOptions", "OptimizeReport", "optimize_package", "promote_variant",
-           "variant_kinds_for", "verdict", "store", "expand_ids"]
+__all__ = ["GRAPH_KINDS", "OptimizeOptions", "OptimizeReport", "optimize_package", "promote_variant",
+           "verdict", "store", "expand_ids", "load_context"]
 
-#: kind -> families it applies to
-VARIANT_KINDS: dict[str, tuple[str, ...]] = {
-    "onnx-fp32": ("mlp", "linear", "lightgbm"),
-    "int8-dynamic": ("mlp", "linear"),
-    "int8-static": ("mlp", "linear"),
-    "pruned": ("mlp",),
-    "distilled": ("mlp",),
-    "trees": ("lightgbm",),
-    "shallow": ("lightgbm",),
-}
-_WHY_NOT = {
-    "linear": "a linear model is one matrix product: nothing to prune or distil (only fp32 / int8 apply)",
-    "lightgbm": "tree ensembles have no int8 kernels in ONNX Runtime, and pruning/distillation here are for MLPs; "
-                "trees and shallow are the tree analogues",
-    "mlp": "trees and shallow are for tree ensembles",
-}
+#: Variant kinds built here from the graph alone (the others are built by the package's task).
+GRAPH_KINDS = ("onnx-fp32", "int8-dynamic", "int8-static")
 
 
 @dataclass
@@ -113,33 +87,20 @@ class OptimizeReport:
 
 @dataclass
 class _Context:
+    """What measuring and building need: the package, its task, the held-out rows and their truth."""
+
     package: Any
+    task: Any  # the package's Task
     kind: str
-    task: Any
-    labels: list[Any] | None
-    preprocess: dict[str, Any]
-    adapter: Any
-    family: str
-    config: Any
     metric_name: str
     greater: bool
-    n_features: int
-    X_tr: np.ndarray
-    y_tr: np.ndarray
-    X_va: np.ndarray
-    y_va: np.ndarray
+    primary: str  # the graph output scored and compared: probabilities or value
+    custom_ops: list[str]
+    data: Any
+    train: Any
+    val: Any
     test: Any
-    y_te: np.ndarray
-
-
-def _train_config(manifest: Mapping[str, Any]) -> Any:
-    import dataclasses
-
-    from ..config import TrainConfig
-
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    stored = {k: v for k, v in (manifest.get("config") or {}).items() if k in known}
-    return TrainConfig.from_dict(stored)
+    truth: Any  # the test split's target values
 
 
 def _check_onnx(pkg: Any) -> str:
@@ -156,128 +117,93 @@ def _check_onnx(pkg: Any) -> str:
     return str(graph)
 
 
-def _load_data(manifest: Mapping[str, Any], data: Any) -> Any:
-    from .. import data as D
+def _metric(manifest: Mapping[str, Any]) -> tuple[str, bool]:
+    from ..tasks import GREATER_IS_BETTER, PRIMARY
 
-    source = data if data is not None else (manifest.get("data") or {}).get("source")
-    if source is None or (isinstance(source, str) and source == "dataframe"):
-        raise DataError(
-            "This model was trained from an in-memory DataFrame, so its training data cannot be re-read; pass the "
-            "same table (Python: data=frame; CLI: --data FILE) to calibrate, fine-tune and score variants."
-        )
-    if isinstance(source, str) and not source.startswith("builtin:") and not Path(source).exists():
-        raise DataError(
-            f"The training data {source!r} recorded in the package no longer exists; pass the same table with "
-            f"--data FILE (Python: data=...) to calibrate, fine-tune and score variants."
-        )
-    return D.read_table(source), source
+    name = (manifest.get("metrics") or {}).get("primary", {}).get("name") or PRIMARY.get(manifest["task"]["kind"], "metric")
+    return name, GREATER_IS_BETTER.get(name, True)
 
 
 def load_context(pkg: Any, data: Any = None) -> _Context:
-    """Everything variants need: adapter, preprocessing, and the re-created train/val/test splits."""
-    from .. import data as D
-    from ..models import TaskSpec, adapter_class
-    from ..tasks._metrics import GREATER_IS_BETTER, PRIMARY
+    """The package's task and the run's splits, re-created from ``data`` or the recorded source."""
+    from ..runtime._engines import custom_op_libraries, primary_output
+    from ..tasks import get_task
+
+    from ..tasks import Task
 
     m = pkg.manifest
-    kind = m["task"]["kind"]
-    target = m["task"]["target"]
-    labels = m["task"].get("labels")
-    cfg = _train_config(m)
-    df, source = _load_data(m, data)
-    if target not in df.columns:
-        raise DataError(f"The data {source!r} has no target column {target!r}; pass the table the model was trained on.")
-    df, _ = D.check_target(df, target, kind)
-    stored_fp = (m.get("data") or {}).get("fingerprint")
-    if stored_fp and D.fingerprint(df) != stored_fp:
-        raise DataError(
-            f"The data {source!r} differs from the data {pkg.ref} was trained on (fingerprint mismatch), so its "
-            f"held-out test split cannot be re-created; pass the original training table with --data FILE."
-        )
-    train, val, test = D.train_val_test_split(df, target, task=kind, test_size=cfg.test_size, val_size=cfg.val_size,
-                                              seed=cfg.seed)
-    if kind == "classification":
-        codec = D.LabelCodec().fit(df[target])
-        if json.loads(json.dumps(codec.classes_)) != labels:
-            raise DataError(f"The data's classes {codec.classes_} differ from the model's {labels}; pass the training table.")
-        y_tr, y_va, y_te = (codec.encode(s[target]) for s in (train, val, test))
-        task = TaskSpec("classification", n_classes=len(labels))
-    else:
-        y_tr, y_va, y_te = (s[target].to_numpy(dtype=np.float64) for s in (train, val, test))
-        task = TaskSpec("regression")
-    preprocess = pkg.read_json("preprocess.json")
-    pre = D.Preprocessor.from_dict(preprocess)
-    family = m["model"]["family"]
-    adapter = adapter_class(family).from_files(task, m["model"], pkg.read_bytes)
-    primary = (m.get("metrics") or {}).get("primary", {}).get("name") or PRIMARY[kind]
-    return _Context(pkg, kind, task, labels, preprocess, adapter, family, cfg, primary,
-                    GREATER_IS_BETTER.get(primary, True), int(pre.n_features_), pre.transform(train), y_tr,
-                    pre.transform(val), y_va, test, y_te)
+    task = get_task(m)
+    if type(task).native_predictor is not Task.native_predictor:
+        # the trained model itself must be readable before variants are made from the package (a damaged
+        # weights file is one error naming it, before any work; promoted variants copy the package's files)
+        task.native_predictor(pkg)
+    train, val, test = task.splits(pkg, data)
+    metric, greater = _metric(m)
+    test = test.reset_index(drop=True)
+    return _Context(pkg, task, m["task"]["kind"], metric, greater, primary_output(m), custom_op_libraries(m), data,
+                    train, val, test, test[m["task"]["target"]].tolist())
 
 
 # ----------------------------------------------------------------------------- planning
 
 
-def variant_kinds_for(family: str) -> list[str]:
-    return [k for k, fams in VARIANT_KINDS.items() if family in fams]
+def _kinds(pkg: Any) -> tuple[Any, list[Any], dict[str, str]]:
+    from ..tasks import get_task
+
+    task = get_task(pkg.manifest)
+    kinds, why_not = task.variant_kinds(pkg.manifest)
+    return task, list(kinds), dict(why_not)
 
 
-def expand_ids(items: Sequence[str], opts: OptimizeOptions) -> set[str]:
-    """Kinds or ids -> the variant ids they name (``pruned`` -> ``pruned-50``, ``pruned-80``, ...)."""
+def expand_ids(items: Sequence[str], opts: OptimizeOptions, package: Any = None) -> set[str]:
+    """Kinds or ids -> the variant ids they name (``pruned`` -> ``pruned-50``, ``pruned-80``, ...): the
+    package's task expands its kinds; without a package, items are taken as ids."""
+    if package is None:
+        return set(items)
+    task, kinds, _ = _kinds(package)
+    by_kind = {k.kind: k for k in kinds}
     out: set[str] = set()
     for item in items:
-        if item in VARIANT_KINDS:
-            out.update(vid for vid, _ in _ids_for(item, opts))
+        if item in by_kind:
+            out.update(vid for vid, _ in task.variant_ids(by_kind[item], opts))
         else:
             out.add(item)
     return out
 
 
-def _ids_for(kind: str, opts: OptimizeOptions) -> list[tuple[str, dict[str, Any]]]:
-    if kind == "pruned":
-        return [(f"pruned-{round(100 * s)}", {"sparsity": float(s), "method": "structured"}) for s in opts.sparsities]
-    if kind == "trees":
-        return [(f"trees-{round(100 * f)}", {"fraction": float(f)}) for f in opts.tree_fractions]
-    return [(kind, {})]
-
-
-def _plan(family: str, requested: Sequence[str] | None, existing: Mapping[str, Any],
-          opts: OptimizeOptions) -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, str], list[str]]:
-    """(to build: [(id, kind, params)], skipped: {kind: reason}, wanted existing ids)."""
-    applicable = variant_kinds_for(family)
-    all_ids = {vid: (kind, p) for kind in VARIANT_KINDS for vid, p in _ids_for(kind, opts)}
+def _plan(pkg: Any, requested: Sequence[str] | None, existing: Mapping[str, Any],
+          opts: OptimizeOptions) -> tuple[list[tuple[str, Any, dict[str, Any]]], dict[str, str], list[str]]:
+    """(to build: [(id, VariantKind, params)], skipped: {kind: reason}, wanted ids)."""
+    task, kinds, why_not = _kinds(pkg)
+    what = f"a {pkg.manifest['model'].get('family') or task.name} model"
+    by_kind = {k.kind: k for k in kinds}
+    ids = {k.kind: task.variant_ids(k, opts) for k in kinds}
+    all_ids = {vid: (by_kind[kind], p) for kind, pairs in ids.items() for vid, p in pairs}
     skipped: dict[str, str] = {}
-    wanted: list[tuple[str, str, dict[str, Any]]] = []
+    wanted: list[tuple[str, Any, dict[str, Any]]] = []
     if requested is None:
-        for kind in VARIANT_KINDS:
-            if kind in applicable:
-                wanted += [(vid, kind, p) for vid, p in _ids_for(kind, opts)]
-            else:
-                skipped[kind] = f"not for {family} models: {_WHY_NOT[family]}"
+        for k in kinds:
+            wanted += [(vid, k, p) for vid, p in ids[k.kind]]
+        skipped = dict(why_not)
     else:
         for item in requested:
-            if item in VARIANT_KINDS:
-                if item not in applicable:
-                    raise ConfigError(f"Variant kind {item!r} does not apply to a {family} model ({_WHY_NOT[family]}); "
-                                      f"for {family} choose from {', '.join(applicable)}.")
-                wanted += [(vid, item, p) for vid, p in _ids_for(item, opts)]
-            elif item in all_ids and all_ids[item][0] in applicable:
+            if item in by_kind:
+                wanted += [(vid, by_kind[item], p) for vid, p in ids[item]]
+            elif item in why_not:
+                raise ConfigError(f"Variant kind {item!r} does not apply to {what} ({why_not[item]}); "
+                                  f"for it choose from {', '.join(by_kind)}.")
+            elif item in all_ids:
                 wanted.append((item, *all_ids[item]))
             elif item in existing or item == "base":
                 continue
             else:
-                prefix = {"pruned-": "pruned", "trees-": "trees"}
-                kind = next((k for p, k in prefix.items() if item.startswith(p)), None)
-                num = item.split("-", 1)[1] if kind else ""
-                if kind in applicable and num.isdigit() and 0 < int(num) < 100:
-                    key = "sparsity" if kind == "pruned" else "fraction"
-                    params = {key: int(num) / 100, **({"method": "structured"} if kind == "pruned" else {})}
-                    wanted.append((item, kind, params))
+                parsed = task.variant_from_id(item, kinds)
+                if parsed is not None and parsed[0] in by_kind:
+                    wanted.append((item, by_kind[parsed[0]], dict(parsed[1])))
                     continue
                 raise NotFoundError(
-                    f"Unknown variant {item!r} for this {family} model. Existing variants: "
-                    f"{', '.join(sorted(existing)) or '(none yet)'}; kinds that can be built: {', '.join(applicable)}"
-                    f"{' (pruned-NN / trees-NN for another percentage)' if {'pruned', 'trees'} & set(applicable) else ''}."
+                    f"Unknown variant {item!r} for {what}. Existing variants: "
+                    f"{', '.join(sorted(existing)) or '(none yet)'}; kinds that can be built: {', '.join(by_kind)}."
                 )
     seen: set[str] = set()
     build = []
@@ -299,130 +225,44 @@ class _Built:
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)  # extra files under variants/<id>/
     model: dict[str, Any] | None = None  # manifest "model" section for a native copy
+    notes: dict[str, Any] = field(default_factory=dict)
     build_s: float = 0.0
     build_cost: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
 
-def _model_graph(ctx: _Context, adapter: Any = None) -> Any:
-    from ._export import export_model
-    from ._quantize import to_float32
-
-    model = export_model(adapter if adapter is not None else ctx.adapter, ctx.task, ctx.n_features)
-    return to_float32(model) if ctx.family == "linear" else model
-
-
-def _full_graph(ctx: _Context, model: Any) -> bytes:
-    import onnx
-
-    from ._export import compose, export_preprocess
-
-    full = compose(export_preprocess(ctx.preprocess), model)
-    full.producer_name = "fulcrum"
-    onnx.checker.check_model(full)
-    return full.SerializeToString()
-
-
-def _mlp_adapter(ctx: _Context, head: Any, widths: list[int]) -> Any:
-    from ..models import MLPAdapter
-
-    ad = MLPAdapter(ctx.task, ctx.config)
-    ad.module_ = head
-    args = dict(ctx.adapter.args_)
-    args.update(hidden_sizes=list(widths), dropout=float(args.get("dropout", 0.0)))
-    ad.args_ = args
-    return ad
-
-
-def _native_files(vid: str, adapter: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
-    meta, files = adapter.to_files()
-    out: dict[str, bytes] = {}
-    for name, data in files.items():
-        out[name] = data
-    for key in ("weights", "model_file"):
-        if key in meta:
-            meta[key] = f"variants/{vid}/{meta[key]}"
-    return meta, out
-
-
-def _build(ctx: _Context, vid: str, kind: str, params: dict[str, Any], base_graph: bytes, opts: OptimizeOptions) -> _Built:
-    from ._quantize import (
-        has_quantizable_ops,
-        ort_optimize_offline,
-        quantize_dynamic_model,
-        quantize_static_model,
-    )
+def _build(ctx: _Context, vid: str, kind: Any, params: dict[str, Any], base_graph: bytes, opts: OptimizeOptions,
+           log: Callable[[str], None] | None = None) -> _Built:
+    from ..tasks import VariantContext
+    from ._quantize import ort_optimize_offline, quantize_graph
 
     t0 = time.perf_counter()
-    b: _Built
-    if kind == "onnx-fp32":
-        b = _Built(ort_optimize_offline(base_graph, "extended"), kind, {"ort_optimization": "extended", "saved_offline": True})
-    elif kind in ("int8-dynamic", "int8-static"):
-        model = _model_graph(ctx)
-        if not has_quantizable_ops(model):
-            raise ConfigError(f"The {ctx.family} model graph has no MatMul/Gemm to quantize.")
-        if kind == "int8-dynamic":
-            q = quantize_dynamic_model(model)
-            p = {"weights": "int8 per-tensor", "activations": "uint8, dynamic range per call", "ops": ["MatMul", "Gemm"],
-                 "scope": "model part only; preprocessing stays float/string"}
-        else:
-            rng = np.random.default_rng(int(ctx.config.seed))
-            n = min(len(ctx.X_tr), opts.calibration_rows)
-            calib = ctx.X_tr[np.sort(rng.choice(len(ctx.X_tr), n, replace=False))]
-            q = quantize_static_model(model, calib)
-            p = {"format": "QDQ", "weights": "int8 per-tensor", "activations": "uint8, calibrated (MinMax)",
-                 "calibration": {"split": "train", "rows": int(n), "seed": int(ctx.config.seed)},
-                 "ops": ["MatMul", "Gemm"], "scope": "model part only; preprocessing stays float/string"}
-        b = _Built(_full_graph(ctx, q), kind, p)
-    elif kind == "pruned":
-        from ._prune import fine_tune, prune_mlp
-
-        head, widths = prune_mlp(copy.deepcopy(ctx.adapter.torch_module()), float(params["sparsity"]))
-        head = fine_tune(head, ctx.X_tr, ctx.y_tr, ctx.X_va, ctx.y_va, ctx.config, epochs=opts.fine_tune_epochs,
-                         lr=float(ctx.config.lr))
-        ad = _mlp_adapter(ctx, head, widths)
-        meta, files = _native_files(vid, ad)
-        b = _Built(_full_graph(ctx, _model_graph(ctx, ad)), kind,
-                   {**params, "hidden_sizes": widths, "parent_hidden_sizes": list(ctx.adapter.args_["hidden_sizes"]),
-                    "fine_tune": {"epochs": opts.fine_tune_epochs, "split": "train", "best_by": "val_loss"}},
-                   files, meta)
-    elif kind == "distilled":
-        from ._distill import distill_mlp, student_sizes
-
-        sizes = student_sizes(ctx.adapter.args_["hidden_sizes"], opts.student_shrink)
-        head = distill_mlp(ctx.adapter.torch_module(), ctx.X_tr, ctx.y_tr, ctx.X_va, ctx.y_va, ctx.config,
-                           hidden_sizes=sizes, temperature=opts.temperature, alpha=opts.alpha, epochs=opts.distill_epochs)
-        ad = _mlp_adapter(ctx, head, sizes)
-        ad.args_["dropout"] = 0.0
-        meta, files = _native_files(vid, ad)
-        b = _Built(_full_graph(ctx, _model_graph(ctx, ad)), kind,
-                   {"hidden_sizes": sizes, "teacher_hidden_sizes": list(ctx.adapter.args_["hidden_sizes"]),
-                    "temperature": opts.temperature, "alpha": opts.alpha, "split": "train", "best_by": "val_loss",
-                    "epochs": opts.distill_epochs or int(ctx.config.epochs)}, files, meta)
-    elif kind == "trees":
-        import lightgbm as lgb
-
-        from ..models import LightGBMAdapter
-
-        booster = ctx.adapter.booster_
-        rounds = int(booster.current_iteration())
-        keep = max(1, int(round(rounds * float(params["fraction"]))))
-        ad = LightGBMAdapter(ctx.task, ctx.config)
-        ad.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=keep))
-        meta, files = _native_files(vid, ad)
-        b = _Built(_full_graph(ctx, _model_graph(ctx, ad)), kind,
-                   {**params, "rounds": keep, "parent_rounds": rounds, "trees": int(ad.booster_.num_trees())}, files, meta)
-    elif kind == "shallow":
-        from ..models import LightGBMAdapter
-
-        leaves = int(opts.shallow_leaves)
-        ad = LightGBMAdapter(ctx.task, ctx.config.replace(num_leaves=leaves)).fit(ctx.X_tr, ctx.y_tr, ctx.X_va, ctx.y_va)
-        meta, files = _native_files(vid, ad)
-        b = _Built(_full_graph(ctx, _model_graph(ctx, ad)), kind,
-                   {"num_leaves": leaves, "parent_num_leaves": int(ctx.config.num_leaves), "split": "train",
-                    "early_stopping": "validation split", "trees": int(ad.booster_.num_trees())}, files, meta)
-    else:  # pragma: no cover - _plan only yields known kinds
-        raise ConfigError(f"Unknown variant kind {kind!r}.")
+    name = kind.kind
+    if kind.builder == "graph" and name == "onnx-fp32":
+        b = _Built(ort_optimize_offline(base_graph, "extended", ctx.custom_ops), name,
+                   {"ort_optimization": "extended", "saved_offline": True})
+    elif kind.builder == "graph" and name in ("int8-dynamic", "int8-static"):
+        calibration = None
+        described_extra: dict[str, Any] = {}
+        if name == "int8-static":
+            seed = int((ctx.package.manifest.get("config") or {}).get("seed", 0))
+            calibration = ctx.task.calibration_feeds(ctx.package, ctx.train, opts.calibration_rows, seed)
+            rows = len(next(iter(calibration.values()))) if calibration else 0
+            described_extra = {"calibration": {"split": "train", "rows": int(rows), "seed": seed}}
+        graph, described = quantize_graph(base_graph, "dynamic" if name == "int8-dynamic" else "static",
+                                          dict(params), calibration=calibration, custom_ops=ctx.custom_ops)
+        b = _Built(graph, name, {**described, **described_extra})
+    elif kind.builder == "graph":
+        raise ConfigError(f"fulcrum.optimize builds the graph kinds {', '.join(GRAPH_KINDS)}; {name!r} is not one "
+                          f"(the {ctx.task.name} task should build it itself).")
+    else:
+        context = VariantContext(data=ctx.data, train=ctx.train, val=ctx.val, test=ctx.test, options=opts, vid=vid,
+                                 log=log)
+        graph, files, notes = ctx.task.build_variant(name, dict(params), ctx.package, context)
+        notes = dict(notes or {})
+        model = notes.pop("model", None)
+        described = notes.pop("params", None)
+        b = _Built(graph, name, dict(described) if described is not None else dict(params), dict(files or {}), model,
+                   notes)
     b.build_s = time.perf_counter() - t0
     return b
 
@@ -440,11 +280,11 @@ def _machine() -> dict[str, Any]:
 
 
 def _bench_inputs(ctx: _Context, batch: int) -> tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(single-row feeds, one block of ``batch`` rows, the whole test split), encoded by the task's codec."""
     import pandas as pd
 
-    from ._export_inputs import InputEncoder
-
-    enc = InputEncoder(ctx.preprocess)
+    pkg = ctx.package
+    enc = ctx.task.input_codec(pkg.manifest, pkg.read_json)
     test = ctx.test.reset_index(drop=True)
     feeds_test = enc.encode_frame(test)
     rows = [{k: v[i:i + 1] for k, v in feeds_test.items()} for i in range(min(len(test), 64))]
@@ -557,7 +397,7 @@ def optimize_package(
 ) -> OptimizeReport:
     """Build the variants of ``ref`` that are missing, measure them with the parent, and store them.
 
-    ``variants``: kinds or ids to build (default: every kind that applies to the model family);
+    ``variants``: kinds or ids to build (default: every kind the package's task says applies);
     existing variants are kept, not rebuilt (package files are immutable). Everything is
     measured together whenever something is built, or with ``remeasure=True``.
     ``data``: the training table when the package's recorded source cannot be read again.
@@ -567,19 +407,16 @@ def optimize_package(
     pkg, reg = _resolve(ref, registry)
     graph_file = _check_onnx(pkg)
     existing: dict[str, Any] = {k: v for k, v in (pkg.manifest.get("variants") or {}).items() if k != "base"}
-    family = pkg.manifest["model"]["family"]
-    plan, skipped, wanted_ids = _plan(family, variants, existing, opts)
+    plan, skipped, wanted_ids = _plan(pkg, variants, existing, opts)
     to_build = [(vid, kind, p) for vid, kind, p in plan if vid not in existing]
     kept = [vid for vid, _, _ in plan if vid in existing]
     if kept:
         say(f"keeping existing variant(s) {', '.join(kept)} (package files are immutable)")
     stored = pkg.manifest.get("variants") or {}
-    metric_name = (pkg.manifest.get("metrics") or {}).get("primary", {}).get("name") or "metric"
     if not to_build and not remeasure and "base" in stored:
-        from ..tasks._metrics import GREATER_IS_BETTER
-
-        return OptimizeReport(pkg, copy.deepcopy(stored), [], skipped, metric_name,
-                              GREATER_IS_BETTER.get(metric_name, True), measured=False, registry=reg)
+        metric_name, greater = _metric(pkg.manifest)
+        return OptimizeReport(pkg, copy.deepcopy(stored), [], skipped, metric_name, greater, measured=False,
+                              registry=reg)
 
     ctx = load_context(pkg, data)
     base_graph = pkg.read_bytes(graph_file)
@@ -589,7 +426,7 @@ def optimize_package(
         from ..costs import measure
 
         with measure() as meter:  # what building the variant cost: optimization is training spent to save inference
-            built[vid] = _build(ctx, vid, kind, params, base_graph, opts)
+            built[vid] = _build(ctx, vid, kind, params, base_graph, opts, say)
         built[vid].build_cost = meter.record.to_dict()
         say(f"built {vid} in {built[vid].build_s:.1f}s")
 
@@ -600,11 +437,12 @@ def optimize_package(
         graphs[vid] = b.graph
     say(f"measuring {len(graphs)} graph(s) on this machine ...")
     rows, block, feeds_test = _bench_inputs(ctx, opts.bench.batch)
-    n_classes = ctx.task.n_classes
     scored: dict[str, tuple[dict[str, Any], np.ndarray]] = {
-        gid: evaluate_graph(g, ctx.kind, feeds_test, ctx.y_te, n_classes) for gid, g in graphs.items()
+        gid: evaluate_graph(g, ctx.primary, feeds_test, ctx.truth, task=ctx.task, manifest=ctx.package.manifest,
+                            custom_ops=ctx.custom_ops)
+        for gid, g in graphs.items()
     }
-    timings = benchmark_graphs(graphs, ctx.kind, rows, block, opts.bench)
+    timings = benchmark_graphs(graphs, ctx.primary, rows, block, opts.bench, custom_ops=ctx.custom_ops)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     machine = _machine()
     base_out = scored["base"][1]
@@ -625,7 +463,7 @@ def optimize_package(
             "params": params,
             "file": file,
             "size_bytes": len(g),
-            "metric": {"name": ctx.metric_name, "value": value, "split": "test", "rows": int(len(ctx.y_te))},
+            "metric": {"name": ctx.metric_name, "value": value, "split": "test", "rows": int(len(ctx.truth))},
             "metrics": _slim_metrics(metrics),
             "metric_drop": 0.0 if gid == "base" else _metric_drop(base_value, value, ctx.greater),
             "max_abs_diff_vs_parent": float(np.max(np.abs(out.astype(np.float64) - base_out.astype(np.float64))))
@@ -639,8 +477,10 @@ def optimize_package(
             entry["build_cost"] = built[gid].build_cost
             if built[gid].model is not None:
                 entry["model"] = built[gid].model
+            if built[gid].notes:
+                entry["notes"] = built[gid].notes
         elif gid in existing:
-            for k in ("build_s", "build_cost", "model"):
+            for k in ("build_s", "build_cost", "model", "notes"):
                 if k in existing[gid]:
                     entry[k] = existing[gid][k]
         entries[gid] = entry
@@ -679,7 +519,7 @@ def promote_variant(registry: Any, ref: str, variant_id: str, alias: str | None,
     ``ref``'s version, variant = ``variant_id``. Re-promoting the same variant of the same parent reuses
     the version made the first time."""
     from ..artifact import validate_alias
-    from ._export import graph_signature
+    from ..tasks._graph import graph_signature
 
     def point(target: str) -> None:
         if alias is not None:

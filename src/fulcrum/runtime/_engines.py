@@ -12,7 +12,54 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["OnnxEngine", "NativeEngine", "physical_cores"]
+__all__ = ["OnnxEngine", "NativeEngine", "physical_cores", "custom_op_libraries", "graph_output", "primary_output"]
+
+# Custom-operator libraries a package graph may name (manifest["onnx"]["custom_ops"]): an allowlist of
+# installed packages, never a path from the package (loading one runs its native code).
+_CUSTOM_OPS = {"onnxruntime_extensions": ("onnxruntime_extensions", "get_library_path")}
+#: Graph output names by output kind when the manifest's name is not the graph's (tabular packages name
+#: their label and value outputs after the target).
+_KIND_OUTPUT = {"probabilities": "probabilities", "value": "value", "label": "label", "ood_score": "ood_score"}
+
+
+def custom_op_libraries(manifest: Mapping[str, Any]) -> list[str]:
+    """Paths of the custom-operator libraries ``manifest["onnx"]["custom_ops"]`` names (known ones only)."""
+    from ..errors import FormatError
+
+    names = ((manifest.get("onnx") or {}).get("custom_ops") or []) if isinstance(manifest, Mapping) else []
+    paths = []
+    for name in names:
+        if name not in _CUSTOM_OPS:
+            raise FormatError(f"The model's graph needs custom operators from {name!r}, which this Fulcrum does not "
+                              f"load (known: {', '.join(_CUSTOM_OPS)}); upgrade fulcrum.")
+        module, fn = _CUSTOM_OPS[name]
+        try:
+            import importlib
+
+            paths.append(str(getattr(importlib.import_module(module), fn)()))
+        except ImportError:
+            raise FormatError(f"The model's graph needs the package {name.replace('_', '-')!r} for its operators; "
+                              f"install it (pip install {name.replace('_', '-')}).") from None
+    return paths
+
+
+def graph_output(manifest: Mapping[str, Any], kind: str, names: list[str] | tuple[str, ...]) -> str | None:
+    """The graph output (among ``names``) holding the manifest's output of ``kind``, or None."""
+    entries = [o for o in (manifest.get("outputs") or []) if isinstance(o, Mapping) and o.get("kind") == kind]
+    candidates = [str(c) for o in entries for c in (o.get("graph"), o.get("name")) if c] + [_KIND_OUTPUT.get(kind, kind)]
+    for c in candidates:
+        for name in (c, f"output:{c}"):
+            if name in names:
+                return name
+    return None
+
+
+def primary_output(manifest: Mapping[str, Any]) -> str:
+    """The output the runtime scores and formats: class probabilities for a classifier, else the values."""
+    kinds = {o.get("kind") for o in (manifest.get("outputs") or []) if isinstance(o, Mapping)}
+    if "probabilities" in kinds or (not kinds and (manifest.get("task") or {}).get("kind") == "classification"):
+        return "probabilities"
+    return "value"
 
 
 def physical_cores() -> int:
@@ -44,8 +91,10 @@ class OnnxEngine:
 
     name = "onnx"
 
-    def __init__(self, model: bytes | str | os.PathLike[str], *, kind: str, warmup: Mapping[str, np.ndarray] | None = None,
-                 threads: int | None = None, providers: list[str] | None = None, label: str | None = None) -> None:
+    def __init__(self, model: bytes | str | os.PathLike[str], *, kind: str | None = None, output: str | None = None,
+                 warmup: Mapping[str, np.ndarray] | None = None, threads: int | None = None,
+                 providers: list[str] | None = None, label: str | None = None,
+                 custom_ops: list[str] | tuple[str, ...] = ()) -> None:
         import onnxruntime as ort
 
         from ..artifact import check_onnx_graph
@@ -68,6 +117,8 @@ class OnnxEngine:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.log_severity_level = 3  # errors only: shape-annotation warnings are not the user's concern
+        for lib in custom_ops:  # an allowlisted, installed library (custom_op_libraries), never a package file
+            opts.register_custom_ops_library(lib)
         try:
             self.session = ort.InferenceSession(data, opts, providers=providers or ["CPUExecutionProvider"])
         except FulcrumError:
@@ -79,10 +130,11 @@ class OnnxEngine:
             ) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        wanted = "probabilities" if kind == "classification" else "value"
+        wanted = output or ("probabilities" if kind == "classification" else "value")
         primary = wanted if wanted in self.output_names else f"output:{wanted}"
         if primary not in self.output_names:
-            raise FormatError(f"{name} has outputs {self.output_names}; a {kind} graph must output {wanted!r}.")
+            what = f"a {kind} graph" if output is None else "this model's graph"
+            raise FormatError(f"{name} has outputs {self.output_names}; {what} must output {wanted!r}.")
         self.primary = primary
         self._primary = [primary]
         self._run = self.session.run
@@ -103,18 +155,26 @@ class OnnxEngine:
         """Every graph output by name."""
         return dict(zip(self.output_names, self._run(None, feeds)))
 
+    def outputs(self, feeds: Mapping[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        """The named graph outputs, in one run."""
+        return self._run(names, feeds)
+
 
 class NativeEngine:
-    """The package's own adapter (torch / scikit-learn coefficients / LightGBM) after the Python Preprocessor."""
+    """A package's reference engine: its task's :meth:`~fulcrum.tasks.Task.native_predictor` (for tables,
+    the model adapter itself after the Python Preprocessor). ``output(frame)`` -> the primary output."""
 
     name = "native"
 
-    def __init__(self, package: Any, kind: str, labels: list[Any] | None) -> None:
-        from ..models import TaskSpec, adapter_class  # imports torch: only the native engine pays for it
+    def __init__(self, package: Any, kind: str | None = None, labels: list[Any] | None = None) -> None:
+        from ..tasks import get_task
 
-        m = package.manifest
-        self.task = TaskSpec(kind, n_classes=len(labels or []))
-        self.adapter = adapter_class(m["model"]["family"]).from_files(self.task, m["model"], package.read_bytes)
+        self.impl = get_task(package.manifest).native_predictor(package)
 
-    def output(self, X: np.ndarray) -> np.ndarray:
-        return self.adapter.predict_output(X)
+    def __getattr__(self, name: str) -> Any:  # adapter, preprocessor, transform, last_extra_, ...
+        if name == "impl":
+            raise AttributeError(name)
+        return getattr(self.impl, name)
+
+    def output(self, frame: Any, on_unknown: str = "ignore") -> np.ndarray:
+        return self.impl.output(frame, on_unknown)

@@ -7,8 +7,13 @@
                                                 # with "prediction" (and "proba_<label>" for classifiers)
     p.predict_one({"island": "Biscoe", ...})    # one record -> dict, the latency path (no pandas)
     p.predict_columns({"island": arr, ...})     # column arrays -> output arrays (the server's batcher)
-    Predictor(package, engine="native")         # the adapters themselves: the reference
+    Predictor(package, engine="native")         # the trained model itself (the task's native engine): the reference
     Predictor(package, variant="int8")          # variants/int8/model.onnx
+
+Nothing here depends on the workload: the package's task (``manifest["task"]["workload"]``) gives the
+input codec (raw values -> graph feeds) and the native engine; outputs are formatted from the manifest's
+``outputs`` by kind (``probabilities`` and ``label`` -> the predicted label and ``proba_<label>``,
+``value`` -> the number, ``ood_score`` -> passed through as ``ood_score`` when the graph has it).
 """
 
 from __future__ import annotations
@@ -77,13 +82,8 @@ def _is_row(r: Any) -> bool:
     return isinstance(r, (list, tuple, np.ndarray)) and not isinstance(r, (str, bytes))
 
 
-# Workloads whose packages this runtime can run; a new workload (text, images, ...) adds its
-# name here with its input encoding, behind the same Predictor methods.
-SUPPORTED_WORKLOADS = ("tabular",)
-
-
 class Predictor:
-    """Prepares raw rows and runs the model of one package.
+    """Prepares raw inputs and runs the model of one package.
 
     Create it once (``fulcrum.load(ref)``) and reuse it: everything that can be
     done at load time is done there (ONNX Runtime session, threads, warm-up).
@@ -94,7 +94,7 @@ class Predictor:
         A loaded :class:`~fulcrum.artifact.ModelPackage`.
     engine:
         ``"auto"`` (ONNX Runtime when the package has ``model.onnx``, else native),
-        ``"onnx"`` or ``"native"`` (the package's adapters after the Python Preprocessor;
+        ``"onnx"`` or ``"native"`` (the trained model itself through its task's native engine;
         the reference the ONNX graph is tested against).
     variant:
         An optimized variant's id: runs ``variants/<id>/model.onnx`` (ONNX engine only).
@@ -105,7 +105,8 @@ class Predictor:
 
     def __init__(self, package: Any, engine: Literal["auto", "onnx", "native"] = "auto", variant: str | None = None,
                  *, threads: int | None = None) -> None:
-        from ..data import Preprocessor
+        from ..tasks import get_task
+        from ._engines import primary_output
 
         self.package = package
         m = package.manifest
@@ -113,38 +114,37 @@ class Predictor:
             raise FormatError(f"Package {package.path} has no task/model section; it was not written by `fulcrum train`.")
         if engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(map(repr, ENGINES))}; got {engine!r}.")
-        workload = m["task"].get("workload", "tabular")
-        if workload not in SUPPORTED_WORKLOADS:
-            raise FormatError(
-                f"Package {package.ref} is a {workload!r} model; this Fulcrum predicts {', '.join(SUPPORTED_WORKLOADS)} "
-                "models. Upgrade fulcrum to load it."
-            )
+        self.task = get_task(m)  # a workload this Fulcrum does not know: FormatError "upgrade fulcrum"
         self.kind: str = m["task"]["kind"]
         self.target: str = m["task"]["target"]
         self.labels: list[Any] | None = m["task"].get("labels")
         self.input_columns: list[str] = [c["name"] for c in m["inputs"]]
         self.variant = variant
         self.notices: list[str] = []
-        preprocess = package.read_json("preprocess.json")
-        self.preprocessor = Preprocessor.from_dict(preprocess)
         self._native: Any = None
         self._labels_arr = np.asarray(self.labels, dtype=object) if self.labels is not None else None
         self._proba_keys = [f"proba_{lab}" for lab in (self.labels or [])]
+        self._classifier = primary_output(m) == "probabilities"
+        self._extra: list[tuple[str, str]] = []  # (graph output, key in our results): ood_score when present
 
         graph_file = self._graph_file(engine, variant)
         if graph_file is None:
             self.engine: str = "native"
-            self._native = self._native_engine()
+            self._native_engine()
             self._onnx: Any = None
             self._encoder: Any = None
         else:
-            from ..optimize._export_inputs import InputEncoder
-            from ._engines import OnnxEngine
+            from ._engines import OnnxEngine, custom_op_libraries, graph_output
 
             self.engine = "onnx"
-            self._encoder = InputEncoder(preprocess)
-            self._onnx = OnnxEngine(package.read_bytes(graph_file), kind=self.kind, warmup=self._encoder.dummy(),
-                                    threads=threads, label=f"Model package {package.path}: file {graph_file!r}")
+            self._encoder = self.task.input_codec(m, package.read_json)
+            self._onnx = OnnxEngine(package.read_bytes(graph_file), output=primary_output(m),
+                                    warmup=self._encoder.dummy(), threads=threads, custom_ops=custom_op_libraries(m),
+                                    label=f"Model package {package.path}: file {graph_file!r}")
+            ood = graph_output(m, "ood_score", self._onnx.output_names)
+            if ood is not None:
+                self._extra.append((ood, "ood_score"))
+            self._fetch = [self._onnx.primary, *(g for g, _ in self._extra)]
 
     def _graph_file(self, engine: str, variant: str | None) -> str | None:
         pkg, m = self.package, self.package.manifest
@@ -176,25 +176,42 @@ class Predictor:
         if self._native is None:
             from ._engines import NativeEngine
 
-            self._native = NativeEngine(self.package, self.kind, self.labels)
+            self._native = NativeEngine(self.package)
         return self._native
+
+    def _native_part(self, name: str) -> Any:
+        value = getattr(self._native_engine(), name, None)
+        if value is None:
+            raise ConfigError(f"{self.task.name} models have no {name}; it belongs to the tabular task's native engine.")
+        return value
 
     @property
     def adapter(self) -> Any:
-        """The package's native model adapter (loaded on first use when the engine is ONNX)."""
-        return self._native_engine().adapter
+        """The package's native model (loaded on first use when the engine is ONNX)."""
+        return self._native_part("adapter")
+
+    @property
+    def preprocessor(self) -> Any:
+        """The package's Python preprocessing, where its task has one (tables)."""
+        return self._native_part("preprocessor")
 
     @property
     def manifest(self) -> dict[str, Any]:
         return self.package.manifest
 
+    @property
+    def outputs(self) -> list[str]:
+        """What :meth:`predict_columns` returns besides the primary output (``ood_score`` when the graph has one)."""
+        return [key for _, key in self._extra]
+
     # ------------------------------------------------------------------ preparation
 
     def transform(self, data: Any, *, on_unknown: str = "ignore") -> np.ndarray:
-        """Prepared features (N, D) float32 from the Python Preprocessor (the native path's first half)."""
+        """Prepared features (N, D) float32 from the Python Preprocessor (the native path's first half; tables)."""
         df = _as_frame(data, self.input_columns)
-        X = self.preprocessor.transform(df, on_unknown=on_unknown)
-        self._set_notices(getattr(self.preprocessor, "last_extra_", None), getattr(self.preprocessor, "last_unknown_", None))
+        X = self._native_part("transform")(df, on_unknown)
+        native = self._native_engine()
+        self._set_notices(getattr(native, "last_extra_", None), getattr(native, "last_unknown_", None))
         return X
 
     def _set_notices(self, extra: list[str] | None, unknown: dict[str, list[str]] | None) -> None:
@@ -213,30 +230,54 @@ class Predictor:
             self.notices = []
         return feeds
 
+    def _feeds(self, data: Any, on_unknown: str) -> dict[str, np.ndarray]:
+        if isinstance(data, Mapping):
+            return self._encoded(self._encoder.encode_row(data, on_unknown))
+        return self._encoded(self._encoder.encode_frame(_as_frame(data, self.input_columns), on_unknown))
+
+    def _native_output(self, data: Any, on_unknown: str) -> np.ndarray:
+        native = self._native_engine()
+        out = native.output(_as_frame(data, self.input_columns), on_unknown)
+        self._set_notices(getattr(native, "last_extra_", None), getattr(native, "last_unknown_", None))
+        return out
+
+    def _run_all(self, data: Any, on_unknown: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(primary output, extra outputs by key)."""
+        if self._onnx is None:
+            return self._native_output(data, on_unknown), {}
+        feeds = self._feeds(data, on_unknown)
+        if not self._extra:
+            return self._onnx.output(feeds), {}
+        got = self._onnx.outputs(feeds, self._fetch)
+        return got[0], {key: np.asarray(v).reshape(-1) for (_, key), v in zip(self._extra, got[1:])}
+
     # ------------------------------------------------------------------ prediction
 
     def predict_output(self, data: Any, *, on_unknown: str = "ignore") -> np.ndarray:
-        """Raw task outputs: (N, K) probabilities or (N,) values."""
+        """The primary output: (N, K) class probabilities or (N,) values."""
         if self._onnx is None:
-            return self._native.output(self.transform(data, on_unknown=on_unknown))
-        if isinstance(data, Mapping):
-            feeds = self._encoder.encode_row(data, on_unknown)
-        else:
-            feeds = self._encoder.encode_frame(_as_frame(data, self.input_columns), on_unknown)
-        return self._onnx.output(self._encoded(feeds))
+            return self._native_output(data, on_unknown)
+        return self._onnx.output(self._feeds(data, on_unknown))
+
+    def predict_outputs(self, data: Any, *, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
+        """Every output by kind: ``probabilities`` or ``value``, and ``ood_score`` when the graph has one."""
+        main, extra = self._run_all(data, on_unknown)
+        return {"probabilities" if self._classifier else "value": main, **extra}
 
     def predict_proba(self, data: Any, **kw: Any) -> np.ndarray:
-        if self.kind != "classification":
+        if not self._classifier:
             raise DataError(f"predict_proba is for classifiers; this model does {self.kind}. Use predict().")
         return self.predict_output(data, **kw)
 
     def predict(self, data: Any, **kw: Any) -> pd.DataFrame:
-        """One output row per input row: ``prediction``, and ``proba_<label>`` per class for classifiers.
+        """One output row per input row: ``prediction``, ``proba_<label>`` per class for classifiers, and
+        ``ood_score`` when the model's graph scores how far each input is from its training data.
 
         ``data``: a DataFrame, a dict (one row), a list of dicts, or rows as lists / a 2-D array
         with one value per input column in the order of ``input_columns`` (the training order).
         """
-        return self.format_outputs(self.predict_output(data, **kw))
+        main, extra = self._run_all(data, kw.get("on_unknown", "ignore"))
+        return self.format_outputs(main, extra)
 
     def predict_one(self, row: Mapping[str, Any], *, on_unknown: str = "ignore") -> dict[str, Any]:
         """One record -> ``{"prediction": value, "proba_<label>": p, ...}`` (plain Python values).
@@ -246,36 +287,52 @@ class Predictor:
         """
         if not isinstance(row, Mapping):
             raise DataError(f"predict_one takes one record as a dict of column -> value, got {type(row).__name__}.")
-        if self._onnx is None:
-            out = self.predict_output(row, on_unknown=on_unknown)[0]
-        else:
+        if self._onnx is not None and not self._extra:
             out = self._onnx.output(self._encoded(self._encoder.encode_row(row, on_unknown)))[0]
-        if self.kind == "classification":
+            extra: dict[str, np.ndarray] = {}
+        else:
+            main, extra = self._run_all(row, on_unknown)
+            out = main[0]
+        if self._classifier:
             result: dict[str, Any] = {PREDICTION: self.labels[int(out.argmax())]}  # type: ignore[index]
             result.update(zip(self._proba_keys, out.tolist()))
-            return result
-        return {PREDICTION: float(out)}
+        else:
+            result = {PREDICTION: float(out)}
+        for key, v in extra.items():
+            result[key] = float(v[0])
+        return result
 
     def predict_columns(self, cols: Mapping[str, Any], *, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         """Raw column arrays in, output arrays out: ``{target: (N,)}`` plus ``{"probabilities": (N, K)}``
-        for classifiers (the manifest's output names). For the server's batcher."""
+        for classifiers (the manifest's output names), and ``ood_score`` (N,) when the graph has one.
+        For the server's batcher."""
         if self._onnx is None:
-            out = self.predict_output(pd.DataFrame({k: np.asarray(v) for k, v in cols.items()}), on_unknown=on_unknown)
+            out = self._native_output(pd.DataFrame({k: np.asarray(v) for k, v in cols.items()}), on_unknown)
+            extra: dict[str, np.ndarray] = {}
         else:
-            out = self._onnx.output(self._encoded(self._encoder.encode_columns(cols, on_unknown)))
-        if self.kind == "classification":
+            feeds = self._encoded(self._encoder.encode_columns(cols, on_unknown))
+            if self._extra:
+                got = self._onnx.outputs(feeds, self._fetch)
+                out = got[0]
+                extra = {key: np.asarray(v).reshape(-1) for (_, key), v in zip(self._extra, got[1:])}
+            else:
+                out, extra = self._onnx.output(feeds), {}
+        if self._classifier:
             assert self._labels_arr is not None
-            return {self.target: self._labels_arr[np.argmax(out, axis=1)], "probabilities": out}
-        return {self.target: out}
+            return {self.target: self._labels_arr[np.argmax(out, axis=1)], "probabilities": out, **extra}
+        return {self.target: out, **extra}
 
-    def format_outputs(self, out: np.ndarray) -> pd.DataFrame:
-        if self.kind == "classification":
+    def format_outputs(self, out: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+        if self._classifier:
             assert self._labels_arr is not None
             frame = {PREDICTION: self._labels_arr[out.argmax(axis=1)]}
             for j, lab in enumerate(self.labels or []):
                 frame[f"proba_{lab}"] = out[:, j]
-            return pd.DataFrame(frame)
-        return pd.DataFrame({PREDICTION: out})
+        else:
+            frame = {PREDICTION: out}
+        for key, v in (extra or {}).items():
+            frame[key] = v
+        return pd.DataFrame(frame)
 
     def __repr__(self) -> str:
         v = f", variant={self.variant!r}" if self.variant else ""

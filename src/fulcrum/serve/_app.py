@@ -658,20 +658,22 @@ def create_app(
 
     def _metadata(model: ServedModel) -> dict[str, Any]:
         outputs: list[dict[str, Any]] = []
-        if model.kind == "classification":
+        if model.classifier:
             k = len(model.labels)
             outputs = [{"name": model.label_output, "datatype": "BYTES", "shape": [-1]},
                        {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]}]
         else:
             outputs = [{"name": model.output_names[0], "datatype": "FP64", "shape": [-1]}]
+        if "ood_score" in model.output_names:
+            outputs.append({"name": "ood_score", "datatype": "FP32", "shape": [-1],
+                            "parameters": {"threshold": model.ood_threshold}})
         return {
             "name": model.name,
             "versions": [str(v) for v in state.models.versions_of(model.name)],
             "platform": "fulcrum",
-            "inputs": [{"name": c["name"], "datatype": column_datatypes(c["kind"])[0] if c["kind"] != "numeric" else "FP32",
-                        "shape": [-1], "parameters": {"kind": c["kind"], **({"na_tokens": model.na_tokens[c["name"]]}
-                                                                            if c["name"] in model.na_tokens else {})}}
-                       for c in model.columns],
+            "inputs": [{"name": f.name, "datatype": (tuple(f.v2) or column_datatypes(f.kind))[0],
+                        "shape": [-1], "parameters": {"kind": f.kind, **{k: v for k, v in (f.limits or {}).items()}}}
+                       for f in model.fields],
             "outputs": outputs,
             "parameters": {"version": str(model.version), "task": model.kind, "target": model.target,
                            "labels": [str(x) for x in model.labels], "max_rows": model.max_rows},

@@ -1,10 +1,13 @@
-"""One loaded model version as the server sees it: input schema (pydantic models built from the
-package's manifest), request decoding into column arrays, batch computation, warm-up.
+"""One loaded model version as the server sees it: input schema (pydantic models built from its
+task's request schema), request decoding into column arrays, batch computation, warm-up.
 
-Inputs follow the package's ONNX graph: one input per column, named after it. On the v2
-protocol categorical, text and datetime columns are BYTES, booleans BOOL, numeric columns
-FP32/FP64 (integer types are accepted and converted). ``null`` means a missing value, which the
-package's preprocessing imputes; NaN and Infinity are rejected (422).
+Inputs are the package's task's answer (``Task.request_schema(manifest)``: one
+:class:`~fulcrum.tasks.InputField` per input, with its kind, v2 datatypes and limits); nothing here
+asks which task it is. On the v2 protocol categorical, text and datetime inputs are BYTES, booleans
+BOOL, numeric inputs FP32/FP64 (integer types are accepted and converted). For an input that is not
+``required`` ``null`` means a missing value, which the model imputes; NaN and Infinity are rejected
+(422). A task may offer a friendly shorthand (``Task.shorthand``): e.g. ``{"texts": ["a", "b"]}`` for
+``{"records": [{"text": "a"}, {"text": "b"}]}``.
 
 Cell values follow the one set of rules in ``fulcrum.data._coerce`` (the CLI's too): a numeric
 cell is a JSON number or a plain decimal string (``"5.1"`` yes; ``"5_1"``, ``"0x10"``,
@@ -12,7 +15,9 @@ cell is a JSON number or a plain decimal string (``"5.1"`` yes; ``"5_1"``, ``"0x
 categorical cell is a string, number or boolean; text and datetime cells are strings. An
 empty string is a missing value, like null. So is, in a numeric column, one of the column's
 ``na_tokens`` (the few texts it held in training, e.g. ``"?"`` or ``"n/a"``; see
-``fulcrum.data._schema``), as in the CLI and the Python predictor.
+``fulcrum.data._schema``), as in the CLI and the Python predictor. A required text input (a text
+model's) takes a non-empty string without NUL of at most ``max_chars`` characters; anything else is
+a 422 naming the limit (413 is only for a body over the server's byte limit or too many rows).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     ConfigDict,
     Field,
     Strict,
@@ -45,15 +51,34 @@ __all__ = ["ServedModel", "column_datatypes"]
 _NUMERIC_V2 = ("FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False)
+_EXAMPLE = {"text": "a short example text", "datetime": "2020-01-01"}
 
 
 def column_datatypes(kind: str) -> tuple[str, ...]:
-    """v2 datatypes accepted for a column of ``kind`` (the first is what the graph uses)."""
+    """Default v2 datatypes for an input of ``kind`` when its field does not list them."""
     if kind == "numeric":
         return _NUMERIC_V2
     if kind == "boolean":
         return ("BOOL",)
     return ("BYTES",)
+
+
+def _text_cell(max_chars: int) -> Any:
+    """A required text: a non-empty string without NUL of at most ``max_chars`` characters."""
+
+    def check(value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("the text contains a NUL character (\\x00); remove it")
+        if not value.strip():
+            raise ValueError("the text is empty or only whitespace; send some text")
+        if len(value) > max_chars:
+            raise ValueError(f"the text has {len(value)} characters, more than this model's limit of {max_chars} "
+                             "(max_chars); shorten it or split it into several texts")
+        return value
+
+    return Annotated[StrictStr, AfterValidator(check),
+                     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": max_chars,
+                                     "description": f"non-empty UTF-8 text without NUL, at most {max_chars} characters"})]
 
 
 def _number_cell(value: str | bool) -> float | None:
@@ -115,7 +140,11 @@ def _number_or_token(tokens: list[str]) -> Any:
     ]]]
 
 
-def _friendly_type(kind: str, na_tokens: list[str] | None = None) -> Any:
+def _friendly_type(kind: str, na_tokens: list[str] | None = None, *, required: bool = False,
+                   limits: Any = None) -> Any:
+    limits = limits or {}
+    if kind == "text" and required:
+        return _text_cell(int(limits.get("max_chars") or 10_000))
     if kind == "numeric":
         if na_tokens:
             return _number_or_token(na_tokens)
@@ -151,32 +180,52 @@ class ServedModel:
         self.kind: str = m["task"]["kind"]
         self.target: str = m["task"]["target"]
         self.labels: list[Any] = list(m["task"].get("labels") or [])
-        self.columns: list[dict[str, str]] = [
-            {"name": str(c["name"]), "kind": str(c.get("kind", "numeric")), "dtype": str(c.get("dtype", ""))}
-            for c in m["inputs"]
-        ]
-        self.column_kind = {c["name"]: c["kind"] for c in self.columns}
+        self.task = getattr(predictor, "task", None)
+        if self.task is None:
+            from ..tasks import get_task
+
+            self.task = get_task(m)
+        self.fields = list(self.task.request_schema(m))
+        self.columns: list[dict[str, str]] = [{"name": f.name, "kind": f.kind} for f in self.fields]
+        self.column_kind = {f.name: f.kind for f in self.fields}
+        self.field_of_name = {f.name: f for f in self.fields}
         # a numeric column's na_tokens: texts read as missing values, as at training time and in the CLI
-        schema_cols = (m.get("schema") or {}).get("columns") or []
         self.na_tokens: dict[str, list[str]] = {
-            str(c["name"]): [str(t) for t in c["na_tokens"]]
-            for c in schema_cols
-            if isinstance(c, dict) and c.get("na_tokens") and self.column_kind.get(str(c.get("name"))) == "numeric"
+            f.name: [str(t) for t in f.limits["na_tokens"]] for f in self.fields
+            if f.kind == "numeric" and (f.limits or {}).get("na_tokens")
         }
+        self.shorthand = self.task.shorthand(m)
         self.max_rows = max_rows
         outputs = m.get("outputs") or []
         label_out = next((o["name"] for o in outputs if o.get("kind") == "label"), self.target)
         self.label_output = str(label_out)
-        if self.kind == "classification":
+        self.classifier = any(o.get("kind") == "probabilities" for o in outputs) or (
+            not outputs and self.kind == "classification")
+        if self.classifier:
             self.output_names = [self.label_output, "probabilities"]
         else:
-            value_out = next((o["name"] for o in outputs if o.get("kind") not in ("label", "probabilities")), self.target)
+            value_out = next((o["name"] for o in outputs if o.get("kind") == "value"), self.target)
             self.output_names = [str(value_out)]
+        ood = next((o for o in outputs if o.get("kind") == "ood_score"), None)
+        self.graph_ood = ood is not None and "ood_score" in (getattr(predictor, "outputs", None) or [])
+        thresholds = (ood or {}).get("thresholds") or {}
+        self.graph_ood_threshold: float | None = (
+            float(thresholds.get("p99", thresholds.get("p95"))) if self.graph_ood and thresholds else None)
+        if self.graph_ood or monitor is not None:
+            self.output_names.append("ood_score")
         self.load_seconds = 0.0
         self.batcher: Any = None  # set by the model set
         # called with each batch's OOD scores (metrics), once per batch rather than per request
         self.on_scores: Any = None
         self._build_schemas()
+
+    @property
+    def ood_threshold(self) -> float:
+        """The score at which a row counts as out of distribution: the monitor's, else the graph's (from the
+        training data's validation scores), else 0.5."""
+        if self.monitor is not None:
+            return float(self.monitor.ood_threshold)
+        return self.graph_ood_threshold if self.graph_ood_threshold is not None else 0.5
 
     # -- loading -------------------------------------------------------------
 
@@ -190,7 +239,7 @@ class ServedModel:
         predictor = Predictor(package)
         mon = None
         if monitor:
-            mon = _make_monitor(package)
+            mon = _make_monitor(package, predictor)
         served = cls(package, predictor, monitor=mon, max_rows=max_rows)
         served.warm_up()
         served.load_seconds = time.perf_counter() - start
@@ -203,18 +252,20 @@ class ServedModel:
         except Exception:  # noqa: BLE001 - a package without a profile still warms up
             profile = {}
         row: dict[str, Any] = {}
-        for col in self.columns:
-            p = profile.get(col["name"], {}) if isinstance(profile, dict) else {}
-            if col["kind"] == "numeric":
+        for f in self.fields:
+            p = profile.get(f.name, {}) if isinstance(profile, dict) else {}
+            if f.kind == "numeric":
                 q = (p.get("quantiles") or {}).get("p50", p.get("mean", 0.0))
-                row[col["name"]] = float(q) if isinstance(q, (int, float)) and math.isfinite(q) else 0.0
-            elif col["kind"] == "boolean":
-                row[col["name"]] = False
-            elif col["kind"] == "categorical":
+                row[f.name] = float(q) if isinstance(q, (int, float)) and math.isfinite(q) else 0.0
+            elif f.kind == "boolean":
+                row[f.name] = False
+            elif f.kind == "categorical":
                 top = p.get("top") or {}
-                row[col["name"]] = next(iter(top), None) if isinstance(top, dict) else None
+                row[f.name] = next(iter(top), None) if isinstance(top, dict) else None
+            elif f.required:  # a value the model cannot do without: a typical one of its kind
+                row[f.name] = _EXAMPLE.get(f.kind, "example")
             else:
-                row[col["name"]] = None
+                row[f.name] = None
         return row
 
     def warm_up(self) -> None:
@@ -234,25 +285,37 @@ class ServedModel:
         title = _safe_title(f"{self.name}_v{self.version}")
         fields: dict[str, Any] = {}
         self._field_of: dict[str, str] = {}
-        for i, col in enumerate(self.columns):
+        for i, f in enumerate(self.fields):
             field = f"c{i}"
-            self._field_of[col["name"]] = field
-            fields[field] = (_friendly_type(col["kind"], self.na_tokens.get(col["name"])), Field(..., alias=col["name"]))
+            self._field_of[f.name] = field
+            aliases = [str(a) for a in (f.limits or {}).get("aliases") or [] if a != f.name]
+            extra = {"validation_alias": AliasChoices(f.name, *aliases)} if aliases else {}
+            fields[field] = (self._cell(f), Field(..., alias=f.name, description=f.description or None, **extra))
         self.record_model = create_model(f"{title}_Record", __config__=_STRICT, **fields)  # type: ignore[call-overload]
+        records_field = Field(..., min_length=1, json_schema_extra={"maxItems": self.max_rows})
+        short: dict[str, Any] = {}
+        if self.shorthand is not None:
+            key, name = self.shorthand
+            records_field = Field(None, min_length=1, json_schema_extra={"maxItems": self.max_rows})
+            short[key] = (Optional[list[self._cell(self.field_of_name[name])]],  # type: ignore[misc]
+                          Field(None, min_length=1, json_schema_extra={"maxItems": self.max_rows},
+                                description=f"shorthand: one {name!r} per row, instead of records"))
         self.predict_model = create_model(
             f"{title}_PredictRequest",
             __config__=_STRICT,
-            records=(list[self.record_model], Field(..., min_length=1, json_schema_extra={"maxItems": self.max_rows})),  # type: ignore[name-defined]
+            records=(list[self.record_model] if self.shorthand is None else Optional[list[self.record_model]],  # type: ignore[name-defined]
+                     records_field),
+            **short,
         )
         members = []
-        for col in self.columns:
-            kinds = column_datatypes(col["kind"])
-            scalar = _friendly_type(col["kind"], self.na_tokens.get(col["name"]))
+        for f in self.fields:
+            kinds = tuple(f.v2) or column_datatypes(f.kind)
+            scalar = self._cell(f)
             members.append(
                 create_model(
-                    _safe_title(f"{title}_Input_{col['name']}"),
+                    _safe_title(f"{title}_Input_{f.name}"),
                     __config__=_STRICT,
-                    name=(Literal[col["name"]], ...),  # type: ignore[valid-type]
+                    name=(Literal[f.name], ...),  # type: ignore[valid-type]
                     datatype=(Literal[kinds], ...),  # type: ignore[valid-type]
                     shape=(list[int], Field(..., min_length=1, max_length=2)),
                     data=(Union[list[scalar], list[list[scalar]]], ...),  # type: ignore[valid-type]
@@ -278,6 +341,10 @@ class ServedModel:
             outputs=(Optional[list[requested]], None),  # type: ignore[valid-type]
         )
 
+    def _cell(self, f: Any) -> Any:
+        """The pydantic type of one cell of input field ``f`` (its kind, whether a value is required, its limits)."""
+        return _friendly_type(f.kind, self.na_tokens.get(f.name), required=bool(f.required), limits=f.limits)
+
     # -- decoding ------------------------------------------------------------
 
     def parse_predict(self, body: bytes) -> tuple[dict[str, list[Any]], int]:
@@ -287,6 +354,15 @@ class ServedModel:
         except ValidationError as exc:
             raise _invalid(exc) from None
         records = req.records  # type: ignore[attr-defined]
+        if self.shorthand is not None:
+            key, name = self.shorthand
+            values = getattr(req, key)
+            if (records is None) == (values is None):
+                raise ServeError(f"Send either {{\"records\": [...]}} or {{\"{key}\": [...]}} (one {name!r} per row), "
+                                 "exactly one of them.", 422)
+            if values is not None:
+                self._check_rows(len(values))
+                return {name: list(values)}, len(values)
         n = len(records)
         self._check_rows(n)
         return {col: [getattr(r, f) for r in records] for col, f in self._field_of.items()}, n
@@ -371,9 +447,12 @@ class ServedModel:
             total = sum(p[1] for p in payloads)
         cols = self.arrays(lists)
         outputs = self._predict(cols)
+        graph_scores = outputs.pop("ood_score", None)
+        if graph_scores is not None:  # the graph's own out-of-distribution score (e.g. embedding distance)
+            outputs["ood"] = np.asarray(graph_scores, dtype=np.float64).reshape(-1)
         if self.monitor is not None:
-            try:  # one pass: observe scores the rows and adds them to the window
-                scores = np.asarray(self.monitor.observe(cols), dtype=np.float64).reshape(-1)
+            try:  # one pass: observe scores the rows (unless the graph did) and adds them to the window
+                scores = np.asarray(self.monitor.observe(cols, scores=outputs.get("ood")), dtype=np.float64).reshape(-1)
                 if scores.shape[0] == total:
                     outputs["ood"] = scores
                     if self.on_scores is not None:
@@ -394,15 +473,16 @@ class ServedModel:
         try:
             if hasattr(pred, "predict_columns"):  # ONNX Runtime path: column arrays straight in
                 out = pred.predict_columns(cols)
+                extra = {"ood_score": np.asarray(out["ood_score"])} if "ood_score" in out else {}
                 if "probabilities" in out:
-                    return {"probabilities": np.asarray(out["probabilities"])}
+                    return {"probabilities": np.asarray(out["probabilities"]), **extra}
                 value = out.get("value", out.get(self.target))
                 if value is not None:
-                    return {"value": np.asarray(value, dtype=np.float64).reshape(-1)}
+                    return {"value": np.asarray(value, dtype=np.float64).reshape(-1), **extra}
             raw = np.asarray(pred.predict_output(pd.DataFrame(cols, copy=False)))
         except SchemaError as exc:
             raise ServeError(str(exc), 422) from exc
-        if self.kind == "classification":
+        if self.classifier:
             return {"probabilities": raw}
         return {"value": raw.reshape(-1)}
 
@@ -413,13 +493,15 @@ def _invalid(exc: ValidationError) -> ServeError:
     return err
 
 
-def _make_monitor(package: Any) -> Any:
-    """M's Monitor for this package, or None when the monitor module or the profile is unavailable."""
+def _make_monitor(package: Any, predictor: Any = None) -> Any:
+    """The Monitor for this package, or None when the profile is unavailable. When the graph scores each
+    input itself (an ``ood_score`` output), the monitor keeps those scores and the manifest's threshold."""
     try:
         from ._monitor import Monitor  # type: ignore[import-not-found]
     except ImportError:
         return None
     try:
-        return Monitor.from_package(package)
+        graph_scores = "ood_score" in (getattr(predictor, "outputs", None) or [])
+        return Monitor.from_package(package, graph_scores=graph_scores)
     except Exception:  # noqa: BLE001 - serving without a monitor beats not serving
         return None

@@ -27,7 +27,12 @@ share per feature column). Nothing here needs the training data itself.
   value outside them may only be rare, so it adds 0), else 0.
 - missing values add 0 (the model imputes them; the missing share is part of drift).
 - datetime and text columns are not scored (future dates are always "out of
-  range"; text has no per-value profile).
+  range"; a text's distance from training is the model's to judge: see below).
+
+**Scores from the graph.** When the package's graph outputs an ``ood_score`` (the manifest
+declares an output of that kind, e.g. a text model's embedding distance to its class centroids),
+that score is the per-request OOD score; the threshold is the manifest's (``thresholds.p99``
+of the output: the 99th percentile of the score on held-out training-like texts) unless given.
 
 A row's score is the **maximum** over its columns: one feature far outside what
 training saw is enough to make the prediction an extrapolation, however many
@@ -53,6 +58,11 @@ other features look ordinary. ``is_ood(scores)`` is ``scores >= ood_threshold``.
   this is a lower bound on the full Kolmogorov-Smirnov distance, and it is robust
   to ties). ``ks_pvalue`` is the asymptotic two-sample p-value with the effective
   size ``n * N / (n + N)``. Both are reported as evidence; the verdict is PSI's.
+- text (a column whose profile holds ``length`` and, with the profile's ``vocabulary``, ``oov``
+  statistics in the numeric layout): PSI and KS of the texts' length in characters and of their
+  out-of-vocabulary share (word tokens, found with the profile's ``tokens.pattern`` after
+  lowercasing, not in ``vocabulary``; a text without word tokens counts as 1.0), each against its
+  training histogram as for a numeric column; the column drifts when either does.
 - Below ``min_rows`` non-missing values in the window a column gets
   ``status: "insufficient data"`` and ``drifted: False``.
 """
@@ -334,6 +344,68 @@ class _CategoricalColumn:
         }
 
 
+class _TextColumn:
+    """Drift of a text input: its length and its out-of-vocabulary share, each as a numeric column."""
+
+    kind = "text"
+
+    def __init__(self, name: str, stats: Mapping[str, Any], vocabulary: Sequence[str] | None, window: int) -> None:
+        self.name = name
+        self.missing = float(stats.get("missing") or 0.0)
+        self.length = _NumericColumn(f"{name}:length", stats["length"], window)
+        oov = stats.get("oov")
+        usable = isinstance(oov, Mapping) and oov.get("quantiles") and oov.get("histogram") and vocabulary
+        self.oov = _NumericColumn(f"{name}:oov", oov, window) if usable else None  # type: ignore[arg-type]
+        self.vocabulary = frozenset(str(w) for w in vocabulary or ())
+        tokens = stats.get("tokens") or {}
+        self.lowercase = bool(tokens.get("lowercase", True))
+        pattern = str(tokens.get("pattern") or r"[\p{L}\p{N}]+")
+        try:
+            import regex
+
+            self._words = regex.compile(pattern).findall
+        except ImportError:  # pragma: no cover - regex is a dependency of the text task
+            import re
+
+            self._words = re.compile(r"[^\W_]+").findall
+
+    def convert(self, values: Sequence[Any] | None, n: int) -> np.ndarray:
+        """(n, 2): characters and OOV share per text; NaN for a missing value."""
+        out = np.full((n, 2), np.nan)
+        if values is None:
+            return out
+        check_oov = self.oov is not None
+        for i, v in enumerate(values):
+            if isinstance(v, bytes):
+                v = v.decode("utf-8", "replace")
+            if not isinstance(v, str) or not v.strip():
+                continue
+            out[i, 0] = len(v)
+            if check_oov:
+                words = self._words(v.lower() if self.lowercase else v)
+                out[i, 1] = (sum(w not in self.vocabulary for w in words) / len(words)) if words else 1.0
+        return out
+
+    def store(self, positions: np.ndarray, x: np.ndarray) -> None:
+        self.length.store(positions, x[:, 0])
+        if self.oov is not None:
+            self.oov.store(positions, x[:, 1])
+
+    def drift(self, filled: int, min_rows: int, psi_threshold: float, alpha: float) -> dict[str, Any]:
+        length = self.length.drift(filled, min_rows, psi_threshold, alpha)
+        oov = self.oov.drift(filled, min_rows, psi_threshold, alpha) if self.oov is not None else None
+        parts = [d for d in (length, oov) if d is not None]
+        drifted = any(d["drifted"] for d in parts)
+        status = INSUFFICIENT if length["status"] == INSUFFICIENT else ("drift" if drifted else "ok")
+        return {
+            "kind": self.kind, "n": length["n"], "missing": length["missing"], "status": status, "drifted": bool(drifted),
+            "psi": max((d["psi"] for d in parts if d["psi"] is not None), default=None),
+            "psi_pvalue": length["psi_pvalue"], "ks": length["ks"], "ks_pvalue": length["ks_pvalue"],
+            "length": {k: length.get(k) for k in ("status", "drifted", "psi", "psi_pvalue", "ks", "mean")},
+            "oov": None if oov is None else {k: oov.get(k) for k in ("status", "drifted", "psi", "psi_pvalue", "ks", "mean")},
+        }
+
+
 # --------------------------------------------------------------------------- the monitor
 
 
@@ -358,17 +430,20 @@ class Monitor:
         model: str | None = None,
         version: int | None = None,
         data_source: str | None = None,
+        graph_scores: bool = False,
     ) -> None:
         if not isinstance(window, int) or isinstance(window, bool) or window < 1:
             raise ConfigError(f"window must be a positive number of rows, got {window!r}.")
         if not (isinstance(psi_threshold, (int, float)) and psi_threshold > 0):
             raise ConfigError(f"psi_threshold must be a positive number (0.2 is the usual level), got {psi_threshold!r}.")
-        if not (isinstance(ood_threshold, (int, float)) and 0 < ood_threshold <= 1):
+        if not (isinstance(ood_threshold, (int, float)) and 0 < ood_threshold and (graph_scores or ood_threshold <= 1)):
             raise ConfigError(f"ood_threshold must be in (0, 1], got {ood_threshold!r}.")
         if not isinstance(min_rows, int) or min_rows < 1:
             raise ConfigError(f"min_rows must be a positive number of rows, got {min_rows!r}.")
-        if not isinstance(profile, Mapping) or not isinstance(profile.get("columns"), Mapping):
+        if not isinstance(profile, Mapping) or not (isinstance(profile.get("columns"), Mapping) or graph_scores):
             raise DataError("The training profile has no 'columns' table; it must be a profile.json written by `fulcrum train`.")
+        #: the scores come from the model's graph (its ``ood_score`` output), passed to :meth:`observe`
+        self.graph_scores = bool(graph_scores)
         self.window = window
         self.psi_threshold = float(psi_threshold)
         self.ood_threshold = float(ood_threshold)
@@ -378,15 +453,22 @@ class Monitor:
         self.alpha = float(alpha)
         self.model, self.version, self.data_source = model, version, data_source
         kinds = {str(i["name"]): str(i.get("kind")) for i in (inputs or [])}
-        self._monitors: dict[str, _NumericColumn | _CategoricalColumn] = {}
+        self._monitors: dict[str, _NumericColumn | _CategoricalColumn | _TextColumn] = {}
         self.unmonitored: dict[str, str] = {}  # column -> reason
         self._kinds: dict[str, str] = {}
-        for name, stats in profile["columns"].items():
+        columns = profile.get("columns") if isinstance(profile.get("columns"), Mapping) else {}
+        for name in kinds if not columns else ():  # a profile without per-input statistics: say so per input
+            self._kinds[name] = kinds[name]
+            self.unmonitored[name] = "the training profile has no statistics for it"
+        for name, stats in columns.items():
             kind = self._kinds[name] = str(stats.get("kind") or kinds.get(name))
+            length = stats.get("length")
             if kind == "numeric" and stats.get("quantiles") and stats.get("histogram"):
                 self._monitors[name] = _NumericColumn(name, stats, window)
             elif kind in ("categorical", "boolean") and stats.get("top"):
                 self._monitors[name] = _CategoricalColumn(name, stats, kind, window)
+            elif kind == "text" and isinstance(length, Mapping) and length.get("quantiles") and length.get("histogram"):
+                self._monitors[name] = _TextColumn(name, stats, profile.get("vocabulary"), window)
             elif kind == "numeric":
                 self.unmonitored[name] = "no non-missing training values"
             else:
@@ -414,13 +496,25 @@ class Monitor:
         *,
         window: int = 1000,
         psi_threshold: float = 0.2,
-        ood_threshold: float = DEFAULT_OOD_THRESHOLD,
+        ood_threshold: float | None = None,
         min_rows: int = MIN_WINDOW_ROWS,
         alpha: float = DRIFT_ALPHA,
+        graph_scores: bool | None = None,
     ) -> Monitor:
-        """A monitor for a :class:`~fulcrum.artifact.ModelPackage` (or a Predictor, via its package)."""
+        """A monitor for a :class:`~fulcrum.artifact.ModelPackage` (or a Predictor, via its package).
+
+        ``graph_scores`` (default: whether the manifest declares an ``ood_score`` output): the OOD scores
+        come from the model's graph, and ``ood_threshold`` defaults to that output's ``thresholds.p99``;
+        otherwise the profile-based score with ``ood_threshold`` 0.5."""
         pkg = getattr(pkg, "package", pkg)
         m = pkg.manifest
+        ood = next((o for o in m.get("outputs") or [] if isinstance(o, Mapping) and o.get("kind") == "ood_score"), None)
+        if graph_scores is None:
+            graph_scores = ood is not None
+        if ood_threshold is None:
+            thresholds = ((ood or {}).get("thresholds") or {}) if graph_scores else {}
+            level = thresholds.get("p99", thresholds.get("p95"))
+            ood_threshold = float(level) if isinstance(level, (int, float)) and level > 0 else DEFAULT_OOD_THRESHOLD
         return cls(
             pkg.read_json("profile.json"),
             m.get("inputs") or [],
@@ -432,6 +526,7 @@ class Monitor:
             model=pkg.name,
             version=pkg.version,
             data_source=(m.get("data") or {}).get("source"),
+            graph_scores=bool(graph_scores),
         )
 
     def __repr__(self) -> str:
@@ -561,6 +656,7 @@ class Monitor:
                        "ood_in_window": n_ood},
             "ood": {
                 "threshold": self.ood_threshold,
+                "source": "graph" if self.graph_scores else "profile",
                 "rate": _f(n_ood / filled) if filled else None,
                 "mean_score": _f(ood_window.mean()) if filled else None,
                 "max_score": _f(ood_window.max()) if filled else None,

@@ -55,12 +55,15 @@ def _friendly_small(rows: list[list[float]], labels: list[Any]) -> dict[str, Any
 
 
 def _ood(model: Any, result: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Per-row out-of-distribution score against the training profile, and the monitor's verdict."""
+    """Per-row out-of-distribution score (the graph's own, or the monitor's against the training profile)
+    and the verdict at the model's threshold."""
     scores = result.get("ood")
     if scores is None:  # monitoring off (--no-monitor)
         return {}
-    monitor = getattr(model, "monitor", None)
-    threshold = monitor.ood_threshold if monitor is not None else 0.5
+    threshold = getattr(model, "ood_threshold", None)
+    if threshold is None:
+        monitor = getattr(model, "monitor", None)
+        threshold = monitor.ood_threshold if monitor is not None else 0.5
     values = scores.tolist() if isinstance(scores, np.ndarray) else list(scores)  # plain floats: cheap per request
     return {"ood_scores": [round(v, 4) for v in values], "ood": [v >= threshold for v in values]}
 

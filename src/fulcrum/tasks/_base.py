@@ -10,6 +10,7 @@ the package's manifest (``manifest["task"]["workload"]`` names the task), never 
     task.request_schema(manifest)                   # inputs the server accepts (JSON and v2 tensors)
     task.variant_kinds(manifest)                    # which optimizations apply, and why not the others
     task.flops_per_prediction(manifest)             # for the cost ledger
+    task.example()                                  # a small dataset for tests and docs
 
 The whole inference graph (``model.onnx``) goes from raw inputs to outputs, so the runtime
 needs from a task only how to turn user values into that graph's feeds (an :class:`InputCodec`).
@@ -32,7 +33,7 @@ from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["Task", "Trained", "InputField", "InputCodec", "VariantKind"]
+__all__ = ["Task", "Trained", "InputField", "InputCodec", "VariantKind", "TaskExample", "VariantContext"]
 
 ReadJson = Callable[[str], Any]
 
@@ -100,13 +101,83 @@ class VariantKind:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TaskExample:
+    """A small labelled dataset a task trains on in seconds (tests, docs, ``fulcrum tasks``).
+
+    ``data``: a DataFrame or a source (``builtin:NAME``, a path); ``options``: config keys that keep the
+    run small and fast (e.g. ``{"model": "ngram"}``), merged under the caller's own."""
+
+    data: Any
+    target: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass
+class VariantContext:
+    """What :meth:`Task.build_variant` gets besides the package: the run's re-created splits (raw tables with
+    the target), the table the user passed (``data``, or None for the package's recorded source), the
+    optimizer's options, the variant's id (its files go under ``variants/<id>/``) and a logger."""
+
+    data: Any = None
+    train: pd.DataFrame | None = None
+    val: pd.DataFrame | None = None
+    test: pd.DataFrame | None = None
+    options: Any = None
+    vid: str = ""
+    log: Callable[[str], None] | None = None
+
+
 class Task(ABC):
-    """One workload. Subclasses set ``name`` and ``summary`` and implement the abstract methods."""
+    """One workload. Subclasses set ``name`` and ``summary`` and implement the abstract methods.
+
+    Optional answers have defaults: ``config_class`` / :meth:`make_config` (the task's own options, unknown
+    keys refused), :meth:`example`, :meth:`splits`, :meth:`calibration_feeds`, :meth:`native_predictor`,
+    :meth:`variant_ids` / :meth:`variant_from_id`.
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     #: prediction kinds this task trains (the manifest's task.kind)
     kinds: ClassVar[tuple[str, ...]] = ("classification", "regression")
+    #: the task's typed config (a dataclass built through ``fulcrum.config.config_from_dict``, so unknown keys
+    #: are refused with a suggestion); None: :class:`fulcrum.config.TrainConfig`
+    config_class: ClassVar[type | None] = None
+
+    # ------------------------------------------------------------------ configuration
+
+    def make_config(self, options: Mapping[str, Any]) -> Any:
+        """The task's config from plain options (a config file, ``--set KEY=VALUE``, keyword overrides);
+        an unknown key is a :class:`~fulcrum.errors.ConfigError` naming the closest known one."""
+        from ..config import TrainConfig, config_from_dict
+
+        cls = self.config_class or TrainConfig
+        coerce = getattr(cls, "coerce", None)
+        if callable(coerce):
+            return coerce(dict(options))
+        return config_from_dict(cls, dict(options))
+
+    def example(self) -> TaskExample:
+        """A small labelled dataset for this task: by default the first built-in dataset whose workload is
+        this task, cut to 300 rows (stratified when the target is a label)."""
+        from ..data import builtin_info, list_builtin, load_builtin
+        from ..errors import NotFoundError
+
+        for info in list_builtin():
+            if getattr(info, "workload", "tabular") == self.name:
+                frame = load_builtin(info.name)
+                if len(frame) > 300:
+                    if info.task == "classification":
+                        share = 300 / len(frame)
+                        parts = [g.sample(max(2, int(round(share * len(g)))), random_state=0)
+                                 for _, g in frame.groupby(info.target)]
+                        frame = pd.concat(parts).sample(frac=1.0, random_state=0)
+                    else:
+                        frame = frame.sample(300, random_state=0)
+                    frame = frame.reset_index(drop=True)
+                return TaskExample(frame, builtin_info(info.name).target, {}, f"builtin:{info.name} (300 rows)")
+        raise NotFoundError(f"Task {self.name!r} has no example dataset; it should override Task.example().")
 
     # ------------------------------------------------------------------ training side
 
@@ -144,6 +215,39 @@ class Task(ABC):
         value = next(o["name"] for o in manifest["outputs"] if o.get("kind") == "value")
         return regression_metrics(np.asarray(truth, dtype=np.float64), outputs[value])
 
+    def splits(self, package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The run's (train, validation, test) tables, re-created from ``data`` or the package's recorded
+        source with the stored seed and split sizes, and checked against the stored data fingerprint.
+
+        The default reads the table, drops rows without a target and splits as ``fulcrum.data`` does;
+        a task that cleans or reshapes its rows before splitting overrides it."""
+        from .. import data as D
+        from ..errors import DataError
+
+        m = package.manifest
+        task, cfg = m["task"], m.get("config") or {}
+        target, kind = task["target"], task["kind"]
+        frame, source = read_source(m, data)
+        if target not in frame.columns:
+            raise DataError(f"The data {source!r} has no target column {target!r}; pass the table the model was trained on.")
+        df, _ = D.check_target(frame, target, kind)
+        stored = (m.get("data") or {}).get("fingerprint")
+        if stored and stored not in (D.fingerprint(df), D.fingerprint(frame.reset_index(drop=True))):
+            raise DataError(
+                f"The data {source!r} differs from the data {package.ref} was trained on (fingerprint mismatch), so its "
+                f"held-out test split cannot be re-created; pass the original training table with --data FILE."
+            )
+        return D.train_val_test_split(df, target, task=kind, test_size=float(cfg.get("test_size", 0.2)),
+                                      val_size=float(cfg.get("val_size", 0.2)), seed=int(cfg.get("seed", 0)))
+
+    def calibration_feeds(self, package: Any, train: pd.DataFrame, rows: int, seed: int) -> dict[str, np.ndarray]:
+        """Graph feeds of up to ``rows`` training rows (sampled with ``seed``) for static quantization."""
+        rng = np.random.default_rng(int(seed))
+        n = min(len(train), int(rows))
+        picked = train.iloc[np.sort(rng.choice(len(train), n, replace=False))].reset_index(drop=True)
+        codec = self.input_codec(package.manifest, package.read_json)
+        return codec.encode_frame(picked)
+
     # ------------------------------------------------------------------ inference side (manifest only)
 
     @abstractmethod
@@ -163,10 +267,55 @@ class Task(ABC):
     def variant_kinds(self, manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[str, str]]:
         """(the optimizations that apply, {kind: why not} for the ones that do not)."""
 
+    def variant_ids(self, kind: VariantKind, options: Any) -> list[tuple[str, dict[str, Any]]]:
+        """The variant ids (and their params) one kind expands to with the optimizer's ``options``, e.g.
+        ``pruned`` -> ``pruned-50``, ``pruned-80``. Default: one variant named after the kind."""
+        return [(kind.kind, dict(kind.params))]
+
+    def variant_from_id(self, vid: str, kinds: Sequence[VariantKind]) -> tuple[str, dict[str, Any]] | None:
+        """(kind, params) for an id the user typed that no default id covers (``pruned-65``), or None."""
+        return None
+
     def build_variant(self, kind: str, params: Mapping[str, Any], package: Any, context: Any) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
-        """Build a task-specific variant: (model.onnx bytes, extra files, manifest notes)."""
+        """Build a task-specific variant: (model.onnx bytes, extra files, manifest notes).
+
+        ``context`` is a :class:`VariantContext`. Files are relative to ``variants/<id>/``. Notes are kept in
+        the variant's entry; two keys have a meaning: ``params`` (what the variant is, recorded as its
+        params) and ``model`` (a native model section for the variant's own weights, used when the
+        variant is promoted to a version of its own)."""
         raise NotImplementedError(f"task {self.name!r} builds no variant {kind!r} itself")
+
+    def native_predictor(self, package: Any) -> Any:
+        """The reference engine (the trained model itself, not its graph): an object with
+        ``output(frame, on_unknown) -> primary output`` and ``last_extra_`` / ``last_unknown_`` notices.
+        Tasks without one raise a :class:`~fulcrum.errors.ConfigError` saying so."""
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{self.name} models have no native engine in this Fulcrum; load them with engine='onnx' "
+                          "(the default).")
 
     @abstractmethod
     def flops_per_prediction(self, manifest: Mapping[str, Any]) -> tuple[int, str]:
         """(FLOPs for one prediction, how they were counted) for the cost ledger."""
+
+
+def read_source(manifest: Mapping[str, Any], data: Any = None) -> tuple[pd.DataFrame, str]:
+    """(table, its name) from ``data`` or the package's recorded data source, with one clear error when
+    neither can be read again."""
+    from ..data import read_table
+    from ..errors import DataError
+
+    if isinstance(data, pd.DataFrame):
+        return data, "the given table"
+    source = data if data is not None else (manifest.get("data") or {}).get("source")
+    if source is None or (isinstance(source, str) and source in ("dataframe", "estimator")):
+        raise DataError(
+            "This model was trained from an in-memory DataFrame, so its training data cannot be re-read; pass the "
+            "same table (Python: data=frame; CLI: --data FILE) to calibrate, fine-tune and score variants."
+        )
+    if isinstance(source, str) and not source.startswith("builtin:") and not Path(source).exists():
+        raise DataError(
+            f"The training data {source!r} recorded in the package no longer exists; pass the same table with "
+            f"--data FILE (Python: data=...) to calibrate, fine-tune and score variants."
+        )
+    return read_table(source), str(source)

@@ -434,8 +434,10 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
     if token_lengths is None and family == "ngram":
         token_lengths = None
     stats = text_stats(tr, token_lengths)
+    vocabulary = word_vocabulary(tr)
     profile = {"n_rows": len(tr), "text_column": text_col, "text": stats,
-               "vocabulary": word_vocabulary(tr), "ood": {**ood_info, "thresholds": thresholds},
+               "columns": {"text": _monitor_column(tr, va, vocabulary)},
+               "vocabulary": vocabulary, "ood": {**ood_info, "thresholds": thresholds},
                "target": {"kind": "categorical", "top": {str(labels[c]): float(np.mean(y_tr == c)) for c in range(k)}}}
     if centroids is not None:
         profile["centroids"] = {"labels": names, "dim": int(centroids.shape[1])}
@@ -487,6 +489,20 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
                    training_flops=int(sum(flops.values())), flops_methods={f: methods[f] for f in flops},
                    extra={"ngram": ngram, "minilm": mini, "head": head, "centroids": centroids, "codec": codec,
                           "test_outputs": out})
+
+
+def _monitor_column(tr: Sequence[str], va: Sequence[str], vocabulary: Sequence[str]) -> dict[str, Any]:
+    """The text input as the monitor's generic column layout: character lengths of the training texts and
+    the out-of-vocabulary share of the validation texts (words not in ``vocabulary``), as numeric stats."""
+    from ...data._profile import _numeric_stats
+    from ._ngram import WORD_RE, words
+
+    vocab = set(vocabulary)
+    oov = [sum(w not in vocab for w in ws) / len(ws) if ws else 1.0 for ws in (words(t) for t in va)]
+    return {"kind": "text", "count": len(tr), "missing": 0.0,
+            "length": _numeric_stats(np.asarray([len(t) for t in tr], dtype=np.float64)),
+            "oov": _numeric_stats(np.asarray(oov, dtype=np.float64)),
+            "tokens": {"pattern": WORD_RE, "lowercase": True}}
 
 
 def _torch_proba(mini: MiniLMRun, W: np.ndarray, b: np.ndarray, texts: Sequence[str]) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._base import InputCodec, InputField, ReadJson, Task, Trained, VariantKind
 from ._codec import TextCodec
+from ._config import TextConfig
 from ._data import DEFAULT_MAX_CHARS, text_columns
 
 __all__ = ["TextTask"]
@@ -30,6 +31,17 @@ class TextTask(Task):
     summary: ClassVar[str] = ("text classification from raw strings: n-gram TF-IDF + logistic regression, MiniLM "
                               "(frozen or fine-tuned) or both in one graph")
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
+    config_class: ClassVar[type | None] = TextConfig
+
+    def example(self) -> Any:
+        """200 BBC News articles (40 per topic) and the n-gram model: trains in a few seconds."""
+        from .._base import TaskExample
+        from ...data import load_builtin
+
+        frame = load_builtin("bbc_news")
+        frame = pd.concat([g.sample(40, random_state=0) for _, g in frame.groupby("label")])
+        return TaskExample(frame.sample(frac=1.0, random_state=0).reset_index(drop=True), "label", {"model": "ngram"},
+                           "builtin:bbc_news (200 articles), n-gram model")
 
     # ------------------------------------------------------------------ training side
 
@@ -47,6 +59,11 @@ class TextTask(Task):
         from ._fit import fit_text
 
         return fit_text(frame, config, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
+
+    def splits(self, package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        from ._variants import recreate_splits
+
+        return recreate_splits(package, data)
 
     # ------------------------------------------------------------------ inference side
 
@@ -72,6 +89,11 @@ class TextTask(Task):
         from ._variants import build_variant
 
         return build_variant(kind, params, package, context)
+
+    def native_predictor(self, package: Any) -> Any:
+        from ._native import native_predictor
+
+        return native_predictor(package)
 
     def flops_per_prediction(self, manifest: Mapping[str, Any]) -> tuple[int, str]:
         m = manifest["model"]

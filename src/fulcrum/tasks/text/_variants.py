@@ -31,7 +31,7 @@ import pandas as pd
 from ...errors import ConfigError, DataError
 from .._base import VariantKind
 
-__all__ = ["variant_kinds", "build_variant", "quantize_int8", "INT8_PARAMS", "training_frames"]
+__all__ = ["variant_kinds", "build_variant", "quantize_int8", "INT8_PARAMS", "training_frames", "recreate_splits"]
 
 INT8_PARAMS: dict[str, Any] = {"weight_type": "QUInt8", "per_channel": True, "reduce_range": True,
                                "op_types_to_quantize": ["MatMul"], "exclude_prefix": "ng/"}
@@ -89,32 +89,43 @@ def _get(context: Any, name: str) -> Any:
     return getattr(context, name, None)
 
 
-def training_frames(package: Any, context: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
-    """(train, validation, text column, target) of the package's run."""
+def recreate_splits(package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The run's (train, validation, test) tables, re-created from ``data`` (a table or a source) or the
+    package's recorded source: the same clean-up (empty texts dropped, NUL removed) and the same seeded,
+    stratified split, after checking the stored fingerprint of the table."""
     from ... import data as D
     from ._config import TextConfig
     from ._fit import prepare_splits
 
     m = package.manifest
+    source = (m.get("data") or {}).get("source")
+    if data is None:
+        if not source or source in ("dataframe", "estimator"):
+            raise DataError(f"{package.ref} was trained on an in-memory table, so its training data cannot be re-read; "
+                            "pass the same table (Python: data=frame; CLI: --data FILE).")
+        if not source.startswith("builtin:") and not Path(source).exists():
+            raise DataError(f"The training data {source!r} of {package.ref} no longer exists; pass the same table with "
+                            "--data FILE (Python: data=...).")
+        data = source
+    frame = data if isinstance(data, pd.DataFrame) else D.read_table(data)
+    stored = (m.get("data") or {}).get("fingerprint")
+    if stored and D.fingerprint(frame.reset_index(drop=True)) != stored:
+        raise DataError(f"The data differs from the data {package.ref} was trained on (fingerprint mismatch), so its "
+                        "held-out test split cannot be re-created; pass the original training table with --data FILE.")
+    _, _, splits, _, _ = prepare_splits(frame, TextConfig.coerce(m["config"]))
+    return splits
+
+
+def training_frames(package: Any, context: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
+    """(train, validation, text column, target) of the package's run: from ``context.train`` /
+    ``context.val`` when given, else re-created from ``context.data`` or the recorded source."""
+    m = package.manifest
     text_col, target = m["task"]["text_column"], m["task"]["target"]
     train, val = _get(context, "train"), _get(context, "val")
     if isinstance(train, pd.DataFrame) and isinstance(val, pd.DataFrame):
         return train, val, text_col, target
-    data = _get(context, "data") if not isinstance(context, (pd.DataFrame, str)) else context
-    source = (m.get("data") or {}).get("source")
-    if data is None:
-        if not source or source == "dataframe":
-            raise DataError(f"{package.ref} was trained on an in-memory table; pass that table as the data to build this variant.")
-        if not source.startswith("builtin:") and not Path(source).exists():
-            raise DataError(f"The training data {source!r} of {package.ref} is gone; pass the training table with --data FILE.")
-        data = source
-    frame = D.read_table(data) if not isinstance(data, pd.DataFrame) else data
-    stored = (m.get("data") or {}).get("fingerprint")
-    if stored and D.fingerprint(frame.reset_index(drop=True)) != stored:
-        raise DataError(f"The data differs from the data {package.ref} was trained on (fingerprint mismatch); pass the "
-                        "original training table with --data FILE.")
-    cfg = TextConfig.coerce(m["config"])
-    _, _, (train, val, _), labels, _ = prepare_splits(frame, cfg)
+    data = context if isinstance(context, (pd.DataFrame, str)) else _get(context, "data")
+    train, val, _ = recreate_splits(package, data)
     return train, val, text_col, target
 
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..config import TrainConfig
-from ..errors import ConfigError, DataError
-from ..models import ModelAdapter, TaskSpec, adapter_class
-from ..training import Callback, ProgressBar
-from ._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, regression_metrics
+from ...config import TrainConfig
+from ...errors import ConfigError, DataError
+from ...models import ModelAdapter, TaskSpec, adapter_class
+from ...training import Callback, ProgressBar
+from .._base import Trained
+from .._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, regression_metrics
 
 __all__ = ["fit_tabular", "TrainedTabular", "evaluate_outputs", "library_versions", "AUTO_CANDIDATES"]
 
@@ -30,19 +30,24 @@ CV_SELECTION_MAX_ROWS = 20_000  # above this, one validation split ranks candida
 SELECTION_FOLDS = 5
 
 
-@dataclass
-class TrainedTabular:
-    """The result of a training run, ready to be written as a model package."""
+class TrainedTabular(Trained):
+    """A tabular run's :class:`~fulcrum.tasks.Trained`; ``extra`` holds the fitted adapter and preprocessor."""
 
-    manifest: dict[str, Any]
-    files: dict[str, bytes]
-    adapter: ModelAdapter
-    preprocessor: Any
-    labels: list[Any] | None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    test_frame: pd.DataFrame | None = None  # held-out rows, e.g. to measure inference cost
-    training_flops: int = 0  # every fit of the run: CV folds, candidates, refit
-    flops_methods: dict[str, str] = field(default_factory=dict)
+    @property
+    def adapter(self) -> ModelAdapter:
+        return self.extra["adapter"]
+
+    @property
+    def preprocessor(self) -> Any:
+        return self.extra["preprocessor"]
+
+    @property
+    def labels(self) -> list[Any] | None:
+        return self.manifest["task"].get("labels")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest["metrics"]
 
 
 def library_versions() -> dict[str, str]:
@@ -117,16 +122,16 @@ def fit_tabular(
     checkpoint_dir: str | Path | None = None,
     log: Any = None,
 ) -> TrainedTabular:
-    from .. import data as D
+    from ... import data as D
 
     say = log or (lambda msg: None)
     if not config.target:
         raise ConfigError("No target column given; pass --target COLUMN (or target=... in Python).")
     target = config.target
-    df, n_dropped = D.check_target(df, target, config.task)
+    df, n_dropped = D.check_target(df, target, config.kind)
     if n_dropped:
         say(f"note: dropped {n_dropped} row(s) with a missing target {target!r}")
-    kind = config.task if config.task != "auto" else D.infer_task(df[target])
+    kind = config.kind if config.kind != "auto" else D.infer_task(df[target])
     D.check_target(df, target, kind)  # one-class check now that the kind is known
     schema = D.infer_schema(df, target)
     for msg in schema.notices:  # e.g. a numeric column whose few unparsable cells are read as missing
@@ -151,7 +156,7 @@ def fit_tabular(
         try:
             y_tr, y_va, y_te = (s[target].to_numpy(dtype=np.float64) for s in (train, val, test))
         except (TypeError, ValueError) as exc:
-            raise DataError(f"Regression target {target!r} must be numeric: {exc}. Use task='classification' for labels.") from exc
+            raise DataError(f"Regression target {target!r} must be numeric: {exc}. Use kind='classification' for labels.") from exc
         task = TaskSpec("regression")
 
     # ---- preparation, fitted on the training split only
@@ -234,7 +239,7 @@ def fit_tabular(
     files["profile.json"] = json.dumps(D.profile_frame(train, schema), sort_keys=True).encode()
     files["history.json"] = json.dumps(adapter.history_).encode()
     # one ONNX graph, raw inputs -> outputs; parity vs the native adapter measured on the test split
-    from ..optimize._export import package_onnx
+    from ._export import package_onnx
 
     files["model.onnx"], onnx_section = package_onnx(pre.to_dict(), adapter, task, pre.n_features_,
                                                      test, adapter.predict_output(X_te))
@@ -266,8 +271,8 @@ def fit_tabular(
         "lineage": {"parent": None, "data_source": source},
     }
     methods = {fam: adapter_class(fam).flops_method for fam in spent}
-    return TrainedTabular(manifest, files, adapter, pre, labels, manifest["metrics"], test_frame=test,
-                          training_flops=int(sum(spent.values())), flops_methods=methods)
+    return TrainedTabular(manifest, files, test_frame=test, training_flops=int(sum(spent.values())),
+                          flops_methods=methods, extra={"adapter": adapter, "preprocessor": pre})
 
 
 def _fmt(v: Any) -> str:
@@ -331,7 +336,7 @@ def _cross_validate(
     frame: pd.DataFrame, schema: Any, codec: Any, kind: str, task: TaskSpec, family: str, config: TrainConfig,
     folds: int | None = None, spent: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    from .. import data as D
+    from ... import data as D
 
     target = config.target
     assert target is not None

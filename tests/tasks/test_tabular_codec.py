@@ -18,7 +18,7 @@ import pytest
 from fulcrum.data import Preprocessor
 from fulcrum.data._schema import ColumnSpec, Schema
 from fulcrum.errors import DataError, FulcrumError, SchemaError
-from fulcrum.optimize._export_inputs import InputEncoder
+from fulcrum.tasks.tabular._codec import InputEncoder
 
 N_TRAIN = 40
 

@@ -21,7 +21,7 @@ from fulcrum.config import TrainConfig
 from fulcrum.data import Preprocessor
 from fulcrum.data._schema import ColumnSpec, Schema
 from fulcrum.models import TaskSpec, adapter_class
-from fulcrum.optimize import (
+from fulcrum.tasks.tabular._export import (
     DEFAULT_OPSET,
     MISSING_DATETIME,
     compose,
@@ -29,8 +29,8 @@ from fulcrum.optimize import (
     export_package_graph,
     export_preprocess,
 )
-from fulcrum.optimize import _export
-from fulcrum.optimize._export_inputs import InputEncoder
+from fulcrum.tasks.tabular import _export
+from fulcrum.tasks.tabular._codec import InputEncoder
 
 PROBA_ATOL = 1e-5
 VALUE_RTOL = 1e-5

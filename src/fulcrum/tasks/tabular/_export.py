@@ -56,7 +56,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..errors import ConfigError, FormatError
+from ...errors import ConfigError, FormatError
+from .._graph import graph_signature
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -638,31 +639,6 @@ def export_package_graph(preprocess: Mapping[str, Any], adapter: Any, task: Any,
     return full.SerializeToString()
 
 
-_TYPE_NAMES = {1: "float", 6: "int32", 7: "int64", 8: "string", 9: "bool", 11: "double"}
-
-
-def _type_str(vi: Any) -> str:
-    elem = vi.type.tensor_type.elem_type
-    return f"tensor({_TYPE_NAMES.get(elem, str(elem))})"
-
-
-def _shape(vi: Any) -> list[Any]:
-    return [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in vi.type.tensor_type.shape.dim]
-
-
-def graph_signature(model_bytes: bytes) -> dict[str, Any]:
-    """Manifest entry for a graph: its opsets and every input / output with type and shape."""
-    onnx = _onnx()
-    model = onnx.load_from_string(model_bytes)
-    g = model.graph
-    return {
-        "opset": _opsets(model).get("", DEFAULT_OPSET),
-        "opsets": dict(sorted(_opsets(model).items())),
-        "inputs": [{"name": i.name, "type": _type_str(i), "shape": _shape(i)} for i in g.input],
-        "outputs": [{"name": o.name, "type": _type_str(o), "shape": _shape(o)} for o in g.output],
-    }
-
-
 def package_onnx(preprocess: Mapping[str, Any], adapter: Any, task: Any, n_features: int,
                  frame: Any = None, reference: np.ndarray | None = None, *, split: str = "test") -> tuple[bytes, dict[str, Any]]:
     """``model.onnx`` bytes and its manifest section (``onnx``), with the parity measured on ``frame``.
@@ -685,9 +661,9 @@ def measure_parity(model_bytes: bytes, preprocess: Mapping[str, Any], frame: Any
     """Run the graph with ONNX Runtime on ``frame`` and compare to ``reference`` (the native outputs)."""
     import onnxruntime as ort
 
-    from ._export_inputs import InputEncoder
+    from ._codec import InputEncoder
 
-    from ..artifact import check_onnx_graph
+    from ...artifact import check_onnx_graph
 
     check_onnx_graph(model_bytes, "the exported graph")  # never a session over external data
     opts = ort.SessionOptions()

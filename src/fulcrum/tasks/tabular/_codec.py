@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..data._coerce import (
+from ...data._coerce import (
     MISSING_CATEGORY,
     NUMBER_TEXT,
     CellError,
@@ -29,9 +29,9 @@ from ..data._coerce import (
     to_datetime,
     to_float,
 )
-from ..data._preprocess import record_unknown
-from ..data._schema import blank_na_tokens
-from ..errors import ConfigError, SchemaError
+from ...data._preprocess import record_unknown
+from ...data._schema import blank_na_tokens
+from ...errors import ConfigError, SchemaError
 from ._export import MISSING_DATETIME
 
 __all__ = ["InputEncoder"]

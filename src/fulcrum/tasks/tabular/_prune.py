@@ -30,7 +30,7 @@ def prune_mlp(head: Any, sparsity: float) -> tuple[Any, list[int]]:
     """A new, narrower InferenceHead with ``sparsity`` of each hidden layer's units removed."""
     import torch
 
-    from ..models import MLP, InferenceHead
+    from ...models import MLP, InferenceHead
 
     if not 0 < sparsity < 1:
         raise ValueError(f"sparsity must be in (0, 1), got {sparsity!r}")
@@ -71,7 +71,7 @@ def fine_tune(head: Any, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None,
     import torch
     from torch import nn
 
-    from ..training import Trainer
+    from ...training import Trainer
 
     kind = head.kind
     if kind == "classification":

@@ -49,8 +49,8 @@ def distill_mlp(teacher: Any, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | 
     import torch
     from torch import nn
 
-    from ..models import MLP, InferenceHead
-    from ..training import Trainer
+    from ...models import MLP, InferenceHead
+    from ...training import Trainer
 
     kind = teacher.kind
     in_f = teacher.body.net[0].in_features
