@@ -129,11 +129,9 @@ def load_context(pkg: Any, data: Any = None) -> _Context:
     from ..runtime._engines import custom_op_libraries, primary_output
     from ..tasks import get_task
 
-    from ..tasks import Task
-
     m = pkg.manifest
     task = get_task(m)
-    if type(task).native_predictor is not Task.native_predictor:
+    if task.has_native_engine(m):
         # the trained model itself must be readable before variants are made from the package (a damaged
         # weights file is one error naming it, before any work; promoted variants copy the package's files)
         task.native_predictor(pkg)

@@ -285,6 +285,10 @@ class Task(ABC):
         variant is promoted to a version of its own)."""
         raise NotImplementedError(f"task {self.name!r} builds no variant {kind!r} itself")
 
+    def has_native_engine(self, manifest: Mapping[str, Any]) -> bool:
+        """Whether :meth:`native_predictor` can load this package (the optimizer checks its weights first)."""
+        return type(self).native_predictor is not Task.native_predictor
+
     def native_predictor(self, package: Any) -> Any:
         """The reference engine (the trained model itself, not its graph): an object with
         ``output(frame, on_unknown) -> primary output`` and ``last_extra_`` / ``last_unknown_`` notices.

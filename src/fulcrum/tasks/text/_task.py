@@ -90,6 +90,9 @@ class TextTask(Task):
 
         return build_variant(kind, params, package, context)
 
+    def has_native_engine(self, manifest: Mapping[str, Any]) -> bool:
+        return (manifest.get("model") or {}).get("family") == "minilm"
+
     def native_predictor(self, package: Any) -> Any:
         from ._native import native_predictor
 
