@@ -93,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
             for col, d in snap["drift"].items()
         ]
         print("  " + table(["column", "kind", "n", "psi", "ks", "missing", "status"], rows).replace("\n", "\n  "))
+        for col, d in snap["drift"].items():  # a text input drifts by its length or by its words
+            parts = [(label, d.get(key)) for label, key in (("text length (characters)", "length"),
+                                                            ("out-of-vocabulary share", "oov")) if d.get(key)]
+            for label, part in parts:
+                mean = part.get("mean") or {}
+                print(f"    {col}: {label}: mean {fmt(mean.get('train'), 3)} in training -> {fmt(mean.get('window'), 3)} "
+                      f"now, psi {fmt(part.get('psi'))}, {part.get('status')}")
         ood = snap["ood"]
         rate = "-" if ood["rate"] is None else f"{ood['rate']:.1%}"
         print(f"\nout-of-distribution: {rate} of the window (rows scoring >= {ood['threshold']}; "

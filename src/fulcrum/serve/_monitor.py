@@ -352,10 +352,13 @@ class _TextColumn:
     def __init__(self, name: str, stats: Mapping[str, Any], vocabulary: Sequence[str] | None, window: int) -> None:
         self.name = name
         self.missing = float(stats.get("missing") or 0.0)
-        self.length = _NumericColumn(f"{name}:length", stats["length"], window)
+        # each part's reference size (the p-values need it; without one the reference would count as exact):
+        # its own count, else the column's
+        count = stats.get("count")
+        self.length = _NumericColumn(f"{name}:length", {"count": count, **stats["length"]}, window)
         oov = stats.get("oov")
         usable = isinstance(oov, Mapping) and oov.get("quantiles") and oov.get("histogram") and vocabulary
-        self.oov = _NumericColumn(f"{name}:oov", oov, window) if usable else None  # type: ignore[arg-type]
+        self.oov = _NumericColumn(f"{name}:oov", {"count": count, **oov}, window) if usable else None  # type: ignore[dict-item]
         self.vocabulary = frozenset(str(w) for w in vocabulary or ())
         tokens = stats.get("tokens") or {}
         self.lowercase = bool(tokens.get("lowercase", True))

@@ -499,9 +499,10 @@ def _monitor_column(tr: Sequence[str], va: Sequence[str], vocabulary: Sequence[s
 
     vocab = set(vocabulary)
     oov = [sum(w not in vocab for w in ws) / len(ws) if ws else 1.0 for ws in (words(t) for t in va)]
+    # each part counts its own texts: the monitor's p-values weigh the reference by its size
     return {"kind": "text", "count": len(tr), "missing": 0.0,
-            "length": _numeric_stats(np.asarray([len(t) for t in tr], dtype=np.float64)),
-            "oov": _numeric_stats(np.asarray(oov, dtype=np.float64)),
+            "length": {**_numeric_stats(np.asarray([len(t) for t in tr], dtype=np.float64)), "count": len(tr)},
+            "oov": {**_numeric_stats(np.asarray(oov, dtype=np.float64)), "count": len(va)},
             "tokens": {"pattern": WORD_RE, "lowercase": True}}
 
 

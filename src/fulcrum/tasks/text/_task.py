@@ -72,10 +72,14 @@ class TextTask(Task):
 
     def request_schema(self, manifest: Mapping[str, Any]) -> list[InputField]:
         column = manifest["task"].get("text_column")
-        alias = f" (the training column {column!r} is accepted too)" if column and column != "text" else ""
+        other = column if column and column != "text" else None
+        alias = f" (records may name it {other!r}, the training table's column, too)" if other else ""
+        limits: dict[str, Any] = {"max_chars": _max_chars(manifest)}
+        if other:
+            limits["aliases"] = [other]  # the server's record schema accepts either name, as the codec does
         return [InputField("text", "text", ("BYTES",), description=(
             f"the text to classify: a non-empty UTF-8 string without NUL, at most {_max_chars(manifest)} characters{alias}"),
-            limits={"max_chars": _max_chars(manifest)})]
+            limits=limits)]
 
     def shorthand(self, manifest: Mapping[str, Any]) -> tuple[str, str] | None:
         return ("texts", "text")
