@@ -5,7 +5,7 @@ import pytest
 
 from fulcrum.config import TrainConfig
 from fulcrum.errors import ConfigError, NotFittedError
-from fulcrum.models import FAMILIES, TaskSpec, adapter_class
+from fulcrum.models import TRAINABLE, TaskSpec, adapter_class
 
 CFG = TrainConfig(epochs=30, lr=1e-2, hidden_sizes=(16,), progress=False, device="cpu", n_estimators=50)
 
@@ -20,7 +20,7 @@ def data(kind, seed=0):
     return X[:240], y[:240], X[240:], y[240:]
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(TRAINABLE))
 @pytest.mark.parametrize("kind", ["classification", "regression"])
 def test_fit_predict_roundtrip(family, kind):
     X, y, Xv, yv = data(kind)
@@ -40,7 +40,7 @@ def test_fit_predict_roundtrip(family, kind):
     np.testing.assert_allclose(back.predict_output(Xv), out, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(TRAINABLE))
 def test_predict_before_fit_says_call_fit(family):
     ad = adapter_class(family)(TaskSpec("regression"), CFG)
     with pytest.raises(NotFittedError, match="call fit"):
@@ -55,6 +55,6 @@ def test_unknown_family():
 def test_binary_classification_has_two_columns():
     X, y, Xv, yv = data("classification")
     y, yv = (y > 0).astype(np.int64), (yv > 0).astype(np.int64)
-    for fam in FAMILIES:
+    for fam in TRAINABLE:
         out = adapter_class(fam)(TaskSpec("classification", 2), CFG).fit(X, y, Xv, yv).predict_output(Xv)
         assert out.shape == (60, 2)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fulcrum.config import TrainConfig
-from fulcrum.errors import ConfigError, DataError
+from fulcrum.errors import ConfigError, DataError, NotFittedError
 from fulcrum.models import FAMILIES, EnsembleAdapter, LightGBMAdapter, LinearAdapter, MLPAdapter, TaskSpec, adapter_class
 from fulcrum.models._ensemble import caruana_weights
 from fulcrum.tasks._metrics import classification_metrics, regression_metrics
@@ -214,7 +214,7 @@ def test_an_ensemble_is_not_fitted_directly(cls_members):
     task, cfg, X, y, _ = cls_members
     with pytest.raises(ConfigError, match="--model auto"):
         EnsembleAdapter(task, cfg).fit(X, y, None, None)
-    with pytest.raises(Exception, match="not fitted"):
+    with pytest.raises(NotFittedError, match="from_members"):
         EnsembleAdapter(task, cfg).predict_output(X)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..config import TrainConfig
-from ..errors import ConfigError, DataError, FormatError
+from ..errors import ConfigError, DataError, FormatError, NotFittedError
 from ._base import ModelAdapter, ReadFile, TaskSpec
 
 __all__ = ["caruana_weights", "EnsembleAdapter", "ENSEMBLE_METRICS"]
@@ -251,8 +251,9 @@ class EnsembleAdapter(ModelAdapter):
     @property
     def members(self) -> list[tuple[str, ModelAdapter, float]]:
         """(name, fitted adapter, weight) per member, in order."""
-        self._check_fitted("members_")
-        assert self.members_ is not None
+        if not self.members_:
+            raise NotFittedError("This EnsembleAdapter has no members yet; build it from fitted models with "
+                                 "EnsembleAdapter.from_members(task, config, members, weights).")
         return list(self.members_)
 
     def predict_output(self, X: np.ndarray) -> np.ndarray:

@@ -14,7 +14,28 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["student_sizes", "distill_mlp"]
+__all__ = ["student_sizes", "distill_mlp", "OutputTeacher"]
+
+
+class OutputTeacher:
+    """A teacher known only by its outputs (an ensemble of trees, linear models and MLPs).
+
+    ``predict(X)`` gives (N, K) probabilities or (N,) values; the distillation reads them as logits
+    ``log p`` (softmax(log p / T) is the teacher's distribution at temperature T) or as values
+    standardized with the training target's ``y_mean`` / ``y_std`` (which the student's head maps back).
+    """
+
+    def __init__(self, predict: Any, kind: str, in_features: int, out_features: int, y_mean: float = 0.0,
+                 y_std: float = 1.0) -> None:
+        self.predict, self.kind = predict, kind
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.y_mean, self.y_std = float(y_mean), float(y_std) or 1.0
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.predict(X), dtype=np.float64)
+        if self.kind == "classification":
+            return np.log(np.clip(out, 1e-7, 1.0)).astype(np.float32)  # (N, K) logits
+        return ((out - self.y_mean) / self.y_std)[:, None].astype(np.float32)  # (N, 1) standardized
 
 
 def student_sizes(teacher: list[int] | tuple[int, ...], shrink: int = 4, minimum: int = 8) -> list[int]:
@@ -45,7 +66,8 @@ def _loss_module(n_classes: int, temperature: float, alpha: float) -> Any:
 def distill_mlp(teacher: Any, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None,
                 config: Any, *, hidden_sizes: list[int], temperature: float = 2.0, alpha: float = 0.7,
                 epochs: int | None = None) -> Any:
-    """Train a student InferenceHead with ``hidden_sizes`` on the teacher head's outputs."""
+    """Train a student InferenceHead with ``hidden_sizes`` on the teacher's outputs (an MLP's InferenceHead,
+    or an :class:`OutputTeacher`)."""
     import torch
     from torch import nn
 
@@ -53,14 +75,17 @@ def distill_mlp(teacher: Any, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | 
     from ...training import Trainer
 
     kind = teacher.kind
-    in_f = teacher.body.net[0].in_features
-    out_f = [m for m in teacher.body.net if isinstance(m, nn.Linear)][-1].out_features
+    if isinstance(teacher, OutputTeacher):
+        in_f, out_f, teacher_raw = teacher.in_features, teacher.out_features, teacher.raw
+    else:
+        in_f = teacher.body.net[0].in_features
+        out_f = [m for m in teacher.body.net if isinstance(m, nn.Linear)][-1].out_features
+
+        def teacher_raw(A: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return teacher.body(torch.as_tensor(A, dtype=torch.float32)).numpy()  # (N, K) logits / standardized value
     torch.manual_seed(int(config.seed))
     student = MLP(in_f, out_f, hidden_sizes, dropout=0.0)
-
-    def teacher_raw(A: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return teacher.body(torch.as_tensor(A, dtype=torch.float32)).numpy()  # (N, K) logits / standardized value
 
     if kind == "classification":
         target = np.concatenate([teacher_raw(X), y[:, None].astype(np.float32)], axis=1)

@@ -537,19 +537,68 @@ def _prefix_all(graph: Any, prefix: str, keep: Iterable[str] = ()) -> None:
         node.name = f"{prefix}{node.name or node.op_type + str(i)}"
 
 
+def _ensemble_graph(adapter: Any, kind: str, n_features: int, opset: int) -> tuple[Any, str]:
+    """EnsembleAdapter: every member's graph side by side on the one ``features`` input, each member's
+    internal names prefixed (``ens<i>_``), outputs combined as ``Sum(w_i * out_i)`` with constant float32
+    weights (a member's own output type: float32 probabilities [N, K] or values reshaped to [N]).
+
+    Each member reads the same float32 features, as the single-model graphs do (a linear member casts
+    them to double inside its part, exactly like its own graph).
+    """
+    onnx = _onnx()
+    from onnx import helper
+
+    nodes: list[Any] = []
+    initializers: list[Any] = []
+    functions: list[Any] = []
+    opsets: dict[str, int] = {"": opset}
+    raws: list[tuple[str, float]] = []
+    for i, (_, member, weight) in enumerate(adapter.members):
+        family = getattr(member, "family", type(member).__name__)
+        if family not in _MODEL_BUILDERS:
+            raise ConfigError(f"Cannot export ensemble member family {family!r} to ONNX; supported: "
+                              f"{', '.join(_MODEL_BUILDERS)}.")
+        model, raw = _MODEL_BUILDERS[family](member, kind, n_features, opset)
+        g = model.graph
+        prefix = f"ens{i}_"  # ens<i>_ never begins another member's prefix: no edge name collides
+        _prefix_all(g, prefix, keep=[FEATURES])
+        nodes.extend(g.node)
+        initializers.extend(g.initializer)
+        functions.extend(model.functions)
+        for domain, version in _opsets(model).items():
+            opsets[domain] = max(opsets.get(domain, 0), version)
+        raws.append((prefix + raw, float(weight)))
+    used = {FEATURES} | {n for node in nodes for n in [*node.input, *node.output]} | {t.name for t in initializers}
+    b = _Builder(used, prefix="ens_")
+    parts = []
+    for raw, weight in raws:
+        if kind == "regression":
+            raw = b.op("Reshape", [raw, b.const([-1], np.int64, "flat")], "value")  # [N, 1] or [N] -> [N]
+        parts.append(b.op("Mul", [raw, b.const(weight, np.float32, "weight")], "weighted"))
+    out = b.op("Sum", parts, "ensemble")
+    graph = helper.make_graph([*nodes, *b.nodes], "fulcrum_ensemble",
+                              [helper.make_tensor_value_info(FEATURES, onnx.TensorProto.FLOAT, ["N", n_features])],
+                              [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)],
+                              initializer=[*initializers, *b.initializers])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
+    model.functions.extend(functions)
+    return model, out
+
+
 def export_model(adapter: Any, task: Any, n_features: int, opset: int = DEFAULT_OPSET) -> Any:
     """The model alone: ``features`` float32 [N, D] -> ``probabilities`` float32 [N, K] and ``label``
     int64 [N] (classification) or ``value`` float32 [N] (regression).
 
     ``adapter``: a fitted MLPAdapter (torch.onnx.export of ``torch_module()``), LinearAdapter
-    (a hand graph) or LightGBMAdapter (onnxmltools); ``task``: a TaskSpec or its kind.
+    (a hand graph), LightGBMAdapter (onnxmltools) or EnsembleAdapter (its members' graphs and a
+    weighted sum); ``task``: a TaskSpec or its kind.
     """
     onnx = _onnx()
     from onnx import helper
 
     kind = _task_kind(task)
     family = getattr(adapter, "family", type(adapter).__name__)
-    builders = {"mlp": _torch_graph, "linear": _linear_graph, "lightgbm": _lightgbm_graph}
+    builders = {**_MODEL_BUILDERS, "ensemble": _ensemble_graph}
     if family not in builders:
         raise ConfigError(f"Cannot export model family {family!r} to ONNX; supported: {', '.join(builders)}.")
     model, raw = builders[family](adapter, kind, int(n_features), opset)
@@ -581,6 +630,9 @@ def export_model(adapter: Any, task: Any, n_features: int, opset: int = DEFAULT_
     g.name = f"fulcrum_{family}"
     onnx.checker.check_model(model)
     return model
+
+
+_MODEL_BUILDERS = {"mlp": _torch_graph, "linear": _linear_graph, "lightgbm": _lightgbm_graph}
 
 
 def _n_outputs(adapter: Any) -> int | None:

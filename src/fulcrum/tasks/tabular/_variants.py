@@ -4,13 +4,16 @@ need the model itself (retraining or cutting it), built here.
 =================  ======================  =================================================================
 kind               families                what it is
 =================  ======================  =================================================================
-onnx-fp32          mlp, linear, lightgbm   (graph) ONNX Runtime's offline graph optimization
-int8-dynamic       mlp, linear             (graph) dynamic int8 of the model part, after ``features``
-int8-static        mlp, linear             (graph) static int8 (QDQ) of the model part, calibrated on
+onnx-fp32          mlp, linear, lightgbm,  (graph) ONNX Runtime's offline graph optimization
+                   ensemble
+int8-dynamic       mlp, linear, ensemble*  (graph) dynamic int8 of the model part, after ``features``
+int8-static        mlp, linear, ensemble*  (graph) static int8 (QDQ) of the model part, calibrated on
                                            training rows
 pruned [pruned-S]  mlp                     structured pruning: S% of each hidden layer's units removed,
                                            then a short fine-tune on the training split
-distilled          mlp                     a 4x narrower MLP trained on the teacher's soft targets (T = 2)
+distilled          mlp, ensemble           an MLP trained on the teacher's soft targets (T = 2): 4x narrower
+                                           than an MLP teacher; for an ensemble, one MLP of the MLP member's
+                                           (else the configured) size in place of every member
 trees [trees-P]    lightgbm                the first P% of the boosting rounds (truncated num_iteration)
 shallow            lightgbm                retrained with num_leaves = 7 on the training split
 =================  ======================  =================================================================
@@ -20,6 +23,9 @@ product. Tree ensembles have no int8 kernels in ONNX Runtime, so they get fewer 
 shallower trees instead. The int8 kinds quantize only the graph after the ``features`` edge
 (the model part); the string/date preprocessing in front stays exact. A linear model's
 double-precision part is computed in float32 first (the quantizers take float32 MatMuls).
+(*) A weighted ensemble gets int8 only when every member is linear or an MLP: with a LightGBM
+member, the trees would stay float and int8 would change only part of the graph. Its members are
+not pruned or cut one by one; distilling the whole ensemble into one MLP is its compression.
 """
 
 from __future__ import annotations
@@ -36,11 +42,11 @@ __all__ = ["VARIANT_FAMILIES", "variant_kinds", "variant_ids", "variant_from_id"
 
 #: kind -> model families it applies to (in the order variants are planned)
 VARIANT_FAMILIES: dict[str, tuple[str, ...]] = {
-    "onnx-fp32": ("mlp", "linear", "lightgbm"),
-    "int8-dynamic": ("mlp", "linear"),
-    "int8-static": ("mlp", "linear"),
+    "onnx-fp32": ("mlp", "linear", "lightgbm", "ensemble"),
+    "int8-dynamic": ("mlp", "linear", "ensemble"),
+    "int8-static": ("mlp", "linear", "ensemble"),
     "pruned": ("mlp",),
-    "distilled": ("mlp",),
+    "distilled": ("mlp", "ensemble"),
     "trees": ("lightgbm",),
     "shallow": ("lightgbm",),
 }
@@ -49,7 +55,11 @@ _WHY_NOT = {
     "lightgbm": "tree ensembles have no int8 kernels in ONNX Runtime, and pruning/distillation here are for MLPs; "
                 "trees and shallow are the tree analogues",
     "mlp": "trees and shallow are for tree ensembles",
+    "ensemble": "a weighted ensemble's members are kept whole (pruning is for one MLP, trees and shallow for one "
+                "LightGBM model); distilled compresses the whole ensemble into one MLP",
 }
+_WHY_NOT_INT8_ENSEMBLE = ("not for this ensemble: its LightGBM member(s) have no int8 kernels in ONNX Runtime, so int8 "
+                          "would quantize only part of the graph; onnx-fp32 and distilled apply")
 _INT8 = {"scope": "features", "op_types": ["MatMul", "Gemm"], "weight_type": "QInt8", "per_channel": False,
          "extra_options": {"MatMulConstBOnly": True}}
 _DEFAULT_SPARSITIES = (0.5, 0.8)
@@ -58,13 +68,16 @@ _DEFAULT_FRACTIONS = (0.5, 0.25)
 
 def variant_kinds(manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[str, str]]:
     family = manifest["model"]["family"]
+    members = {e.get("family") for e in manifest["model"].get("members") or []} if family == "ensemble" else {family}
     kinds: list[VariantKind] = []
     why: dict[str, str] = {}
     for kind, families in VARIANT_FAMILIES.items():
         if family not in families:
             why[kind] = f"not for {family} models: {_WHY_NOT.get(family, 'not built for this model family')}"
+        elif kind.startswith("int8") and not members <= {"linear", "mlp"}:
+            why[kind] = _WHY_NOT_INT8_ENSEMBLE
         elif kind.startswith("int8"):
-            kinds.append(VariantKind(kind, "graph", {**_INT8, "float32": family == "linear"}))
+            kinds.append(VariantKind(kind, "graph", {**_INT8, "float32": "linear" in members}))
         elif kind == "onnx-fp32":
             kinds.append(VariantKind(kind, "graph", {}))
         else:
@@ -123,6 +136,27 @@ class _Parts:
         else:
             self.y_tr, self.y_va = (s[target].to_numpy(dtype=np.float64) for s in (train, val))
         self.X_tr, self.X_va = pre.transform(train), pre.transform(val)
+        self.n_outputs = len(labels) if self.kind == "classification" else 1
+
+    def teacher(self) -> Any:
+        """The teacher to distil: the MLP's head, or an ensemble known by its outputs."""
+        if self.family == "mlp":
+            return self.adapter.torch_module()
+        from ._distill import OutputTeacher
+
+        y_mean = float(np.mean(self.y_tr)) if self.kind == "regression" else 0.0
+        y_std = float(np.std(self.y_tr)) if self.kind == "regression" else 1.0
+        return OutputTeacher(self.adapter.predict_output, self.kind, self.n_features, self.n_outputs, y_mean, y_std)
+
+    def student_sizes(self, shrink: int) -> list[int]:
+        """An MLP teacher's layers ``shrink`` times narrower; for an ensemble, its MLP member's layers (else the
+        configured ones) as they are: one MLP in place of every member is the compression."""
+        from ._distill import student_sizes
+
+        if self.family == "mlp":
+            return student_sizes(self.adapter.args_["hidden_sizes"], shrink)
+        mlps = [m for _, m, _ in self.adapter.members if m.family == "mlp"]
+        return [int(h) for h in (mlps[0].args_["hidden_sizes"] if mlps else self.config.hidden_sizes)]
 
     def graph(self, adapter: Any) -> bytes:
         """The package graph with ``adapter`` as its model part."""
@@ -135,7 +169,11 @@ class _Parts:
 
         ad = MLPAdapter(self.task, self.config)
         ad.module_ = head
-        args = dict(self.adapter.args_)
+        if self.family == "mlp":
+            args = dict(self.adapter.args_)
+        else:  # a student of another teacher (an ensemble): its shape and target scale from the head
+            args = {"in_features": self.n_features, "out_features": self.n_outputs,
+                    "y_mean": float(head.y_mean), "y_std": float(head.y_std)}
         args.update(hidden_sizes=list(widths), dropout=float(args.get("dropout", 0.0)))
         ad.args_ = args
         return ad
@@ -164,16 +202,20 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
         notes = {"params": {**params, "hidden_sizes": widths, "parent_hidden_sizes": list(p.adapter.args_["hidden_sizes"]),
                             "fine_tune": {"epochs": epochs, "split": "train", "best_by": "val_loss"}}}
     elif kind == "distilled":
-        from ._distill import distill_mlp, student_sizes
+        from ._distill import distill_mlp
 
         temperature, alpha = float(getattr(opts, "temperature", 2.0)), float(getattr(opts, "alpha", 0.7))
         epochs = getattr(opts, "distill_epochs", None)
-        sizes = student_sizes(p.adapter.args_["hidden_sizes"], int(getattr(opts, "student_shrink", 4)))
-        head = distill_mlp(p.adapter.torch_module(), p.X_tr, p.y_tr, p.X_va, p.y_va, p.config,
+        sizes = p.student_sizes(int(getattr(opts, "student_shrink", 4)))
+        head = distill_mlp(p.teacher(), p.X_tr, p.y_tr, p.X_va, p.y_va, p.config,
                            hidden_sizes=sizes, temperature=temperature, alpha=alpha, epochs=epochs)
         ad = p.mlp_adapter(head, sizes)
         ad.args_["dropout"] = 0.0
-        notes = {"params": {"hidden_sizes": sizes, "teacher_hidden_sizes": list(p.adapter.args_["hidden_sizes"]),
+        if p.family == "mlp":
+            teacher: dict[str, Any] = {"teacher_hidden_sizes": list(p.adapter.args_["hidden_sizes"])}
+        else:
+            teacher = {"teacher": "ensemble", "teacher_members": {n: w for n, _, w in p.adapter.members}}
+        notes = {"params": {"hidden_sizes": sizes, **teacher,
                             "temperature": temperature, "alpha": alpha, "split": "train", "best_by": "val_loss",
                             "epochs": epochs or int(p.config.epochs)}}
     elif kind == "trees":
