@@ -157,7 +157,7 @@ def train(
         pkg = fit_to_package(df, cfg, name=name, registry=reg, source=source, callbacks=callbacks,
                              checkpoint_dir=run.checkpoints, log=log, task=task)
     except BaseException:
-        run.release()  # keep the checkpoints for --resume
+        run.fail()  # keep the checkpoints for --resume (a run that saved none leaves nothing)
         raise
     run.finish()  # the run is in the registry now
     return pkg

@@ -18,7 +18,7 @@ the process ends, killed or not.
   it first); when the interrupted runs of the name have another configuration it is an error as
   before; with nothing to resume the run starts from the beginning, with a notice.
 - A run that finishes (registers its version) removes its directory; one that fails keeps it, for
-  ``--resume``.
+  ``--resume``, when it saved a checkpoint (one that failed before, e.g. on bad data, leaves nothing).
 """
 
 from __future__ import annotations
@@ -91,6 +91,15 @@ class Run:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def fail(self) -> None:
+        """The run failed: keep its directory when it saved a checkpoint (``--resume`` continues from it), else
+        remove it, as :meth:`finish` does (a run that failed before training, e.g. on bad data, leaves nothing)."""
+        saved = self.checkpoints.is_dir() and any(p.is_file() for p in self.checkpoints.rglob("*"))
+        if saved:
+            self.release()
+        else:
+            self.finish()
 
     def finish(self) -> None:
         """The run is registered: remove its directory (and its name's directory when empty)."""

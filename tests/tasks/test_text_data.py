@@ -79,7 +79,7 @@ def test_codec_paths_agree_and_name_the_row():
     assert a["text"].shape == (2, 1) and a["text"].dtype == object and a["text"].tolist() == b["text"].tolist()
     assert c["text"].tolist() == [["good"]]
     assert codec.encode_frame(pd.DataFrame({"review": ["x"], "other": [1]})) and codec.last_extra_ == ["other"]
-    with pytest.raises(SchemaError, match="'text' in row 1 is empty"):
+    with pytest.raises(SchemaError, match=r"'text' at row 1 \(0-based\) is empty"):
         codec.encode_columns({"text": ["fine", " "]})
     with pytest.raises(SchemaError, match="needs a column 'text' or 'review'"):
         codec.encode_row({"body": "hello"})

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["read_table", "SUPPORTED_EXTENSIONS", "sniff_separator", "separator_notice"]
+__all__ = ["read_table", "SUPPORTED_EXTENSIONS", "sniff_separator", "separator_notice", "not_utf8_error"]
 
 _CSV = (".csv", ".tsv")
 _PARQUET = (".parquet", ".pq")
@@ -113,9 +113,33 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame, *, log: Callable[[
             df = _read_json(path)
     except DataError:
         raise
+    except UnicodeDecodeError as exc:
+        raise not_utf8_error(path, exc) from exc
     except Exception as exc:  # every parser has its own exception types
         raise DataError(f"Cannot read {str(path)!r} as {ext[1:].upper()}: {exc}. Check that the file is complete and in that format.") from exc
     return _check_frame(df, f"Data file {str(path)!r}")
+
+
+def not_utf8_error(path: str | os.PathLike[str], exc: UnicodeDecodeError) -> DataError:
+    """One line for a text file that is not UTF-8: the first line (1-based, the header is line 1) and byte that
+    do not decode, and how to convert the file."""
+    where = ""
+    try:
+        with open(path, "rb") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    where = f": line {lineno} holds the byte 0x{line[bad.start]:02x}, which is not UTF-8"
+                    break
+    except OSError:
+        pass
+    if not where:
+        where = f" ({exc.reason} at byte {exc.start} of a block)"
+    return DataError(
+        f"{str(path)!r} is not UTF-8 text{where} (it was probably saved as Latin-1 / Windows-1252); save it as UTF-8 "
+        f"(e.g. `iconv -f cp1252 -t utf-8 IN > OUT`) and run again."
+    )
 
 
 def _records_frame(records: list[Any], path: Path, what: str) -> pd.DataFrame:

@@ -74,6 +74,10 @@ def iter_chunks(path: str | os.PathLike[str], chunk_rows: int = 50_000, *,
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         if isinstance(exc, DataError):
             raise
+        if isinstance(exc, UnicodeDecodeError):
+            from ..data._readers import not_utf8_error
+
+            raise not_utf8_error(p, exc) from exc
         raise DataError(f"Cannot read {str(p)!r}: {exc}") from exc
 
 

@@ -150,6 +150,21 @@ class Task(ABC):
     def make_config(self, options: Mapping[str, Any]) -> Any:
         """The task's config from plain options (a config file, ``--set KEY=VALUE``, keyword overrides);
         an unknown key is a :class:`~fulcrum.errors.ConfigError` naming the closest known one."""
+        from ..errors import ConfigError
+
+        try:
+            return self._config(options)
+        except ConfigError:
+            model = options.get("model") if isinstance(options, Mapping) else None
+            owner = self._model_owner(model) if isinstance(model, str) else None
+            if owner is None:
+                raise
+            raise ConfigError(
+                f"model={model!r} is a {owner} task model, but this data goes to the {self.name} task, whose models "
+                f"are {self._models()}; force the {owner} task with --task {owner} (Python: task={owner!r}), or "
+                f"choose one of the {self.name} models.") from None
+
+    def _config(self, options: Mapping[str, Any]) -> Any:
         from ..config import TrainConfig, config_from_dict
 
         cls = self.config_class or TrainConfig
@@ -157,6 +172,30 @@ class Task(ABC):
         if callable(coerce):
             return coerce(dict(options))
         return config_from_dict(cls, dict(options))
+
+    def _models(self) -> str:
+        """This task's model choices (its config's ``model`` field), for messages."""
+        import typing
+
+        from ..config import TrainConfig
+
+        hints = typing.get_type_hints(self.config_class or TrainConfig)
+        return ", ".join(map(str, typing.get_args(hints.get("model")))) or "-"
+
+    def _model_owner(self, model: str) -> str | None:
+        """The other registered task whose config takes ``model=model``, if any (for a clearer error)."""
+        from ..errors import FulcrumError
+        from ._registry import list_tasks
+
+        for other in list_tasks():
+            if other.name == self.name:
+                continue
+            try:
+                other._config({"model": model})
+            except (FulcrumError, TypeError, ValueError):
+                continue
+            return other.name
+        return None
 
     def example(self) -> TaskExample:
         """A small labelled dataset for this task: by default the first built-in dataset whose workload is

@@ -41,10 +41,11 @@ class TextCodec:
         wanted = " or ".join(repr(n) for n in self._names())
         raise SchemaError(f"No text column: the input needs a column {wanted}; got {sorted(map(str, keys))[:10]}.")
 
-    def _encode(self, values: Sequence[Any], name: str) -> dict[str, np.ndarray]:
+    def _encode(self, values: Sequence[Any], name: str, rows: bool = True) -> dict[str, np.ndarray]:
         out = np.empty((len(values), 1), dtype=object)
         for i, v in enumerate(values):
-            out[i, 0] = check_text(v, self.max_chars, where=f"{name!r} in row {i}" if len(values) > 1 else repr(name))
+            # "at row N (0-based)", as the tabular codec says it (predict_file turns it into the file's row)
+            out[i, 0] = check_text(v, self.max_chars, where=f"{name!r} at row {i} (0-based)" if rows else repr(name))
         return {INPUT: out}
 
     def encode_frame(self, df: pd.DataFrame, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
@@ -71,7 +72,7 @@ class TextCodec:
         name = self._pick(list(row))
         self.last_extra_ = [str(c) for c in row if c not in self._names()]
         self.last_unknown_ = {}
-        return self._encode([row[name]], name)
+        return self._encode([row[name]], name, rows=False)
 
     def dummy(self) -> dict[str, np.ndarray]:
         return {INPUT: np.asarray([["a short example text"]], dtype=object)}

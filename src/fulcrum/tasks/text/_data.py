@@ -82,8 +82,8 @@ def check_text(value: Any, max_chars: int, where: str = "text") -> str:
     if not value.strip():
         raise SchemaError(f"{where} is empty or only whitespace; send some text to classify.")
     if len(value) > max_chars:
-        raise SchemaError(f"{where} has {len(value)} characters, more than this model's limit of {max_chars} "
-                          f"(HTTP 422); shorten it or split it into several texts.")
+        raise SchemaError(f"{where} has {len(value)} characters, more than this model's limit of {max_chars}; "
+                          f"shorten it or split it into several texts.")
     return value
 
 
