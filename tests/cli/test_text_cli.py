@@ -96,6 +96,29 @@ def test_a_text_model_name_on_a_table_says_which_task_has_it(tmp_path, capsys, f
     nothing_written(fulcrum_home)
 
 
+def test_fine_tune_flag_trains_the_encoder_end_to_end(articles, tmp_path, capsys, fulcrum_home, monkeypatch):
+    monkeypatch.setenv("FULCRUM_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "tiny.csv"
+    tiny = articles.groupby("topic").head(6).assign(body=lambda d: d["body"].str.slice(0, 120))
+    tiny.to_csv(path, index=False)  # 30 texts, 16 tokens, 1 epoch: the flag's path, not a good model
+    rc, out, err = run(capsys, "train", path, "--target", "topic", "--model", "minilm", "--fine-tune", "--set",
+                       "max_length=16", "--set", "fine_tune_epochs=1", "--set", "measure_inference=false",
+                       "--no-progress")
+    assert rc == 0, err
+    assert "fine-tuning MiniLM end to end" in err and "(text task)" in out
+    m = Registry().load("tiny").manifest
+    assert m["config"]["fine_tune"] is True and m["model"]["encoder"]["fine_tuned"] is True
+
+
+def test_a_text_option_on_a_table_says_which_task_has_it(tmp_path, capsys, fulcrum_home):
+    path = tmp_path / "flowers.csv"
+    load_builtin("iris").to_csv(path, index=False)
+    rc, _, err = run(capsys, "train", path, "--target", "target", "--fine-tune", "--no-progress")
+    line = error_line(err)
+    assert rc == 1 and "'fine_tune' is an option of the text task" in line and "--task text" in line
+    nothing_written(fulcrum_home)
+
+
 # ----------------------------------------------------------------------------- bad training data
 
 

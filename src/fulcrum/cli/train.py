@@ -11,7 +11,7 @@ from ._common import add_registry_option, metrics_lines, note, print_json, regis
 # flag -> config key, for the common options (any key works through --set KEY=VALUE)
 FLAGS = {
     "target": str, "task": str, "kind": str, "model": str, "epochs": int, "batch_size": int, "lr": float,
-    "seed": int, "cv_folds": int, "balance": str, "patience": int,
+    "seed": int, "cv_folds": int, "balance": str, "patience": int, "fine_tune": bool,
 }
 
 
@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int)
     p.add_argument("--cv-folds", dest="cv_folds", type=int, help="k-fold cross-validation (0 = off)")
     p.add_argument("--balance", help="none | class_weight | oversample")
+    p.add_argument("--fine-tune", dest="fine_tune", action="store_true", default=None,
+                   help="text: fine-tune the MiniLM encoder end to end (through the shared Trainer) instead of "
+                        "training a head on its frozen embeddings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, e.g. --set hidden_sizes=[256,128] --set dropout=0.2")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")

@@ -155,14 +155,10 @@ class Task(ABC):
         try:
             return self._config(options)
         except ConfigError:
-            model = options.get("model") if isinstance(options, Mapping) else None
-            owner = self._model_owner(model) if isinstance(model, str) else None
-            if owner is None:
+            hint = self._other_task_hint(options) if isinstance(options, Mapping) else None
+            if hint is None:
                 raise
-            raise ConfigError(
-                f"model={model!r} is a {owner} task model, but this data goes to the {self.name} task, whose models "
-                f"are {self._models()}; force the {owner} task with --task {owner} (Python: task={owner!r}), or "
-                f"choose one of the {self.name} models.") from None
+            raise ConfigError(hint) from None
 
     def _config(self, options: Mapping[str, Any]) -> Any:
         from ..config import TrainConfig, config_from_dict
@@ -182,19 +178,33 @@ class Task(ABC):
         hints = typing.get_type_hints(self.config_class or TrainConfig)
         return ", ".join(map(str, typing.get_args(hints.get("model")))) or "-"
 
-    def _model_owner(self, model: str) -> str | None:
-        """The other registered task whose config takes ``model=model``, if any (for a clearer error)."""
+    def _other_task_hint(self, options: Mapping[str, Any]) -> str | None:
+        """When ``options`` ask for another task's model or option (``model='ngram'`` or ``fine_tune`` given to
+        the tabular task), the error that names that task and ``--task``; else None."""
+        import dataclasses
+
+        from ..config import TrainConfig
         from ..errors import FulcrumError
         from ._registry import list_tasks
 
-        for other in list_tasks():
-            if other.name == self.name:
-                continue
-            try:
-                other._config({"model": model})
-            except (FulcrumError, TypeError, ValueError):
-                continue
-            return other.name
+        others = [t for t in list_tasks() if t.name != self.name]
+        force = "force the {0} task with --task {0} (Python: task={0!r})"
+        model = options.get("model")
+        if isinstance(model, str):
+            for other in others:
+                try:
+                    other._config({"model": model})
+                except (FulcrumError, TypeError, ValueError):
+                    continue
+                return (f"model={model!r} is a {other.name} task model, but this data goes to the {self.name} task, "
+                        f"whose models are {self._models()}; {force.format(other.name)}, or choose one of the "
+                        f"{self.name} models.")
+        own = {f.name for f in dataclasses.fields(self.config_class or TrainConfig)} | {"task", "kind"}
+        for key in (k for k in options if k not in own):
+            for other in others:
+                if key in {f.name for f in dataclasses.fields(other.config_class or TrainConfig)}:
+                    return (f"{key!r} is an option of the {other.name} task, but this data goes to the {self.name} "
+                            f"task; {force.format(other.name)}, or leave the option out.")
         return None
 
     def example(self) -> TaskExample:
