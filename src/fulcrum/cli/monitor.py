@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
             parts = [(label, d.get(key)) for label, key in (("text length (characters)", "length"),
                                                             ("out-of-vocabulary share", "oov")) if d.get(key)]
             for label, part in parts:
-                mean = part.get("mean") or {}
-                print(f"    {col}: {label}: mean {fmt(mean.get('train'), 3)} in training -> {fmt(mean.get('window'), 3)} "
+                mean = {k: ("-" if v is None else f"{v:.4g}") for k, v in (part.get("mean") or {}).items()}
+                print(f"    {col}: {label}: mean {mean.get('train', '-')} in training -> {mean.get('window', '-')} "
                       f"now, psi {fmt(part.get('psi'))}, {part.get('status')}")
         ood = snap["ood"]
         rate = "-" if ood["rate"] is None else f"{ood['rate']:.1%}"
