@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -167,6 +168,13 @@ def test_text_drift_and_ood_rate_in_the_monitor_metrics_and_cli(server, news, ca
         metrics = c.get("/metrics").text
         ood_line = next(x for x in metrics.splitlines() if x.startswith('fulcrum_ood_rows_total{model="news"'))
         assert float(ood_line.split()[-1]) > 0.3 * len(tweets)
+        gauges: dict[str, float] = {}
+        deadline = time.monotonic() + 10
+        while len(gauges) < 2 and time.monotonic() < deadline:  # the gauges follow the monitor at each poll (0.2 s)
+            time.sleep(0.1)
+            gauges = {x.split("{")[0]: float(x.split()[-1]) for x in c.get("/metrics").text.splitlines()
+                      if x.startswith(('fulcrum_drift_score{column="text",model="news"', 'fulcrum_ood_rate{model="news"'))}
+        assert gauges.get("fulcrum_drift_score", 0) >= 0.2 and gauges.get("fulcrum_ood_rate", 0) > 0.3, gauges
     srv.stop()
 
     # `fulcrum monitor` reads what the server saved
