@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import typing
 from pathlib import Path
@@ -71,6 +72,11 @@ class TrainConfig:
     n_estimators: int = 500
     num_leaves: int = 31
     gbm_learning_rate: float = 0.05
+    min_data_in_leaf: int | None = None  # None: min(20, max(2, rows // 20))
+    feature_fraction: float = 1.0
+    bagging_fraction: float = 1.0
+    lambda_l2: float = 0.0
+    gbm_threads: int = 0  # LightGBM threads; 0 = auto (one below 20,000 rows, else every core)
     # evaluation and model selection
     cv_folds: int = 0
     # how --model auto ranks candidates: k-fold CV on train+validation for small tables
@@ -78,6 +84,21 @@ class TrainConfig:
     selection: Literal["auto", "cv", "validation"] = "auto"
     # after selection, retrain the chosen model on train+validation with the epochs/trees found
     refit: bool = True
+    # --model auto as a time-bounded search (tasks/tabular/_select.py, PRESETS): which candidates, how many
+    # folds and search trials, whether to ensemble and to refit on every row. Each None below = the preset's.
+    preset: Literal["fast", "balanced", "best"] = "balanced"
+    # seconds for the whole run (selection, refits, export, the inference measurement); None = the
+    # preset's default for the table's size (tasks/tabular/_select.default_time_limit)
+    time_limit: float | None = None
+    # per-row latency limit in milliseconds at batch 1, measured on this machine on each candidate's
+    # ONNX graph; slower candidates and ensembles are excluded. None = no limit (nothing measured)
+    infer_limit: float | None = None
+    # after selection and the honest test score, refit the chosen model on every row (train, validation
+    # and test), as AutoGluon's refit_full; the pre-refit test score stays in the package
+    refit_full: bool | None = None
+    ensemble: Literal["auto", "off", "always"] = "auto"  # auto: when it beats the best single model beyond noise
+    search_trials: int | None = None  # LightGBM hyperparameter trials (Optuna TPE) after the defaults
+    n_jobs: int = 0  # folds fitted side by side; 0 = one per core
     # where and how
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["local", "ray"] = "local"
@@ -113,6 +134,17 @@ class TrainConfig:
             raise ConfigError(f"clip_outliers is a tail quantile in (0, 0.5), e.g. 0.01; got {self.clip_outliers!r}.")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise ConfigError(f"cv_folds must be 0 (off) or >= 2, got {self.cv_folds!r}.")
+        for key in ("time_limit", "infer_limit"):
+            v = getattr(self, key)
+            unit = "seconds for the whole run, e.g. 60" if key == "time_limit" else "milliseconds per row, e.g. 1.5"
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"{key} must be a positive number of {unit}; got {v!r}.")
+        if not (0 < self.feature_fraction <= 1 and 0 < self.bagging_fraction <= 1):
+            raise ConfigError("feature_fraction and bagging_fraction must be fractions in (0, 1].")
+        if self.lambda_l2 < 0 or (self.min_data_in_leaf is not None and self.min_data_in_leaf < 1):
+            raise ConfigError("lambda_l2 must be >= 0 and min_data_in_leaf >= 1.")
+        if self.gbm_threads < 0 or self.n_jobs < 0 or (self.search_trials is not None and self.search_trials < 0):
+            raise ConfigError("gbm_threads, n_jobs and search_trials must be >= 0 (0 = auto / none).")
         if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}.")
 
