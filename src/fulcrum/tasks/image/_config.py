@@ -1,0 +1,99 @@
+"""The image task's options: a typed config that refuses unknown keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, Mapping
+
+from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...errors import ConfigError
+from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+__all__ = ["ImageConfig"]
+
+
+@dataclasses.dataclass
+class ImageConfig:
+    """Options of an image classification run.
+
+    ``model``: ``cnn`` (``auto`` is the same): a small CNN trained from scratch; ``width`` channels in the first
+    of ``stages`` stages (doubling per stage), ``depth`` convolutions per stage. ``image_size``: the side the
+    graph resizes every image to (None: the training images' median side, between 16 and 64). ``color``:
+    ``auto`` (grey when every training image is grey), ``gray`` or ``rgb``. Augmentation (training only,
+    kornia): small crops and rotations always, horizontal flips when ``flip`` (None: for colour images only; a
+    flipped digit is another glyph), colour jitter for colour images. ``max_pixels`` / ``max_bytes``: the limits
+    of one image, at training and in requests. ``image_root``: where a table's relative paths are resolved
+    (None: the table's folder; the current folder for an in-memory table); a path may not leave it.
+    """
+
+    target: str | None = None
+    image_column: str | None = None
+    image_root: str | None = None
+    model: Literal["auto", "cnn"] = "auto"
+    width: int = 16
+    depth: int = 1
+    stages: int | None = None
+    image_size: int | None = None
+    color: Literal["auto", "gray", "rgb"] = "auto"
+    augment: bool = True
+    flip: bool | None = None
+    rotate_degrees: float = 10.0
+    epochs: int = 40
+    batch_size: int | None = None  # None: a tenth of the training images, between 16 and 64
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    patience: int = 6
+    seed: int = 0
+    test_size: float = 0.2
+    val_size: float = 0.2
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    measure_inference: bool = True
+
+    def __post_init__(self) -> None:
+        _coerce_and_check(self)
+        for key in ("width", "depth", "epochs", "patience", "max_pixels", "max_bytes"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
+        if self.stages is not None and not 1 <= self.stages <= 5:
+            raise ConfigError(f"stages is between 1 and 5, got {self.stages}.")
+        if self.image_size is not None and not 8 <= self.image_size <= 512:
+            raise ConfigError(f"image_size is a side in pixels between 8 and 512, got {self.image_size}.")
+        if not (0 < self.test_size < 1 and 0 < self.val_size < 1) or self.test_size + self.val_size >= 0.9:
+            raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.2.")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.rotate_degrees <= 180:
+            raise ConfigError("lr must be > 0, weight_decay >= 0 and rotate_degrees between 0 and 180.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "ImageConfig":
+        return config_from_dict(ImageConfig, {**self.to_dict(), **changes})
+
+    @classmethod
+    def coerce(cls, config: Any, **extra: Any) -> "ImageConfig":
+        if isinstance(config, ImageConfig):
+            return config.replace(**extra) if extra else config
+        if config is None:
+            return config_from_dict(cls, dict(extra))
+        if isinstance(config, Mapping):
+            return config_from_dict(cls, {**config, **extra})
+        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
+            own = {f.name for f in dataclasses.fields(cls)}
+            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}
+            if data.get("model", "auto") not in ("auto", "cnn"):
+                raise ConfigError(f"model={data['model']!r} is a table model; for images choose 'cnn'.")
+            return config_from_dict(cls, {**data, **extra})
+        raise ConfigError(f"An image config is an ImageConfig, TrainConfig or dict, not {type(config).__name__}.")
+
+    def train_config(self, **changes: Any) -> TrainConfig:
+        base = dict(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size or 64, lr=self.lr,
+                    weight_decay=self.weight_decay, lr_schedule="cosine", optimizer="adamw", early_stopping=True,
+                    patience=self.patience, device=self.device, progress=self.progress)
+        return TrainConfig(**{**base, **changes})

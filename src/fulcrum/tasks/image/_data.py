@@ -1,0 +1,291 @@
+"""Image data: decoding with Pillow under limits, folders of class subfolders, tables of paths, and the
+one rule for a valid image.
+
+An image reaches the model as encoded bytes (PNG, JPEG or WebP), given as ``bytes``, a base64 string
+(optionally a ``data:image/...;base64,`` URI), a Pillow image or a uint8 array (H, W) / (H, W, C).
+Every path checks the same limits: at most ``max_bytes`` encoded bytes, at most ``max_pixels``
+pixels (checked from the header, before any pixel is decoded: decompression bombs are refused), a
+readable, complete file (``Image.verify`` and a full decode). Decoded images become uint8 arrays in the
+model's colour mode (``L``: 1 channel, ``RGB``: 3; alpha dropped, EXIF orientation applied).
+
+In tables the images travel as base64 strings (column ``image``), so a table of images is a CSV, a
+JSON request or a DataFrame alike; a folder ``root/<class>/<file>`` reads into such a table with
+``label`` = the subfolder's name and ``path`` = the file relative to ``root``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ...errors import DataError, SchemaError
+
+__all__ = ["IMAGE_SUFFIXES", "FORMATS", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "decode_image", "to_base64",
+           "image_columns", "path_columns", "read_folder", "is_image_folder", "load_paths", "digits_images"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+FORMATS = ("PNG", "JPEG", "WEBP")
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # encoded size of one image
+DEFAULT_MAX_PIXELS = 4096 * 4096  # width x height of one image (a 100-megapixel PNG is refused)
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
+_SAMPLE = 50  # values looked at per column when detecting
+
+
+def _b64decode(text: str, where: str) -> bytes:
+    s = text.strip()
+    if s.startswith("data:"):
+        head, _, s = s.partition(",")
+        if ";base64" not in head:
+            raise SchemaError(f"{where}: a data URI must be base64 (data:image/png;base64,...).")
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise SchemaError(f"{where} is not base64: send the image file's bytes base64-encoded (PNG, JPEG or WebP).") from None
+
+
+def _looks_encoded(data: bytes) -> bool:
+    return data.startswith(_MAGIC[:2]) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def decode_image(value: Any, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 where: str = "image") -> np.ndarray:
+    """``value`` as a uint8 array (H, W, C) in ``mode`` (``L`` or ``RGB``), or a SchemaError naming the
+    problem and the fix."""
+    from PIL import Image, ImageOps
+
+    channels = 1 if mode == "L" else 3
+    if isinstance(value, np.ndarray):
+        arr = value
+        if arr.dtype != np.uint8:
+            raise SchemaError(f"{where}: a pixel array must be uint8 (0-255), got {arr.dtype}.")
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
+            raise SchemaError(f"{where}: a pixel array is (H, W) or (H, W, C) with C 1, 3 or 4, got {arr.shape}.")
+        if arr.shape[0] * arr.shape[1] > max_pixels:
+            raise SchemaError(f"{where} has {arr.shape[0] * arr.shape[1]} pixels, more than this model's limit of "
+                              f"{max_pixels} (max_pixels); send a smaller image.")
+        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+        return _as_array(img, mode, channels)
+    if isinstance(value, Image.Image):
+        img = value
+    else:
+        if isinstance(value, str):
+            if not value.strip():
+                raise SchemaError(f"{where} is empty; send an image (base64 of a PNG, JPEG or WebP file).")
+            if len(value) > max_bytes * 4 // 3 + 8:
+                raise SchemaError(f"{where} is over {max_bytes} bytes encoded, this model's limit (max_bytes); "
+                                  "send a smaller file.")
+            data = _b64decode(value, where)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+        elif value is None or (isinstance(value, float) and value != value):
+            raise SchemaError(f"{where} is missing; send an image (base64 of a PNG, JPEG or WebP file).")
+        else:
+            raise SchemaError(f"{where} must be an image (base64 string or bytes of a PNG, JPEG or WebP file), got "
+                              f"{type(value).__name__}.")
+        if len(data) > max_bytes:
+            raise SchemaError(f"{where} has {len(data)} bytes, more than this model's limit of {max_bytes} "
+                              "(max_bytes); send a smaller file.")
+        if not _looks_encoded(data):
+            raise SchemaError(f"{where} is not a PNG, JPEG or WebP file (unknown signature); send one of those.")
+        try:
+            with Image.open(io.BytesIO(data), formats=list(FORMATS)) as probe:
+                w, h = probe.size
+                if w * h > max_pixels:
+                    raise SchemaError(f"{where} is {w}x{h} = {w * h} pixels, more than this model's limit of "
+                                      f"{max_pixels} (max_pixels; a decompression bomb is refused this way); send a "
+                                      "smaller image.")
+                probe.verify()
+            img = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            img.load()
+        except SchemaError:
+            raise
+        except Image.DecompressionBombError:
+            raise SchemaError(f"{where} is too many pixels (Pillow refused it as a decompression bomb); send a "
+                              "smaller image.") from None
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken files
+            raise SchemaError(f"{where} cannot be decoded ({type(exc).__name__}: {str(exc)[:80]}); it is corrupt or "
+                              "truncated: send a complete PNG, JPEG or WebP file.") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise SchemaError(f"{where} is {w}x{h} = {w * h} pixels, more than this model's limit of {max_pixels} "
+                          "(max_pixels); send a smaller image.")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block leaves the image as stored
+        pass
+    return _as_array(img, mode, channels)
+
+
+def _as_array(img: Any, mode: str, channels: int) -> np.ndarray:
+    if img.mode != mode:
+        if img.mode in ("RGBA", "LA", "P", "PA") and mode == "RGB":
+            img = img.convert("RGBA").convert("RGB")
+        img = img.convert(mode)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    assert arr.shape[2] == channels
+    return np.ascontiguousarray(arr)
+
+
+def to_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def image_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
+    """Columns whose values are images (base64 strings or bytes of PNG/JPEG/WebP files)."""
+    found = []
+    for name in frame.columns:
+        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype) or pd.api.types.is_string_dtype(frame[name].dtype)):
+            continue
+        values = frame[name].dropna().head(_SAMPLE).tolist()
+        if not values:
+            continue
+        ok = 0
+        for v in values:
+            if isinstance(v, (bytes, bytearray)):
+                ok += _looks_encoded(bytes(v[:16]))
+            elif isinstance(v, str) and len(v) >= 24:
+                s = v.split(",", 1)[1] if v.startswith("data:") else v
+                try:
+                    ok += _looks_encoded(base64.b64decode(s[:24], validate=True))
+                except (binascii.Error, ValueError):
+                    pass
+        if ok == len(values):
+            found.append(str(name))
+    return found
+
+
+def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
+    """Columns whose values are file names ending in an image suffix (a table of paths and labels)."""
+    found = []
+    for name in frame.columns:
+        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype) or pd.api.types.is_string_dtype(frame[name].dtype)):
+            continue
+        values = frame[name].dropna().head(_SAMPLE).tolist()
+        if values and all(isinstance(v, str) and v.lower().endswith(IMAGE_SUFFIXES) for v in values):
+            found.append(str(name))
+    return found
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """``root / rel`` resolved (symlinks followed), refused unless it stays inside ``root``."""
+    base = root.resolve()
+    if os.path.isabs(rel):
+        raise DataError(f"{where}: {rel!r} is an absolute path; paths in the table are relative to the dataset root "
+                        f"{str(base)!r}.")
+    path = (base / rel).resolve()
+    if path != base and base not in path.parents:
+        raise DataError(f"{where}: {rel!r} points outside the dataset root {str(base)!r} (through '..' or a symlink); "
+                        "keep every image inside the dataset's folder.")
+    return path
+
+
+def _read_file(path: Path, where: str, max_bytes: int, max_pixels: int, mode: str | None) -> bytes:
+    if not path.is_file():
+        raise DataError(f"{where}: {str(path)!r} is not a file; check the path.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"{where}: {str(path)!r} has {size} bytes, more than the limit of {max_bytes} (max_bytes).")
+    data = path.read_bytes()
+    try:
+        decode_image(data, mode or "RGB", max_bytes=max_bytes, max_pixels=max_pixels, where=f"{where} {str(path)!r}")
+    except SchemaError as exc:
+        raise DataError(str(exc)) from None
+    return data
+
+
+def is_image_folder(source: Any) -> bool:
+    """Whether ``source`` is a folder with at least one subfolder holding an image file."""
+    try:
+        p = Path(os.fspath(source))
+    except TypeError:
+        return False
+    if not p.is_dir():
+        return False
+    for sub in p.iterdir():
+        if sub.is_dir() and not sub.name.startswith("."):
+            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir() if f.is_file()):
+                return True
+    return False
+
+
+def read_folder(source: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+                log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """``root/<class>/<image>`` -> a table ``image`` (base64), ``label`` (the subfolder), ``path`` (relative).
+
+    Every file is checked (a file that is not a PNG/JPEG/WebP image, a corrupt or truncated one, one over
+    the limits, a symlink out of the root: one DataError naming it). Hidden files are skipped."""
+    root = Path(os.fspath(source))
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder of class subfolders of images.")
+    rows = []
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    stray = [f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    if stray and log:
+        log(f"note: {len(stray)} image(s) directly in {str(root)!r} are not in a class subfolder and were left out")
+    for d in classes:
+        for f in sorted(d.iterdir()):
+            if f.name.startswith("."):
+                continue
+            rel = f"{d.name}/{f.name}"
+            where = f"In the image folder {str(root)!r}, file {rel!r}"
+            path = _inside(root, rel, where)
+            if f.is_dir():
+                raise DataError(f"{where} is a folder; class folders hold image files only (one level: root/class/file).")
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(f"{where} is not an image file (expected {', '.join(IMAGE_SUFFIXES)}); move it out of "
+                                "the class folder.")
+            rows.append({"image": to_base64(_read_file(path, where, max_bytes, max_pixels, None)), "label": d.name,
+                         "path": rel})
+    if not rows:
+        raise DataError(f"The folder {str(root)!r} has no images in class subfolders (root/<class>/<image>.png|jpg|webp).")
+    return pd.DataFrame(rows)
+
+
+def load_paths(frame: pd.DataFrame, column: str, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> pd.DataFrame:
+    """A table of paths -> the same table with an ``image`` column (base64) read from ``root`` (paths resolved
+    inside it only)."""
+    out = frame.copy()
+    images = []
+    for i, rel in enumerate(frame[column].tolist()):
+        where = f"Row {i} (0-based) of column {column!r}"
+        if not isinstance(rel, str) or not rel.strip():
+            raise DataError(f"{where} has no path; every row needs an image file.")
+        images.append(to_base64(_read_file(_inside(root, rel, where), where, max_bytes, max_pixels, None)))
+    out["image"] = images
+    return out
+
+
+def digits_images(scale: int = 4) -> pd.DataFrame:
+    """scikit-learn's handwritten digits (1,797 8x8 grey images, 16 levels) as PNG files upscaled ``scale`` times
+    (nearest neighbour): ``image`` (base64 PNG), ``label`` ("0"-"9")."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    rows = []
+    for img, y in zip(d.images, d.target):
+        px = np.clip(np.round(img * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+        pil = Image.fromarray(px, mode="L").resize((8 * scale, 8 * scale), Image.NEAREST)
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG", optimize=False)
+        rows.append({"image": to_base64(buf.getvalue()), "label": str(int(y))})
+    return pd.DataFrame(rows)
+
+
+def decode_many(values: Sequence[Any], mode: str, *, max_bytes: int, max_pixels: int, column: str = "image",
+                rows: bool = True) -> list[np.ndarray]:
+    return [decode_image(v, mode, max_bytes=max_bytes, max_pixels=max_pixels,
+                         where=f"{column!r} at row {i} (0-based)" if rows else repr(column))
+            for i, v in enumerate(values)]

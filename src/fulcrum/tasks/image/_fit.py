@@ -1,0 +1,351 @@
+"""Training an image classifier, top to bottom.
+
+1. find the image column (base64 images, or a column of paths read from inside the dataset root) and the
+   label; decode every image once under the limits (a bad one is one DataError naming its row);
+2. split train / validation / test, stratified (the shared splitter);
+3. resize every image with the graph's own pre-processing (ONNX Resize, so training and serving see the same
+   pixels), per-channel mean and std from the training split;
+4. train the CNN through the shared Trainer (early stopping on validation accuracy, best weights kept), with
+   kornia augmentation on training batches only;
+5. export one graph from raw pixels (BatchNorm folded), check it against the torch model, score it on the
+   test split; a logistic regression on the pixels is the baseline recorded beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ...errors import ConfigError, DataError, SchemaError
+from .._base import Trained
+from .._metrics import classification_metrics
+from ._config import ImageConfig
+from ._data import decode_image, image_columns, load_paths, path_columns
+
+__all__ = ["fit_image", "prepare_splits", "decode_column", "Prepared"]
+
+PARITY_ROWS = 200
+
+
+def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
+    return log or (lambda msg: None)
+
+
+class Prepared:
+    """The run's data: the table with images, the splits, labels, colour mode and decoded images per split."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+def _root(cfg: ImageConfig, source: str) -> Path:
+    if cfg.image_root:
+        return Path(cfg.image_root)
+    if source and source not in ("dataframe", "estimator") and not source.startswith("builtin:") and Path(source).exists():
+        p = Path(source)
+        return p if p.is_dir() else p.parent
+    return Path.cwd()
+
+
+def resolve_columns(frame: pd.DataFrame, cfg: ImageConfig, source: str) -> tuple[pd.DataFrame, str, str]:
+    """(table with an image column, its name, the target)."""
+    target = cfg.target or ("label" if "label" in frame.columns else None)
+    if not target:
+        raise ConfigError("No target column given; pass --target COLUMN (a folder of class subfolders has 'label').")
+    if target not in frame.columns:
+        raise DataError(f"No target column {target!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
+    col = cfg.image_column
+    if col is not None and col not in frame.columns:
+        raise DataError(f"No column {col!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
+    if col is None:
+        found = image_columns(frame, target)
+        col = found[0] if found else None
+    if col is None or col in path_columns(frame, target):
+        paths = [col] if col else path_columns(frame, target)
+        if not paths:
+            raise DataError("No column holds images (base64 PNG/JPEG/WebP) or image paths (names ending in "
+                            ".png/.jpg/.jpeg/.webp) besides the target; pass image_column=NAME, or train without "
+                            "--task image.")
+        frame = load_paths(frame, paths[0], _root(cfg, source), max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels)
+        col = "image"
+    return frame, col, target
+
+
+def decode_column(values: Sequence[Any], mode: str, cfg: Any, column: str) -> list[np.ndarray]:
+    out = []
+    for i, v in enumerate(values):
+        try:
+            out.append(decode_image(v, mode, max_bytes=int(cfg.max_bytes), max_pixels=int(cfg.max_pixels),
+                                    where=f"{column!r} at row {i} (0-based)"))
+        except SchemaError as exc:
+            raise DataError(str(exc)) from None
+    return out
+
+
+def prepare_splits(frame: pd.DataFrame, cfg: ImageConfig, source: str = "dataframe",
+                   log: Callable[[str], None] | None = None) -> Prepared:
+    from ... import data as D
+
+    say = _say(log)
+    frame, col, target = resolve_columns(frame, cfg, source)
+    D.check_target(frame, target, "classification")  # one class -> DataError
+    df, n_dropped = D.check_target(frame[[col, target]], target, "classification")
+    if n_dropped:
+        say(f"note: dropped {n_dropped} row(s) with a missing target {target!r}")
+    df = df.reset_index(drop=True)
+    rgb = decode_column(df[col].tolist(), "RGB", cfg, col)
+    if cfg.color == "gray" or (cfg.color == "auto" and all(
+            np.array_equal(a[:, :, 0], a[:, :, 1]) and np.array_equal(a[:, :, 0], a[:, :, 2]) for a in rgb)):
+        mode, images = "L", [np.ascontiguousarray(a[:, :, :1]) for a in rgb]
+    else:
+        mode, images = "RGB", rgb
+    df["__i"] = np.arange(len(df))
+    train, val, test = D.train_val_test_split(df, target, task="classification", test_size=cfg.test_size,
+                                              val_size=cfg.val_size, seed=cfg.seed)
+    codec = D.LabelCodec().fit(df[target])
+    parts = {}
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        parts[name] = [images[i] for i in part["__i"].tolist()]
+    strip = [s.drop(columns="__i").reset_index(drop=True) for s in (train, val, test)]
+    sides = [max(a.shape[0], a.shape[1]) for a in parts["train"]]
+    return Prepared(frame=frame, df=df.drop(columns="__i"), column=col, target=target, splits=tuple(strip), mode=mode,
+                    images=parts, labels=list(codec.classes_), codec=codec, median_side=float(np.median(sides)))
+
+
+def _augment(cfg: ImageConfig, channels: int, size: int) -> Any:
+    if not cfg.augment:
+        return None
+    import kornia.augmentation as K
+    import torch
+
+    flip = cfg.flip if cfg.flip is not None else channels == 3
+    ops: list[Any] = [K.RandomResizedCrop((size, size), scale=(0.85, 1.0), ratio=(0.9, 1.1), p=0.8)]
+    if cfg.rotate_degrees:
+        ops.append(K.RandomRotation(degrees=float(cfg.rotate_degrees), p=0.8))
+    if flip:
+        ops.append(K.RandomHorizontalFlip())
+    if channels == 3:
+        ops.append(K.ColorJitter(0.2, 0.2, 0.2, 0.02, p=0.8))
+    seq = torch.nn.Sequential(*ops)
+
+    def augment(x: Any) -> Any:
+        with torch.no_grad():
+            return seq(x).clamp_(0.0, 1.0)
+
+    augment.describe = {"crop": "RandomResizedCrop scale 0.85-1", "rotate_degrees": cfg.rotate_degrees,  # type: ignore[attr-defined]
+                        "hflip": bool(flip), "color_jitter": channels == 3, "library": "kornia"}
+    return augment
+
+
+def train_cnn(model: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarray, cfg: ImageConfig,
+              callbacks: Sequence[Any] = (), checkpoint_dir: Path | None = None, augment: Any = None,
+              loss_fn: Any = None, target_dtype: Any = None, desc: str = "train cnn", **changes: Any) -> Any:
+    import torch
+
+    from ...training import ProgressBar, Trainer
+    from ._cnn import LogitsOnly
+
+    def metric(out: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        t = target.argmax(1) if target.ndim == 2 else target
+        return {"accuracy": float((out.argmax(1) == t).float().mean())}
+
+    if cfg.batch_size is None and "batch_size" not in changes:
+        changes["batch_size"] = int(min(64, max(16, len(y_tr) // 10)))
+    tcfg = cfg.train_config(**changes)
+    cbs = list(callbacks) + ([ProgressBar(desc=desc)] if cfg.progress else [])
+    return Trainer(tcfg, callbacks=cbs, checkpoint_dir=checkpoint_dir, resume=cfg.resume,
+                   monitor="val_accuracy" if len(y_va) else "train_loss").fit(
+        LogitsOnly(model), (X_tr, y_tr), (X_va, y_va) if len(y_va) else None,
+        loss_fn=loss_fn or torch.nn.CrossEntropyLoss(), metric_fn=metric,
+        target_dtype=target_dtype or torch.long, augment=augment)
+
+
+def export_package_graph(model: Any, size: int, channels: int, names: list[str], X_tr: np.ndarray, y_tr: np.ndarray,
+                         X_va: np.ndarray) -> tuple[bytes, np.ndarray, dict[str, float]]:
+    """(graph bytes, centroids, OOD thresholds from the validation split)."""
+    from ._cnn import fused_copy, predict_torch
+    from ._graph import export_cnn, full_graph
+
+    fused = fused_copy(model)
+    _, F_tr = predict_torch(fused, X_tr)
+    centroids = class_centroids(F_tr, y_tr, len(names))
+    graph = full_graph(export_cnn(fused, size, channels), size, channels, names, centroids)
+    thresholds: dict[str, float] = {}
+    if len(X_va):
+        ood = ood_scores(predict_torch(fused, X_va)[1], centroids)
+        thresholds = {"p95": float(np.percentile(ood, 95)), "p99": float(np.percentile(ood, 99))}
+    return graph.SerializeToString(), centroids, thresholds
+
+
+def class_centroids(F: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    Fn = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
+    cent = np.stack([Fn[y == c].mean(0) if (y == c).any() else np.zeros(Fn.shape[1]) for c in range(k)])
+    return (cent / np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def ood_scores(F: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    Fn = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
+    return (1.0 - (Fn @ centroids.T).max(axis=1)).astype(np.float32)
+
+
+def _baseline(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray, seed: int) -> dict[str, Any]:
+    """Logistic regression on the (at most 16 x 16) resized pixels: what a simple model gets."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    if not len(X_te) or len(set(y_tr.tolist())) < 2:
+        return {}
+    side = min(16, X_tr.shape[-1])
+
+    def flat(X: np.ndarray) -> np.ndarray:
+        return torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(X), side).flatten(1).numpy()
+
+    t0 = time.perf_counter()
+    clf = LogisticRegression(max_iter=1000, C=1.0, random_state=seed).fit(flat(X_tr), y_tr)
+    acc = float((clf.predict(flat(X_te)) == y_te).mean())
+    return {"model": f"logistic regression on {side}x{side} pixels", "test_accuracy": acc,
+            "fit_s": round(time.perf_counter() - t0, 2)}
+
+
+def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", callbacks: Sequence[Any] = (),
+              checkpoint_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> Trained:
+    import torch
+    from safetensors.torch import save
+
+    from ... import data as D
+    from ..tabular import library_versions
+    from ._cnn import build_cnn, conv_flops, fused_copy, predict_torch
+    from ._graph import preprocess, run_graph, session
+
+    say = _say(log)
+    cfg = ImageConfig.coerce(config)
+    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else (Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None)
+    prep = prepare_splits(frame, cfg, source, say)
+    train, val, test = prep.splits
+    k = len(prep.labels)
+    names = [str(c) for c in prep.labels]
+    channels = 1 if prep.mode == "L" else 3
+    size = cfg.image_size or int(min(64, max(16, round(prep.median_side))))
+    stages = cfg.stages or (3 if size >= 16 else 2)
+    y_tr, y_va, y_te = (np.asarray(prep.codec.encode(s[prep.target]), dtype=np.int64) for s in (train, val, test))
+    say(f"image column {prep.column!r}, {k} classes, {'grey' if channels == 1 else 'colour'} images resized to "
+        f"{size}x{size}; rows: train {len(y_tr)}, validation {len(y_va)}, test {len(y_te)}")
+
+    t0 = time.perf_counter()
+    X_tr, X_va, X_te = (preprocess(prep.images[s], size, channels) for s in ("train", "val", "test"))
+    mean = X_tr.mean(axis=(0, 2, 3)).astype(float).tolist()
+    std = np.maximum(X_tr.std(axis=(0, 2, 3)), 1e-3).astype(float).tolist()
+    pre_s = time.perf_counter() - t0
+
+    torch.manual_seed(cfg.seed)
+    model = build_cnn(channels, k, cfg.width, cfg.depth, stages, mean, std)
+    spec = model.spec()
+    augment = _augment(cfg, channels, size)
+    say(f"training a CNN (width {cfg.width}, depth {cfg.depth}, {stages} stages, "
+        f"{sum(p.numel() for p in model.parameters())} parameters) for up to {cfg.epochs} epochs"
+        + (f", augmentation: {augment.describe}" if augment is not None else ""))
+    t0 = time.perf_counter()
+    result = train_cnn(model, X_tr, y_tr, X_va, y_va, cfg, callbacks,
+                       ckpt_root / "image-cnn" if ckpt_root is not None else None, augment)
+    train_s = time.perf_counter() - t0
+    model.eval()
+    epochs_run = len(result.history)
+    p_va, _ = predict_torch(model, X_va)
+    val_acc = float((p_va.argmax(1) == y_va).mean()) if len(y_va) else math.nan
+    say(f"    cnn: validation accuracy = {val_acc:.4f} ({epochs_run} epochs, best {result.best_epoch + 1}"
+        f"{', stopped early' if result.stopped_early else ''})")
+
+    t0 = time.perf_counter()
+    model_bytes, centroids, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va)
+    export_s = time.perf_counter() - t0
+
+    # ---- the graph on the test split, from the decoded pixels (pre-processing included); parity vs torch
+    sess = session(model_bytes)
+    out = run_graph(sess, prep.images["test"], channels) if len(y_te) else {
+        "probabilities": np.zeros((0, k), np.float32), "ood_score": np.zeros(0, np.float32),
+        "label": np.zeros(0, object)}
+    test_metrics = classification_metrics(y_te, out["probabilities"], k)
+    ref, _ = predict_torch(model, X_te[:PARITY_ROWS])
+    parity = float(np.abs(out["probabilities"][:PARITY_ROWS] - ref).max()) if len(ref) else 0.0
+    if parity > 1e-3:
+        raise DataError(f"The exported image graph disagrees with the torch model on the test split (max |dp| "
+                        f"{parity:.2e}); this is a bug, please report it.")
+    baseline = _baseline(X_tr, y_tr, X_te, y_te, cfg.seed)
+    say(f"test accuracy = {test_metrics['accuracy']:.4f} (the ONNX graph on {len(y_te)} held-out images; max |dp| vs "
+        f"the torch model {parity:.1e})" + (f"; baseline {baseline['model']}: {baseline['test_accuracy']:.4f}"
+                                            if baseline else ""))
+
+    per_image = conv_flops(spec, size)
+    flops = 3 * per_image * len(y_tr) * max(1, epochs_run)
+    sizes = np.asarray([[a.shape[0], a.shape[1]] for a in prep.images["train"]], dtype=np.float64)
+    profile = {"n_rows": int(len(y_tr)), "image_column": prep.column, "columns": {},
+               "images": {"height": _quantiles(sizes[:, 0]), "width": _quantiles(sizes[:, 1]), "mode": prep.mode},
+               "ood": {"score": "1 - max cosine(CNN features, class centroid)", "thresholds": thresholds},
+               "target": {"kind": "categorical", "top": {names[c]: float(np.mean(y_tr == c)) for c in range(k)}}}
+    limits = {"max_bytes": int(cfg.max_bytes), "max_pixels": int(cfg.max_pixels), "formats": ["PNG", "JPEG", "WEBP"]}
+    fused = fused_copy(model)
+    weights = save({**{f"model.{n}": t.detach().contiguous() for n, t in model.state_dict().items()},
+                    "centroids": torch.from_numpy(centroids)})
+    del fused
+    manifest: dict[str, Any] = {
+        "libraries": {**library_versions(), **_image_libraries()},
+        "task": {"workload": "image", "kind": "classification", "target": prep.target, "labels": prep.labels,
+                 "image_column": prep.column},
+        "inputs": [{"name": "image", "kind": "image", "dtype": "bytes", "column": prep.column, "limits": limits}],
+        "outputs": [{"name": "label", "kind": "label"},
+                    {"name": "probabilities", "kind": "probabilities", "labels": prep.labels},
+                    {"name": "ood_score", "kind": "ood_score", "thresholds": thresholds,
+                     "description": profile["ood"]["score"]}],
+        "model": {"family": "cnn", "spec": spec, "image_size": size, "mode": prep.mode, "channels": channels,
+                  "normalize": {"mean": mean, "std": std, "scale": "pixels / 255 first"},
+                  "resize": "ONNX Resize linear, antialias, half_pixel (opset 18), to image_size x image_size",
+                  "augmentation": getattr(augment, "describe", None), "epochs": epochs_run,
+                  "best_epoch": result.best_epoch + 1, "stopped_early": result.stopped_early,
+                  "parameters": int(sum(p.numel() for p in model.parameters())),
+                  "flops_per_image": per_image},
+        "onnx": {"opset": 18, "input": "image uint8 (N, H, W, C) + image_size int64 (N, 2)",
+                 "parity_max_abs_diff": parity, "parity_rows": int(len(ref)), "export_s": round(export_s, 2),
+                 "quantize_scope": "pixels"},
+        "config": cfg.to_dict(),
+        "data": {"source": source, "fingerprint": D.fingerprint(frame.reset_index(drop=True)),
+                 "rows": {"train": int(len(y_tr)), "validation": int(len(y_va)), "test": int(len(y_te))},
+                 "dropped_rows": int(len(prep.frame) - len(prep.df))},
+        "metrics": {"primary": {"name": "accuracy", "value": test_metrics.get("accuracy"), "split": "test"},
+                    "validation": classification_metrics(y_va, p_va, k) if len(y_va) else None,
+                    "test": test_metrics, "baseline": baseline or None,
+                    "timing_s": {"preprocess": round(pre_s, 2), "train": round(train_s, 2)}},
+        "lineage": {"parent": None, "data_source": source},
+    }
+    files = {"model.onnx": model_bytes, "profile.json": json.dumps(profile, sort_keys=True).encode(),
+             "history.json": json.dumps(result.history).encode(), "weights.safetensors": weights}
+    test_frame = test[[prep.column, prep.target]].rename(columns={prep.column: "image"}) if prep.column != "image" \
+        else test[["image", prep.target]]
+    return Trained(manifest, files, test_frame=test_frame.reset_index(drop=True), training_flops=int(flops),
+                   flops_methods={"cnn": "2 x 9 x C_in x C_out x H x W per convolution, x3 for a training step, x images "
+                                         "x epochs"},
+                   extra={"model": model, "pixels": {"train": X_tr, "val": X_va, "test": X_te},
+                          "y": {"train": y_tr, "val": y_va, "test": y_te}, "test_outputs": out, "prepared": prep})
+
+
+def _quantiles(x: np.ndarray) -> dict[str, float]:
+    if not len(x):
+        return {}
+    return {"mean": float(x.mean()), **{f"p{q}": float(v) for q, v in zip((5, 50, 95), np.percentile(x, (5, 50, 95)))}}
+
+
+def _image_libraries() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for lib in ("pillow", "kornia"):
+        try:
+            out[lib] = md.version(lib)
+        except md.PackageNotFoundError:
+            pass
+    return out

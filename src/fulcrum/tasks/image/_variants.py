@@ -1,0 +1,143 @@
+"""Optimized variants of an image package.
+
+=============  =======  ===========================================================================
+kind           builder  what it is
+=============  =======  ===========================================================================
+onnx-fp32      graph    ONNX Runtime's offline graph optimization of model.onnx
+int8-static    graph    static int8 (QDQ) of the CNN's Conv / Gemm, weights per channel, activations
+                        calibrated on training images (``Task.calibration_feeds``); the pre-processing
+                        in front of ``pixels`` (crop, resize, / 255) stays float
+pruned         task     structured channel pruning: each convolution keeps its ``keep`` share of output
+                        channels with the largest BN-scaled L1 norm, then a short fine-tune (shared Trainer)
+distilled      task     a CNN of half the width trained on the package's probabilities (soft labels)
+=============  =======  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ...errors import ConfigError, DataError
+from .._base import VariantKind
+
+__all__ = ["variant_kinds", "build_variant", "recreate_prepared", "recreate_splits", "INT8_PARAMS"]
+
+INT8_PARAMS: dict[str, Any] = {"scope": "pixels", "op_types_to_quantize": ["Conv", "Gemm", "MatMul"],
+                               "per_channel": True, "weight_type": "QInt8"}
+PRUNE_DEFAULTS: dict[str, Any] = {"keep": 0.5, "epochs": 8, "lr": 1e-3}
+DISTILL_DEFAULTS: dict[str, Any] = {"width_factor": 0.5, "epochs": 30, "lr": 3e-3}
+
+
+def variant_kinds(manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[str, str]]:
+    why = {"int8-dynamic": "dynamic int8 quantizes MatMuls only; a CNN's work is in its convolutions, which static "
+                           "int8 (calibrated on training images) covers",
+           "trees": "for tree ensembles only", "shallow": "for tree ensembles only"}
+    return [VariantKind("int8-static", "graph", dict(INT8_PARAMS)), VariantKind("onnx-fp32"),
+            VariantKind("pruned", "task", dict(PRUNE_DEFAULTS)),
+            VariantKind("distilled", "task", dict(DISTILL_DEFAULTS))], why
+
+
+def _source_frame(package: Any, data: Any) -> pd.DataFrame:
+    from ._task import ImageTask
+
+    m = package.manifest
+    source = (m.get("data") or {}).get("source")
+    if data is None:
+        if not source or source in ("dataframe", "estimator"):
+            raise DataError(f"{package.ref} was trained on an in-memory table, so its training images cannot be re-read; "
+                            "pass the same data (Python: data=frame; CLI: --data PATH).")
+        if not source.startswith("builtin:") and not Path(source).exists():
+            raise DataError(f"The training data {source!r} of {package.ref} no longer exists; pass the same data with "
+                            "--data PATH (Python: data=...).")
+        data = source
+    return data if isinstance(data, pd.DataFrame) else ImageTask().read(data)
+
+
+def recreate_prepared(package: Any, data: Any = None) -> Any:
+    from ... import data as D
+    from ._config import ImageConfig
+    from ._fit import prepare_splits
+
+    m = package.manifest
+    frame = _source_frame(package, data)
+    stored = (m.get("data") or {}).get("fingerprint")
+    if stored and D.fingerprint(frame.reset_index(drop=True)) != stored:
+        raise DataError(f"The data differs from the data {package.ref} was trained on (fingerprint mismatch), so its "
+                        "held-out test split cannot be re-created; pass the original training data with --data PATH.")
+    source = data if isinstance(data, str) else (m.get("data") or {}).get("source") or "dataframe"
+    return prepare_splits(frame, ImageConfig.coerce({**m["config"], "progress": False}), str(source))
+
+
+def recreate_splits(package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return recreate_prepared(package, data).splits
+
+
+def load_model(package: Any) -> Any:
+    from safetensors.torch import load
+
+    from ._cnn import from_spec
+
+    m = package.manifest
+    weights = load(package.read_bytes("weights.safetensors"))
+    model = from_spec(m["model"]["spec"])
+    model.load_state_dict({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")})
+    return model.eval()
+
+
+def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: Any) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
+    import torch
+
+    from ._cnn import build_cnn, predict_torch, prune_channels
+    from ._config import ImageConfig
+    from ._fit import _augment, export_package_graph, train_cnn
+    from ._graph import preprocess
+
+    if kind not in ("pruned", "distilled"):
+        raise ConfigError(f"The image task builds the variants pruned and distilled itself, not {kind!r}.")
+    m = package.manifest
+    data = getattr(context, "data", None)
+    prep = recreate_prepared(package, data)
+    train, val, _ = prep.splits
+    size, channels = int(m["model"]["image_size"]), int(m["model"]["channels"])
+    X_tr, X_va = preprocess(prep.images["train"], size, channels), preprocess(prep.images["val"], size, channels)
+    index = {str(lab): i for i, lab in enumerate(m["task"]["labels"])}
+    y_tr = np.asarray([index[str(v)] for v in train[prep.target]], np.int64)
+    y_va = np.asarray([index[str(v)] for v in val[prep.target]], np.int64)
+    cfg = ImageConfig.coerce({**m["config"], "progress": False, "resume": False})
+    teacher = load_model(package)
+    names = [str(c) for c in m["task"]["labels"]]
+    torch.manual_seed(cfg.seed)
+    if kind == "pruned":
+        p = {**PRUNE_DEFAULTS, **params}
+        keep = float(p["keep"])
+        if not 0 < keep < 1:
+            raise ConfigError(f"pruned keeps a share of channels between 0 and 1 (exclusive), got {keep}.")
+        model = prune_channels(teacher, keep)
+        result = train_cnn(model, X_tr, y_tr, X_va, y_va, cfg, augment=_augment(cfg, channels, size),
+                           epochs=int(p["epochs"]), lr=float(p["lr"]), patience=max(2, int(p["epochs"]) // 2),
+                           desc="fine-tune pruned")
+        notes = {"keep": keep, "widths": model.widths, "fine_tune_epochs": len(result.history)}
+    else:
+        p = {**DISTILL_DEFAULTS, **params}
+        spec = m["model"]["spec"]
+        width = max(4, int(round(spec["widths"][0][0] * float(p["width_factor"]))))
+        model = build_cnn(channels, len(names), width, 1, len(spec["widths"]), spec["mean"], spec["std"])
+        soft_tr, _ = predict_torch(teacher, X_tr)
+        soft_va, _ = predict_torch(teacher, X_va)
+
+        class SoftCE(torch.nn.Module):
+            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+        result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, loss_fn=SoftCE(), target_dtype=torch.float32,
+                           epochs=int(p["epochs"]), lr=float(p["lr"]), desc="distil")
+        notes = {"widths": model.widths, "teacher": f"{package.ref} (its probabilities)", "epochs": len(result.history)}
+    model.eval()
+    graph, _, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va)
+    notes["parameters"] = int(sum(t.numel() for t in model.parameters()))
+    notes["ood_thresholds"] = thresholds
+    return graph, {}, {"params": {**{k: v for k, v in p.items()}, **notes}}
