@@ -6,7 +6,7 @@ import pytest
 from fulcrum.data import BuiltinDataset, builtin_info, infer_task, list_builtin, load_builtin
 from fulcrum.errors import DataError
 
-NAMES = ["bbc_news", "breast_cancer", "diabetes", "digits", "iris", "penguins", "tweets", "wine"]
+NAMES = ["bbc_news", "breast_cancer", "diabetes", "digits", "digits_images", "iris", "penguins", "tweets", "wine"]
 
 
 def test_list_builtin():
@@ -50,7 +50,7 @@ def test_loads_are_independent_copies():
 
 
 def test_unknown_builtin():
-    with pytest.raises(DataError, match="Did you mean 'penguins'.*bbc_news, breast_cancer, diabetes, digits, iris, penguins, tweets, wine"):
+    with pytest.raises(DataError, match="Did you mean 'penguins'.*bbc_news, breast_cancer, diabetes, digits, digits_images, iris, penguins, tweets, wine"):
         builtin_info("penguin")
     with pytest.raises(DataError, match="Known builtin datasets"):
         load_builtin("california")

