@@ -42,7 +42,7 @@ class ImageConfig:
     batch_size: int | None = None  # None: a tenth of the training images, between 16 and 64
     lr: float = 1e-2
     weight_decay: float = 1e-4
-    patience: int = 6
+    patience: int = 10
     seed: int = 0
     test_size: float = 0.2
     val_size: float = 0.2

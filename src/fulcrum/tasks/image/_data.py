@@ -109,8 +109,8 @@ def decode_image(value: Any, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES, m
         except SchemaError:
             raise
         except Image.DecompressionBombError:
-            raise SchemaError(f"{where} is too many pixels (Pillow refused it as a decompression bomb); send a "
-                              "smaller image.") from None
+            raise SchemaError(f"{where} declares more pixels than Pillow decodes (a decompression bomb), far over this "
+                              f"model's limit of {max_pixels} (max_pixels); send a smaller image.") from None
         except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken files
             raise SchemaError(f"{where} cannot be decoded ({type(exc).__name__}: {str(exc)[:80]}); it is corrupt or "
                               "truncated: send a complete PNG, JPEG or WebP file.") from None
@@ -198,7 +198,7 @@ def _read_file(path: Path, where: str, max_bytes: int, max_pixels: int, mode: st
         raise DataError(f"{where}: {str(path)!r} has {size} bytes, more than the limit of {max_bytes} (max_bytes).")
     data = path.read_bytes()
     try:
-        decode_image(data, mode or "RGB", max_bytes=max_bytes, max_pixels=max_pixels, where=f"{where} {str(path)!r}")
+        decode_image(data, mode or "RGB", max_bytes=max_bytes, max_pixels=max_pixels, where=where)
     except SchemaError as exc:
         raise DataError(str(exc)) from None
     return data
@@ -262,6 +262,7 @@ def load_paths(frame: pd.DataFrame, column: str, root: Path, *, max_bytes: int =
         where = f"Row {i} (0-based) of column {column!r}"
         if not isinstance(rel, str) or not rel.strip():
             raise DataError(f"{where} has no path; every row needs an image file.")
+        where = f"{where}, file {rel!r},"
         images.append(to_base64(_read_file(_inside(root, rel, where), where, max_bytes, max_pixels, None)))
     out["image"] = images
     return out
