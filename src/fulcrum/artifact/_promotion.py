@@ -15,7 +15,9 @@ How a move is judged:
   split sizes; the data fingerprint must match, else ``data=`` can name the original table).
   Versions trained from the same data and split held those rows out too; a version trained on
   other data is scored there as well, with a note that it may have seen some of them (a bias in
-  its favour, never against it).
+  its favour, never against it). A version refit on every row (``fulcrum train --refit-full``) has
+  seen its own test split; on exactly those rows it is scored by the outputs its model gave before
+  that refit (stored in its package), and the report says so.
 - **Same metric.** The task's primary metric from the manifest (accuracy, R², ...).
 - **Noise.** A paired bootstrap over those rows (both versions on the same resampled rows,
   2,000 rounds, fixed seed): a 95% interval of the change.
@@ -128,12 +130,35 @@ class _Scored:
     err: np.ndarray | None = None  # (n,) prediction - truth
 
 
+def pre_refit_outputs(predictor: Any, rows: pd.DataFrame) -> np.ndarray | None:
+    """A version refit on every row (refit_full) has seen its own test split. On exactly those rows (same
+    values, same order) the outputs its model gave *before* the refit, stored in its package, stand in for
+    it, so a comparison on them stays fair; on any other rows: None (score the version itself)."""
+    import numpy as np
+
+    package = getattr(predictor, "package", None)
+    if getattr(predictor, "variant", None):  # an optimized variant is another model than the one refit
+        return None
+    m = getattr(package, "manifest", None) or {}
+    rec = ((m.get("selection") or {}).get("refit_full") or {}).get("pre_refit_outputs")
+    if not rec or rec.get("rows") != len(rows):
+        return None
+    from ..data import fingerprint
+
+    if fingerprint(rows.reset_index(drop=True)) != rec.get("rows_fingerprint"):
+        return None
+    from safetensors.numpy import load
+
+    return np.asarray(load(package.read_bytes(rec["file"]))["outputs"])
+
+
 def _score(predictor: Any, rows: pd.DataFrame, target: str, space: dict[str, int]) -> _Scored:
     import numpy as np
     import pandas as pd
     
     X = rows.drop(columns=[target])
-    out = np.asarray(predictor.predict_output(X))
+    honest = pre_refit_outputs(predictor, rows)
+    out = np.asarray(predictor.predict_output(X) if honest is None else honest)
     if predictor.kind == "classification":
         labels = [_label(lab) for lab in predictor.labels]
         for lab in labels:
@@ -242,6 +267,11 @@ def compare_on_rows(
         raise DataError("no labelled rows to compare the versions on")
     space: dict[str, int] = {}
     sc_old, sc_new = _score(old, rows, target, space), _score(new, rows, target, space)
+    pre_refit = [p.package.ref for p in (old, new) if pre_refit_outputs(p, rows) is not None]
+    if pre_refit:  # refit_full versions: scored by their pre-refit outputs on the rows they later fitted
+        rows_desc = (rows_desc or f"{n} shared rows") + (
+            f" ({' and '.join(pre_refit)} refit on every row, these included: scored by the outputs stored from "
+            "before that refit)")
     classes = np.arange(0)
     positive = None
     if sc_old.kind == "classification":

@@ -132,10 +132,14 @@ def _merge(original: pd.DataFrame, feedback: pd.DataFrame, target: str) -> pd.Da
 def _score(pred: Any, frame: pd.DataFrame, target: str) -> dict[str, Any]:
     """Metrics of a Predictor on labelled rows (for display), as its task computes them; truth labels the
     model never saw count as wrong."""
+    from ..artifact._promotion import pre_refit_outputs
+
     frame = frame[frame[target].notna()]
     if frame.empty:
         return {"n": 0}
-    out = pred.predict_output(frame.drop(columns=[target]))
+    # a version refit on every row (refit_full) saw its own test rows: there, its pre-refit outputs
+    honest = pre_refit_outputs(pred, frame)
+    out = pred.predict_output(frame.drop(columns=[target])) if honest is None else honest
     if pred.kind == "classification":
         labels = [_label(lab) for lab in pred.labels]
         index = {lab: i for i, lab in enumerate(labels)}

@@ -417,6 +417,13 @@ def optimize_package(
                               registry=reg)
 
     ctx = load_context(pkg, data)
+    refit_full = (pkg.manifest.get("selection") or {}).get("refit_full") or {}
+    if refit_full.get("test_rows_in_final_fit"):  # fulcrum train --refit-full: the test rows are not held out
+        primary = (pkg.manifest.get("metrics") or {}).get("primary") or {}
+        say(f"note: {pkg.ref} was refit on every row, its test split included (refit_full): the metrics below are "
+            f"on rows it fitted, optimistic as absolute figures (its honest test {primary.get('name')}, measured "
+            f"before the refit, is {primary.get('value')}); a variant trained again on the training split alone "
+            "(a distilled student) never saw those rows and is compared at a disadvantage")
     base_graph = pkg.read_bytes(graph_file)
     built: dict[str, _Built] = {}
     for vid, kind, params in to_build:
