@@ -81,8 +81,8 @@ def decode_image(value: Any, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES, m
             if not value.strip():
                 raise SchemaError(f"{where} is empty; send an image (base64 of a PNG, JPEG or WebP file).")
             if len(value) > max_bytes * 4 // 3 + 8:
-                raise SchemaError(f"{where} is over {max_bytes} bytes encoded, this model's limit (max_bytes); "
-                                  "send a smaller file.")
+                raise SchemaError(f"{where} has over {max_bytes} bytes (base64), more than this model's limit of "
+                                  f"{max_bytes} (max_bytes); send a smaller file.")
             data = _b64decode(value, where)
         elif isinstance(value, (bytes, bytearray, memoryview)):
             data = bytes(value)

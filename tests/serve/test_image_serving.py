@@ -1,0 +1,110 @@
+"""An image model on a real server (127.0.0.1): base64 images through the friendly route (the `images` shorthand
+and records), v2 BYTES tensors, and the limits: a corrupt image, a non-image, a decompression bomb and an image
+over the byte limit are 422s naming the problem; a body over the server's byte limit is a 413."""
+
+from __future__ import annotations
+
+import base64
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
+from image_fixtures import bomb_png, digit_images, encode  # noqa: E402
+
+from fulcrum.artifact import Registry  # noqa: E402
+from fulcrum.cli import main  # noqa: E402
+
+
+class Server:
+    def __init__(self, name: str, registry: Registry, **settings) -> None:
+        import uvicorn
+
+        from fulcrum.serve import ServeSettings, create_app
+        from fulcrum.serve._server import uvicorn_config
+
+        s = ServeSettings(poll_interval_s=0.2, usage_flush_s=0.2, access_log=False, **settings)
+        self.app = create_app([name], s, registry=registry)
+        self.server = uvicorn.Server(uvicorn_config(self.app, s, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> httpx.Client:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        models = self.app.state.fulcrum.models
+        while not self.server.started or not models.ready:
+            assert not models.failed, models.failed
+            assert self.thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from image_fixtures import write_folder
+
+    root = tmp_path_factory.mktemp("imgserve")
+    folder = write_folder(root / "digits", per_class=20)
+    reg = root / "registry"
+    assert main(["train", str(folder), "--name", "digits", "--registry", str(reg), "--set=epochs=15",
+                 "--set=image_size=16", "--set=max_bytes=4000", "--no-progress"]) == 0
+    with Server("digits", Registry(reg), max_body_bytes=200_000) as client:
+        yield client
+
+
+def test_images_shorthand_records_and_v2_bytes_agree(served):
+    c = served
+    imgs = [encode(px) for px, _ in digit_images(2, (0, 7))]
+    # a larger JPEG of the same digit: any size and format is taken
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(digit_images(1, (1,))[0][0]).resize((60, 45)))
+    imgs.append(encode(big, "JPEG"))
+    r = c.post("/v1/models/digits/predict", json={"images": [b64(x) for x in imgs]})
+    assert r.status_code == 200, r.text
+    short = r.json()["predictions"]
+    assert len(short) == 5
+    r = c.post("/v1/models/digits/predict", json={"records": [{"image": b64(x)} for x in imgs]})
+    assert r.status_code == 200 and r.json()["predictions"] == short
+    r = c.post("/v2/models/digits/infer",
+               json={"inputs": [{"name": "image", "datatype": "BYTES", "shape": [5], "data": [b64(x) for x in imgs]}]})
+    assert r.status_code == 200, r.text
+    assert [str(p) for p in r.json()["outputs"][0]["data"]] == [str(p) for p in short]
+    meta = c.get("/v2/models/digits").json()
+    assert [i["name"] for i in meta["inputs"]] == ["image"]
+
+
+@pytest.mark.parametrize("case, value, message", [
+    ("corrupt", b64(b"\x89PNG\r\n\x1a\n" + b"x" * 50), "cannot be decoded"),
+    ("not an image", b64(b"just some text, not a picture at all"), "not a PNG, JPEG or WebP"),
+    ("not base64", "%%%% not base64 %%%%", "not base64"),
+    ("bomb", b64(bomb_png()), "decompression bomb"),
+    ("over max_bytes", b64(encode(np.random.default_rng(0).integers(0, 255, (80, 80), dtype=np.uint8))),
+     "more than this model's limit of 4000 (max_bytes)"),
+])
+def test_bad_images_are_422_naming_the_problem(served, case, value, message):
+    good = b64(encode(digit_images(1, (0,))[0][0]))
+    r = served.post("/v1/models/digits/predict", json={"images": [good, value]})
+    assert r.status_code == 422, (case, r.status_code, r.text)
+    assert message in r.text and "row 1" in r.text, r.text
+
+
+def test_a_body_over_the_server_limit_is_413(served):
+    r = served.post("/v1/models/digits/predict", json={"images": ["A" * 300_000]})
+    assert r.status_code == 413
