@@ -70,6 +70,27 @@ _DATASETS: dict[str, BuiltinDataset] = {
             "upscaling), base64 in column 'image', classes 0-9.",
             workload="image",
         ),
+        BuiltinDataset(
+            "co2", "co2", "regression", 2284, 2,
+            "Weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (Keeling & Whorf; shipped with statsmodels, public "
+            "domain); 59 missing weeks.",
+            workload="forecast",
+        ),
+        BuiltinDataset(
+            "sunspots", "sunactivity", "regression", 309, 2,
+            "Yearly sunspot numbers 1700-2008 (SIDC via statsmodels, public domain).",
+            workload="forecast",
+        ),
+        BuiltinDataset(
+            "nile", "volume", "regression", 100, 2,
+            "Yearly flow of the Nile at Aswan, 10^8 m^3, 1871-1970 (Cobb 1978; shipped with statsmodels, public domain).",
+            workload="forecast",
+        ),
+        BuiltinDataset(
+            "elnino", "temperature", "regression", 732, 2,
+            "Monthly sea surface temperature of the El Nino region, deg C, 1950-2010 (NOAA via statsmodels, public domain).",
+            workload="forecast",
+        ),
     )
 }
 
@@ -192,5 +213,9 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "penguins": _penguins,
     "bbc_news": _bbc_news,
     "tweets": _tweets,
+    "co2": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("co2"),
+    "sunspots": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("sunspots"),
+    "nile": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("nile"),
+    "elnino": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("elnino"),
     "digits_images": lambda: __import__("fulcrum.tasks.image._data", fromlist=["digits_images"]).digits_images(),
 }

@@ -115,6 +115,9 @@ class TaskExample:
     target: str
     options: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: rows to predict with the example's model, when they are not the example's own rows without the target
+    #: (a forecaster is asked about the times after its history); None: ``data``'s first rows
+    requests: Any = None
 
 
 @dataclass

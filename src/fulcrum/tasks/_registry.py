@@ -30,6 +30,7 @@ FALLBACK = "tabular"
 _REGISTERED: dict[str, str] = {
     "image": "fulcrum.tasks.image._task:ImageTask",
     "text": "fulcrum.tasks.text._task:TextTask",
+    "forecast": "fulcrum.tasks.forecast._task:ForecastTask",
     "tabular": "fulcrum.tasks.tabular._task:TabularTask",
 }
 _INSTANCES: dict[str, Task] = {}

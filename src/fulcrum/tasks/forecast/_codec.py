@@ -1,0 +1,130 @@
+"""Rows asking for forecasts -> the forecasting graph's feeds (window, start, step).
+
+A row names a time (the package's time column, or ``timestamp``) and, for a package of many series, the series
+(the training id column). The window is the stored history of that series (``history.json``: its last L values
+and the time of the last one); the time must be one of the H steps after it. Anything else is one
+:class:`~fulcrum.errors.DataError` naming the row, the value and the valid range.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ...errors import DataError, SchemaError
+from ._data import ONE_SERIES, epoch_seconds
+
+__all__ = ["ForecastCodec"]
+
+
+class ForecastCodec:
+    def __init__(self, manifest: Mapping[str, Any], history: Mapping[str, Any]) -> None:
+        task = manifest["task"]
+        self.ts_col = task["timestamp"]
+        self.sid_col = task.get("series_column")
+        self.freq = history["freq"]
+        self.H = int(history["horizon"])
+        self.L = int(history["lags"])
+        self.input_names = ["window", "start", "step"]
+        self.last_extra_: list[str] | None = None
+        self.last_unknown_: dict[str, list[str]] | None = None
+        self.series: dict[str, tuple[np.ndarray, pd.DatetimeIndex, dict[pd.Timestamp, int], dict[pd.Timestamp, int]]] = {}
+        self.times: dict[str, pd.DatetimeIndex] = {}
+        for sid, h in history["series"].items():
+            values = np.asarray(h["values"], np.float32)
+            end = pd.Timestamp(h["end"])
+            times = pd.date_range(end=end, periods=len(values), freq=self.freq)
+            nxt = pd.date_range(end, periods=self.H + 1, freq=self.freq)[1:]
+            past = {t: i for i, t in enumerate(times) if i >= self.L}
+            self.series[str(sid)] = (values, nxt, {t: i + 1 for i, t in enumerate(nxt)}, past)
+            self.times[str(sid)] = times
+
+    def _names(self) -> list[str]:
+        return [self.ts_col] + (["timestamp"] if self.ts_col != "timestamp" else [])
+
+    def _encode(self, times: Sequence[Any], ids: Sequence[Any] | None, rows: bool = True) -> dict[str, np.ndarray]:
+        n = len(times)
+        window = np.empty((n, self.L), np.float32)
+        start = np.empty((n, 1), np.int64)
+        step = np.empty((n, 1), np.int64)
+        for i, t in enumerate(times):
+            where = f" at row {i} (0-based)" if rows else ""
+            if ids is None:
+                sid = next(iter(self.series)) if len(self.series) == 1 else None
+                if sid is None:
+                    raise SchemaError(f"This model forecasts {len(self.series)} series; name one in column "
+                                      f"{self.sid_col!r}{where}.")
+            else:
+                sid = "" if ids[i] is None else str(ids[i])
+                if sid not in self.series:
+                    known = ", ".join(list(self.series)[:10])
+                    raise DataError(f"Unknown series {ids[i]!r} in {self.sid_col!r}{where}; this model knows {known}.")
+            values, nxt, pos, past = self.series[sid]
+            try:
+                ts = pd.Timestamp(t) if t is not None and t == t and str(t).strip() else None
+            except (ValueError, TypeError):
+                ts = None
+            if ts is None:
+                raise DataError(f"{self.ts_col!r}{where} must be a date or time such as {nxt[0].isoformat()!r}; got {t!r}.")
+            if ts.tzinfo is not None:
+                ts = ts.tz_convert("UTC").tz_localize(None)
+            h = pos.get(ts)
+            if h is not None:  # the future: from the end of the stored history
+                window[i] = values[-self.L:]
+                start[i, 0] = epoch_seconds(nxt[:1])[0]
+                step[i, 0] = h
+                continue
+            j = past.get(ts)
+            if j is None:
+                of = f" of series {sid!r}" if sid != ONE_SERIES else ""
+                raise DataError(
+                    f"{self.ts_col!r}{where} is {ts.isoformat()}, not one of the {self.H} steps ({self.freq}) after the "
+                    f"stored history{of}: {nxt[0].isoformat()} .. {nxt[-1].isoformat()}. This model forecasts at most "
+                    f"{self.H} steps ahead (horizon); retrain on newer data to forecast later times.")
+            # a stored time: the backtest forecast, from the origin of its fold (origins every H steps back from the end)
+            n = len(values)
+            o = n - self.H * int(np.ceil((n - j) / self.H))
+            if o < self.L:
+                o += self.H
+            window[i] = values[o - self.L:o]
+            start[i, 0] = epoch_seconds(self.times[sid][o:o + 1])[0]
+            step[i, 0] = j - o + 1
+        return {"window": window, "start": start, "step": step}
+
+    def _pick(self, keys: Sequence[Any]) -> str:
+        for name in self._names():
+            if name in keys:
+                return name
+        raise SchemaError(f"No time column: each row needs {self.ts_col!r}, the time to forecast; got "
+                          f"{sorted(map(str, keys))[:10]}.")
+
+    def _extra(self, keys: Sequence[Any]) -> list[str]:
+        return [str(c) for c in keys if c not in self._names() and c != self.sid_col]
+
+    def encode_frame(self, df: pd.DataFrame, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
+        name = self._pick(list(df.columns))
+        self.last_extra_, self.last_unknown_ = self._extra(list(df.columns)), {}
+        ids = df[self.sid_col].tolist() if self.sid_col and self.sid_col in df.columns else None
+        return self._encode(df[name].tolist(), ids)
+
+    def encode_columns(self, cols: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
+        name = self._pick(list(cols))
+        values = cols[name]
+        if isinstance(values, (str, bytes)):
+            raise SchemaError(f"{name!r} must be a list of times (one per row), got a single string; wrap it in a list.")
+        arr = np.asarray(values, dtype=object).reshape(-1)
+        self.last_extra_, self.last_unknown_ = self._extra(list(cols)), {}
+        ids = np.asarray(cols[self.sid_col], dtype=object).reshape(-1).tolist() if self.sid_col and self.sid_col in cols else None
+        return self._encode(arr.tolist(), ids)
+
+    def encode_row(self, row: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
+        name = self._pick(list(row))
+        self.last_extra_, self.last_unknown_ = self._extra(list(row)), {}
+        ids = [row[self.sid_col]] if self.sid_col and self.sid_col in row else None
+        return self._encode([row[name]], ids, rows=False)
+
+    def dummy(self) -> dict[str, np.ndarray]:
+        sid = next(iter(self.series))
+        return self._encode([self.series[sid][1][0]], [sid] if self.sid_col else None)

@@ -1,0 +1,87 @@
+"""The forecasting task's options: a typed config that refuses unknown keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, Mapping
+
+from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...errors import ConfigError
+
+__all__ = ["ForecastConfig", "FORECAST_MODELS"]
+
+FORECAST_MODELS = ("auto", "seasonal_naive", "linear", "lightgbm")
+
+
+@dataclasses.dataclass
+class ForecastConfig:
+    """Options of a forecasting run.
+
+    ``timestamp`` / ``series``: the time column and the optional series-id column (None: inferred; a
+    table with no id column is one series). ``freq`` (a pandas alias such as ``MS``, ``W-SAT``, ``h``),
+    ``season`` (steps per seasonal cycle), ``horizon`` (steps forecast) and ``lags`` (the window the model
+    reads) are inferred when None. ``folds``: rolling-origin backtest folds, each ``horizon`` steps apart;
+    the last ``test_folds`` of them are held out (reported metrics and interval coverage), the others choose
+    the model and calibrate the intervals. ``coverage``: the nominal coverage of the prediction intervals.
+    ``model``: ``auto`` (lowest validation MASE) or one family.
+    """
+
+    target: str | None = None
+    timestamp: str | None = None
+    series: str | None = None
+    model: Literal["auto", "seasonal_naive", "linear", "lightgbm"] = "auto"
+    freq: str | None = None
+    season: int | None = None
+    horizon: int | None = None
+    lags: int | None = None
+    folds: int = 6
+    test_folds: int = 2
+    coverage: float = 0.9
+    ridge: float = 1.0
+    lgbm_trees: int = 300
+    lgbm_leaves: int = 15
+    lgbm_lr: float = 0.05
+    seed: int = 0
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    measure_inference: bool = True
+
+    def __post_init__(self) -> None:
+        _coerce_and_check(self)
+        for key in ("season", "horizon", "lags"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"{key} must be >= 1 (steps), got {v}.")
+        if self.lags is not None and self.lags < 2:
+            raise ConfigError(f"lags must be >= 2 (the window the model reads), got {self.lags}.")
+        if self.folds < 2 or not 1 <= self.test_folds < self.folds:
+            raise ConfigError(f"folds must be >= 2 and test_folds between 1 and folds - 1; got folds={self.folds}, "
+                              f"test_folds={self.test_folds}.")
+        if not 0.5 <= self.coverage < 1:
+            raise ConfigError(f"coverage is the intervals' nominal coverage, between 0.5 and 1 (e.g. 0.9); got {self.coverage}.")
+        if self.ridge < 0 or self.lgbm_trees < 1 or self.lgbm_leaves < 2 or self.lgbm_lr <= 0:
+            raise ConfigError("ridge >= 0, lgbm_trees >= 1, lgbm_leaves >= 2 and lgbm_lr > 0, please.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "ForecastConfig":
+        return config_from_dict(ForecastConfig, {**self.to_dict(), **changes})
+
+    @classmethod
+    def coerce(cls, config: Any, **extra: Any) -> "ForecastConfig":
+        if isinstance(config, ForecastConfig):
+            return config.replace(**extra) if extra else config
+        if config is None:
+            return config_from_dict(cls, dict(extra))
+        if isinstance(config, Mapping):
+            return config_from_dict(cls, {**config, **extra})
+        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
+            own = {f.name for f in dataclasses.fields(cls)}
+            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}
+            if data.get("model", "auto") not in FORECAST_MODELS:
+                raise ConfigError(f"model={data['model']!r} is not a forecasting model; choose one of "
+                                  f"{', '.join(FORECAST_MODELS)}.")
+            return config_from_dict(cls, {**data, **extra})
+        raise ConfigError(f"A forecast config is a ForecastConfig or dict, not {type(config).__name__}.")
