@@ -127,6 +127,20 @@ def train(
     free-text column and a label: ``text``), else ``tabular``; its config class checks the options
     (``fulcrum tasks`` lists the tasks).
     """
+    import time
+
+    from .tasks.tabular._select import RUN_STARTED
+
+    started = RUN_STARTED.set(time.perf_counter())  # a time limit covers the whole run, reading the data too
+    try:
+        return _train(data, target, name=name, model=model, config=config, registry=registry, callbacks=callbacks,
+                      log=log, overrides=overrides)
+    finally:
+        RUN_STARTED.reset(started)
+
+
+def _train(data: Any, target: str | None, *, name: str | None, model: str | None, config: Any, registry: Any,
+           callbacks: Sequence[Any], log: Callable[[str], None] | None, overrides: dict[str, Any]) -> Any:
     from .artifact import Registry, validate_name
     from .data import builtin_info
     from .tasks import FALLBACK, detect_task, get_task
@@ -196,15 +210,26 @@ def fit_to_package(
         "training": {**record.to_dict(), "usd": priced["total_usd"], "co2_g": priced["co2_g"],
                      "flops_methods": trained.flops_methods},
     }
+    deadline = (trained.extra or {}).get("deadline") if isinstance(getattr(trained, "extra", None), dict) else None
     if getattr(cfg, "measure_inference", True) and trained.test_frame is not None and len(trained.test_frame):
-        trained.manifest["costs"]["inference"] = _measure_inference(trained)
+        # within a time limit: the measurement windows shrink to the time left (at least 20 ms each)
+        window = 0.2 if deadline is None else max(0.02, min(0.2, (deadline.remaining() - 0.3) / 3))
+        trained.manifest["costs"]["inference"] = _measure_inference(trained, min_seconds=window)
+    if deadline is not None and isinstance(trained.manifest.get("selection"), dict):
+        timing = trained.manifest["selection"]["time"]
+        timing["used_s"] = deadline.elapsed()  # to here; registering (writing the files) follows
+        if timing["limit_s"] is not None and timing["used_s"] > timing["limit_s"]:
+            timing["over_by_s"] = timing["used_s"] - timing["limit_s"]
+            if log:
+                log(f"note: the run took {timing['used_s']:.1f} s, over its {timing['limit_s']:g} s time limit "
+                    "(the first fold of the cheapest candidates and the final fit always run)")
     trained.files["costs.json"] = json.dumps(
         {"format": 1, "cost_model": CostModel().to_dict(), **trained.manifest["costs"]}, sort_keys=True
     ).encode()
     return registry.register(name, trained.manifest, trained.files)
 
 
-def _measure_inference(trained: Any) -> dict[str, Any]:
+def _measure_inference(trained: Any, min_seconds: float = 0.2) -> dict[str, Any]:
     """Per-prediction cost of the new model on this machine, from a staged copy of its package."""
     import tempfile
 
@@ -216,7 +241,7 @@ def _measure_inference(trained: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fulcrum-bench-") as tmp:
         staged = write_package(Path(tmp) / "pkg", {**trained.manifest, "name": "staged"}, trained.files)
         predictor = Predictor(ModelPackage.load(staged))
-        bench = benchmark_predictor(predictor, trained.test_frame, min_seconds=0.2, flops_per_row=flops)
+        bench = benchmark_predictor(predictor, trained.test_frame, min_seconds=min_seconds, flops_per_row=flops)
     return {"base": bench, "flops_per_prediction": flops, "flops_method": method,
             "engine": type(getattr(predictor, "engine", None)).__name__ if hasattr(predictor, "engine") else "native"}
 

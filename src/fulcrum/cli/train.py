@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from ._common import add_registry_option, metrics_lines, note, print_json, registry_from
@@ -40,6 +41,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fine-tune", dest="fine_tune", action="store_true", default=None,
                    help="text: fine-tune the MiniLM encoder end to end (through the shared Trainer) instead of "
                         "training a head on its frozen embeddings")
+    p.add_argument("--preset", choices=("fast", "balanced", "best"),
+                   help="what --model auto runs (default balanced). fast: linear + LightGBM, 3-fold CV, no search, "
+                        "no ensemble, no refit on all rows, 5 s limit. balanced: + 12 LightGBM search trials (Optuna), "
+                        "the MLP on tables of >= 1,000 rows, 5-fold CV, a weighted ensemble when it beats the best "
+                        "single model beyond noise, refit on all rows, 12 s limit. best: 60 trials, 8 folds, the MLP "
+                        "from 300 rows, 120 s limit. Default limits grow with rows x columns above 200,000 cells")
+    p.add_argument("--time-limit", dest="time_limit", type=_seconds, metavar="SECONDS",
+                   help="seconds for the whole run (selection, refit, export, inference measurement); it returns the "
+                        "best model found so far (default: the preset's, scaled to the table)")
+    p.add_argument("--infer-limit", dest="infer_limit", type=_millis, metavar="MS",
+                   help="per-row latency limit at batch 1 in milliseconds, measured on this machine on each "
+                        "candidate's ONNX graph; slower candidates and ensembles are excluded (stored in the package)")
+    refit = p.add_mutually_exclusive_group()
+    refit.add_argument("--refit-full", dest="refit_full", action="store_true", default=None,
+                       help="after selection and the honest test score, refit the chosen model on every row, test "
+                            "rows included (default in presets balanced and best)")
+    refit.add_argument("--no-refit-full", dest="refit_full", action="store_false",
+                       help="keep the test rows out of the final model (default in preset fast)")
+    p.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                   help="write the leaderboard as a PNG (default path: NAME-vVERSION-leaderboard.png here)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, e.g. --set hidden_sizes=[256,128] --set dropout=0.2")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -47,6 +68,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_registry_option(p)
     p.set_defaults(func=run)
+
+
+def _positive(flag: str, unit: str, example: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{flag} takes a positive number of {unit}, e.g. {flag} {example}; "
+                                             f"got {text!r}")
+        return value
+
+    return parse
+
+
+_seconds = _positive("--time-limit", "seconds", "60")
+_millis = _positive("--infer-limit", "milliseconds per row", "1.5")
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -68,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import train
 
     overrides = {k: getattr(args, k) for k in FLAGS if getattr(args, k, None) is not None}
+    for key in ("preset", "time_limit", "infer_limit", "refit_full"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
     overrides.update(_parse_set(args.set))
     if args.resume:
         overrides["resume"] = True
@@ -76,8 +118,24 @@ def run(args: argparse.Namespace) -> int:
     pkg = train(args.data, name=args.name, config=args.config, registry=registry_from(args),
                 log=note, **overrides)
     m = pkg.manifest
+    sel = m.get("selection")
+    plot_path = None
+    if args.plot is not None and sel:
+        from pathlib import Path
+
+        from ..tasks.tabular._select import plot_leaderboard
+
+        plot_path = Path(args.plot or f"{pkg.name}-v{pkg.version}-leaderboard.png")
+        plot_leaderboard(sel, plot_path, title=f"{pkg.ref}: {sel['metric']} by candidate (preset {sel['preset']})")
+    elif args.plot is not None:
+        note("note: --plot draws the leaderboard of a tabular run; this task has none")
     if args.json:
-        print_json({"ref": pkg.ref, "path": str(pkg.path), "metrics": m["metrics"], "model": m["model"]})
+        out = {"ref": pkg.ref, "path": str(pkg.path), "metrics": m["metrics"], "model": m["model"]}
+        if sel:
+            out["selection"] = sel
+        if plot_path is not None:
+            out["plot"] = str(plot_path)
+        print_json(out)
         return 0
     task = m["task"]
     print(f"trained {m['model']['family']} ({task.get('workload', 'tabular')} task) for {task['kind']} of "
@@ -92,5 +150,48 @@ def run(args: argparse.Namespace) -> int:
     if "coefficients" in d:
         coefs = ", ".join(f"{k}={v:.2f}" for k, v in d["coefficients"].items())
         print(f"  coefficients: {coefs}  intercept={d['intercept']:.2f}")
+    if sel:
+        _print_selection(m, sel, board=m.get("config", {}).get("model", "auto") == "auto")
+    if plot_path is not None:
+        print(f"leaderboard plot: {plot_path}")
     print(f"package {pkg.ref}  ({pkg.path})")
     return 0
+
+
+def _print_selection(m: dict[str, Any], sel: dict[str, Any], *, board: bool = True) -> None:
+    """The leaderboard (when candidates were compared), why the winner won, what the time limit cut, and what
+    refit_full did."""
+    from ..tasks.tabular._select import format_leaderboard
+
+    from ._common import fmt
+
+    t = sel["time"]
+    rf = sel.get("refit_full") or {}
+    primary = m["metrics"]["primary"]
+    if not board:
+        if rf.get("applied"):
+            print(f"  refit on all {rf['final_fit_rows']} rows (train, validation and test): the test "
+                  f"{primary['name']} {fmt(primary['value'])} above was measured before the refit")
+        return
+    print(f"\nleaderboard (preset {sel['preset']}, {sel['folds']}-fold "
+          f"{'CV' if sel['method'] == 'cv' else 'validation split'} on train+validation, "
+          f"{sel['n_jobs']} fold(s) at a time):")
+    for line in format_leaderboard(sel):
+        print(f"  {line}")
+    print(f"  {sel['chosen']} won: {sel['why']}")
+    if sel.get("infer_limit_ms") is not None:
+        print(f"  --infer-limit {sel['infer_limit_ms']:g} ms per row (batch 1, this machine's ONNX Runtime)")
+    limit = (f"{t['limit_s']:g} s" if t['limit_s'] is not None else "no limit") + (
+        " (the preset's default for this table)" if t.get("default") and t['limit_s'] is not None else "")
+    print(f"  time: {t['used_s']:.1f} s of {limit}" + (f"; cut: {'; '.join(t['cut'])}" if t["cut"] else ""))
+    for s in sel.get("skipped") or []:
+        print(f"  skipped {s}")
+    if rf.get("applied"):
+        print(f"  refit on all {rf['final_fit_rows']} rows (train, validation and test): the test {primary['name']} "
+              f"{fmt(primary['value'])} above was measured before the refit, on test rows the final model has now "
+              "seen; promote and retrain score this version there by its stored pre-refit outputs")
+    elif rf.get("skipped") == "time limit":
+        print(f"  refit on all rows skipped (time limit): the final model fits {rf['final_fit_rows']} rows")
+    else:
+        print(f"  the final model fits train+validation ({rf.get('final_fit_rows')} rows); the test rows stay held out "
+              "(--refit-full fits them too)")
