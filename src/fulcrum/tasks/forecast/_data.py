@@ -117,11 +117,13 @@ def _infer_freq(times: pd.DatetimeIndex) -> str | None:
     elif days == 7:
         cands = [f"W-{times[0].day_name()[:3].upper()}"]
     elif mode > 0 and mode == int(mode):
-        cands = [f"{int(mode)}s"]
+        cands = [pd.tseries.frequencies.to_offset(pd.Timedelta(seconds=int(mode))).freqstr]
     best, share = None, 0.0
     for c in cands:
         grid = pd.date_range(times[0], times[-1], freq=c)
         if len(grid) == 0:
+            continue
+        if len(times) < 0.5 * len(grid):  # most of the grid empty: not a series on this grid
             continue
         s = float(times.isin(grid).mean())
         if s > share:
