@@ -154,7 +154,7 @@ class LightGBMAR:
         T = ((np.asarray(Y, np.float64) - last.astype(np.float64)) / s.astype(np.float64)).reshape(-1)
         params = {"objective": "l2", "num_leaves": self.leaves, "learning_rate": self.lr, "min_data_in_leaf": 10,
                   "feature_fraction": 0.9, "bagging_fraction": 0.9, "bagging_freq": 1, "seed": self.seed,
-                  "verbose": -1, "num_threads": 2, "deterministic": True}
+                  "verbose": -1, "num_threads": 1, "deterministic": True}  # OpenMP spin on a busy 2-core box made 2 threads far slower
         booster = lgb.train(params, lgb.Dataset(X, T), num_boost_round=self.trees)
         # thresholds as float32, as the graph compares them: the native model and the graph split alike
         self.booster = lgb.Booster(model_str=_float32_thresholds(booster.model_to_string()))
