@@ -168,7 +168,11 @@ def test_train_package_predict_optimize_serve_costs(name, tmp_path, capsys):
         r = c.post(f"/v2/models/{model}/infer", json=v2)
         assert r.status_code == 200, r.text
         first = r.json()["outputs"][0]
-        assert [str(p) for p in first["data"]] == served
+        data = first["data"]
+        if len(first["shape"]) == 2:  # one row of ids per input row (a recommender's top k; "" pads a shorter row)
+            w = first["shape"][1]
+            data = [[x for x in data[i * w:(i + 1) * w] if x != ""] for i in range(first["shape"][0])]
+        assert [str(p) for p in data] == served
         sent = 2 * n_rows
         if short is not None:
             key, field = short

@@ -351,6 +351,16 @@ def verdict(entry: Mapping[str, Any], base: Mapping[str, Any], greater: bool) ->
     }
 
 
+def _max_diff(out: np.ndarray, base_out: np.ndarray) -> float | None:
+    """Largest absolute difference from the parent's primary output; for ids (a recommender's items), the share of
+    cells that differ. None when the shapes differ."""
+    if out.shape != base_out.shape or not out.size:
+        return None
+    if out.dtype.kind in "OSU" or base_out.dtype.kind in "OSU":
+        return float(np.mean(out.astype(str) != base_out.astype(str)))
+    return float(np.max(np.abs(out.astype(np.float64) - base_out.astype(np.float64))))
+
+
 def _metric_drop(parent: float | None, value: float | None, greater: bool) -> float | None:
     if parent is None or value is None:
         return None
@@ -471,8 +481,7 @@ def optimize_package(
             "metric": {"name": ctx.metric_name, "value": value, "split": "test", "rows": int(len(ctx.truth))},
             "metrics": _slim_metrics(metrics),
             "metric_drop": 0.0 if gid == "base" else _metric_drop(base_value, value, ctx.greater),
-            "max_abs_diff_vs_parent": float(np.max(np.abs(out.astype(np.float64) - base_out.astype(np.float64))))
-            if out.shape == base_out.shape and out.size else None,
+            "max_abs_diff_vs_parent": _max_diff(out, base_out),
             **timings[gid],
             "measured_at": now,
             "machine": machine,

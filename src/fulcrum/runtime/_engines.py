@@ -19,7 +19,8 @@ __all__ = ["OnnxEngine", "NativeEngine", "physical_cores", "custom_op_libraries"
 _CUSTOM_OPS = {"onnxruntime_extensions": ("onnxruntime_extensions", "get_library_path")}
 #: Graph output names by output kind when the manifest's name is not the graph's (tabular packages name
 #: their label and value outputs after the target).
-_KIND_OUTPUT = {"probabilities": "probabilities", "value": "value", "label": "label", "ood_score": "ood_score"}
+_KIND_OUTPUT = {"probabilities": "probabilities", "value": "value", "label": "label", "ood_score": "ood_score",
+                "items": "items", "scores": "scores"}
 
 
 def custom_op_libraries(manifest: Mapping[str, Any]) -> list[str]:
@@ -57,6 +58,8 @@ def graph_output(manifest: Mapping[str, Any], kind: str, names: list[str] | tupl
 def primary_output(manifest: Mapping[str, Any]) -> str:
     """The output the runtime scores and formats: class probabilities for a classifier, else the values."""
     kinds = {o.get("kind") for o in (manifest.get("outputs") or []) if isinstance(o, Mapping)}
+    if "items" in kinds:  # a recommender: top-k item ids (N, k), with their ``scores`` beside them
+        return "items"
     if "probabilities" in kinds or (not kinds and (manifest.get("task") or {}).get("kind") == "classification"):
         return "probabilities"
     return "value"

@@ -78,6 +78,22 @@ def _as_frame(data: Any, columns: list[str]) -> pd.DataFrame:
     )
 
 
+def _extra_output(v: Any, key: str) -> np.ndarray:
+    """An extra graph output per row: (N,) for ``ood_score``; ``scores`` keep their (N, k) shape."""
+    return np.asarray(v) if key == "scores" else np.asarray(v).reshape(-1)
+
+
+def top_lists(items: np.ndarray, scores: np.ndarray) -> tuple[list[list[str]], list[list[float]]]:
+    """A recommender's (N, k) ids and scores as per-row lists without the padding ("" ids)."""
+    ids_out: list[list[str]] = []
+    sc_out: list[list[float]] = []
+    for ids, sc in zip(np.asarray(items).tolist(), np.asarray(scores, dtype=np.float64).tolist()):
+        keep = [j for j, i in enumerate(ids) if i not in ("", b"")]
+        ids_out.append([ids[j].decode() if isinstance(ids[j], bytes) else ids[j] for j in keep])
+        sc_out.append([sc[j] for j in keep])
+    return ids_out, sc_out
+
+
 def _is_row(r: Any) -> bool:
     return isinstance(r, (list, tuple, np.ndarray)) and not isinstance(r, (str, bytes))
 
@@ -125,6 +141,9 @@ class Predictor:
         self._labels_arr = np.asarray(self.labels, dtype=object) if self.labels is not None else None
         self._proba_keys = [f"proba_{lab}" for lab in (self.labels or [])]
         self._classifier = primary_output(m) == "probabilities"
+        #: a recommender's graph: ``items`` (N, k) ids, "" where a row has fewer than k (its own k, or no unseen
+        #: items left), and ``scores`` (N, k); a prediction is the row's list of ids
+        self._items = primary_output(m) == "items"
         self._extra: list[tuple[str, str]] = []  # (graph output, key in our results): ood_score when present
 
         graph_file = self._graph_file(engine, variant)
@@ -144,6 +163,8 @@ class Predictor:
             ood = graph_output(m, "ood_score", self._onnx.output_names)
             if ood is not None:
                 self._extra.append((ood, "ood_score"))
+            if self._items:  # top-k ids (N, k) and their scores (N, k)
+                self._extra.append((graph_output(m, "scores", self._onnx.output_names) or "scores", "scores"))
             self._fetch = [self._onnx.primary, *(g for g, _ in self._extra)]
 
     def _graph_file(self, engine: str, variant: str | None) -> str | None:
@@ -249,7 +270,7 @@ class Predictor:
         if not self._extra:
             return self._onnx.output(feeds), {}
         got = self._onnx.outputs(feeds, self._fetch)
-        return got[0], {key: np.asarray(v).reshape(-1) for (_, key), v in zip(self._extra, got[1:])}
+        return got[0], {key: _extra_output(v, key) for (_, key), v in zip(self._extra, got[1:])}
 
     # ------------------------------------------------------------------ prediction
 
@@ -262,7 +283,7 @@ class Predictor:
     def predict_outputs(self, data: Any, *, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         """Every output by kind: ``probabilities`` or ``value``, and ``ood_score`` when the graph has one."""
         main, extra = self._run_all(data, on_unknown)
-        return {"probabilities" if self._classifier else "value": main, **extra}
+        return {"probabilities" if self._classifier else "items" if self._items else "value": main, **extra}
 
     def predict_proba(self, data: Any, **kw: Any) -> np.ndarray:
         if not self._classifier:
@@ -287,6 +308,10 @@ class Predictor:
         """
         if not isinstance(row, Mapping):
             raise DataError(f"predict_one takes one record as a dict of column -> value, got {type(row).__name__}.")
+        if self._items:
+            main, extra = self._run_all(row, on_unknown)
+            ids, scores = top_lists(main, extra["scores"])
+            return {PREDICTION: ids[0], "scores": scores[0]}
         if self._onnx is not None and not self._extra:
             out = self._onnx.output(self._encoded(self._encoder.encode_row(row, on_unknown)))[0]
             extra: dict[str, np.ndarray] = {}
@@ -314,7 +339,7 @@ class Predictor:
             if self._extra:
                 got = self._onnx.outputs(feeds, self._fetch)
                 out = got[0]
-                extra = {key: np.asarray(v).reshape(-1) for (_, key), v in zip(self._extra, got[1:])}
+                extra = {key: _extra_output(v, key) for (_, key), v in zip(self._extra, got[1:])}
             else:
                 out, extra = self._onnx.output(feeds), {}
         if self._classifier:
@@ -323,6 +348,9 @@ class Predictor:
         return {self.target: out, **extra}
 
     def format_outputs(self, out: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+        if self._items:  # one list of item ids per row (best first) and their scores
+            ids, scores = top_lists(out, (extra or {})["scores"])
+            return pd.DataFrame({PREDICTION: pd.Series(ids, dtype=object), "scores": pd.Series(scores, dtype=object)})
         if self._classifier:
             assert self._labels_arr is not None
             frame = {PREDICTION: self._labels_arr[out.argmax(axis=1)]}

@@ -201,8 +201,11 @@ class ServedModel:
         self.label_output = str(label_out)
         self.classifier = any(o.get("kind") == "probabilities" for o in outputs) or (
             not outputs and self.kind == "classification")
+        self.items = any(o.get("kind") == "items" for o in outputs)  # a recommender: top-k ids and scores
         if self.classifier:
             self.output_names = [self.label_output, "probabilities"]
+        elif self.items:
+            self.output_names = [next(o["name"] for o in outputs if o.get("kind") == "items"), "scores"]
         else:
             value_out = next((o["name"] for o in outputs if o.get("kind") == "value"), self.target)
             self.output_names = [str(value_out)]
@@ -275,7 +278,7 @@ class ServedModel:
             (result,) = self.run_batch([(cols, 1)])
         except Exception as exc:
             raise ArtifactError(f"Warm-up inference of {self.ref} failed: {exc}") from exc
-        main = result.get("probabilities", result.get("value"))
+        main = result.get("probabilities", result.get("value", result.get("scores")))
         if main is None or not np.all(np.isfinite(np.asarray(main, dtype=np.float64))):
             raise ArtifactError(f"Warm-up inference of {self.ref} gave non-finite or no outputs.")
 
@@ -362,7 +365,8 @@ class ServedModel:
                                  "exactly one of them.", 422)
             if values is not None:
                 self._check_rows(len(values))
-                return {name: list(values)}, len(values)
+                rest = {c["name"]: [None] * len(values) for c in self.columns if c["name"] != name}  # optional inputs
+                return {name: list(values), **rest}, len(values)
         n = len(records)
         self._check_rows(n)
         return {col: [getattr(r, f) for r in records] for col, f in self._field_of.items()}, n
@@ -476,6 +480,8 @@ class ServedModel:
                 extra = {"ood_score": np.asarray(out["ood_score"])} if "ood_score" in out else {}
                 if "probabilities" in out:
                     return {"probabilities": np.asarray(out["probabilities"]), **extra}
+                if self.items:  # (N, k) ids and scores
+                    return {"items": np.asarray(out[self.target]), "scores": np.asarray(out["scores"]), **extra}
                 value = out.get("value", out.get(self.target))
                 if value is not None:
                     return {"value": np.asarray(value, dtype=np.float64).reshape(-1), **extra}

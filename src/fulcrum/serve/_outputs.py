@@ -89,6 +89,13 @@ def _friendly(model: Any, result: dict[str, np.ndarray], top_k: int | None, deci
         else:
             out["probabilities"] = [{labels[j]: v for j, v in zip(ix, r)} for ix, r in zip(idx.tolist(), rows)]
         return out
+    if "items" in result:  # a recommender: per row the top-k ids (best first) and their scores
+        from ..runtime._predictor import top_lists
+
+        ids, scores = top_lists(result["items"], result["scores"])
+        if decimals is not None:
+            scores = [[round(v, decimals) for v in r] for r in scores]
+        return {"predictions": ids, "scores": scores}
     value = np.asarray(result["value"], dtype=np.float64)
     if decimals is not None:
         value = np.round(value, decimals)
@@ -126,6 +133,21 @@ def _v2_model_outputs(
             if idx is not None:
                 outs.append({"name": "top_labels", "datatype": "BYTES", "shape": list(idx.shape),
                              "data": [str(labels[j]) for j in idx.ravel().tolist()]})
+        return outs
+    if "items" in result:  # (N, k) ids ("" pads a row with fewer than k) and scores; columns all padding dropped
+        items = np.asarray(result["items"], dtype=object)
+        scores = np.asarray(result["scores"], dtype=np.float64)
+        used = ~np.all((items == "") | (items == b""), axis=0)
+        items, scores = items[:, used], scores[:, used]
+        if decimals is not None:
+            scores = np.round(scores, decimals)
+        names = model.output_names
+        if want is None or names[0] in want:
+            outs.append({"name": names[0], "datatype": "BYTES", "shape": list(items.shape),
+                         "data": [i.decode() if isinstance(i, bytes) else str(i) for i in items.ravel().tolist()]})
+        if want is None or "scores" in want:
+            outs.append({"name": "scores", "datatype": "FP32" if decimals is None else "FP64",
+                         "shape": list(scores.shape), "data": _finite_list(scores)})
         return outs
     value = np.asarray(result["value"], dtype=np.float64)
     if decimals is not None:

@@ -125,6 +125,10 @@ class Recorder:
             if "probabilities" in result:
                 labels = model.labels
                 outputs: list[Any] = [labels[b] for b in np.asarray(result["probabilities"]).argmax(axis=1).tolist()]
+            elif "items" in result:  # a recommender: the row's top-k ids
+                from ..runtime._predictor import top_lists
+
+                outputs = top_lists(result["items"], result["scores"])[0]
             else:
                 outputs = [_plain(float(v)) for v in np.asarray(result["value"]).tolist()]
             records.append((model.name, model.version, request_id, inputs, outputs))

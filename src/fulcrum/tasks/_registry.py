@@ -31,6 +31,7 @@ _REGISTERED: dict[str, str] = {
     "image": "fulcrum.tasks.image._task:ImageTask",
     "text": "fulcrum.tasks.text._task:TextTask",
     "forecast": "fulcrum.tasks.forecast._task:ForecastTask",
+    "recommend": "fulcrum.tasks.recommend._task:RecommendTask",
     "tabular": "fulcrum.tasks.tabular._task:TabularTask",
 }
 _INSTANCES: dict[str, Task] = {}
