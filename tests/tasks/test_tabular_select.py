@@ -231,27 +231,34 @@ def test_cli_preset_and_no_refit_full_flags(capsys, tmp_path):
 
 
 def test_infer_limit_excludes_a_candidate_that_measures_slower(reg):
-    # LightGBM made slow on purpose (a learning rate so low that early stopping keeps ~800 rounds x 3 classes of trees), so the
-    # two candidates' latencies lie far apart and a limit between them is not at the mercy of timing noise
-    slow = {"preset": "fast", "gbm_learning_rate": 0.002, "n_estimators": 800, "time_limit": 60.0}
+    # LightGBM made slow on purpose (a learning rate so low that early stopping keeps ~800 rounds x 3 classes of deep
+    # trees), so the two candidates' latencies lie apart (2-5x here, depending on how busy the cores are)
+    slow = {"preset": "fast", "gbm_learning_rate": 0.002, "n_estimators": 800, "num_leaves": 64,
+            "min_data_in_leaf": 2, "time_limit": 120.0}
     # 1st run: a generous limit, so every candidate's batch-1 latency is measured and stored
     first = _train(reg, "builtin:iris", name="iris-lat", infer_limit=1000.0, **slow)
     lat = {n: r["latency_ms"] for n, r in _board(first).items() if r.get("latency_ms")}
     assert {"linear", "lightgbm"} <= set(lat)
     quick, sluggish = sorted(lat, key=lat.get)[0], sorted(lat, key=lat.get)[-1]
-    assert lat[sluggish] > 3 * lat[quick], lat
+    assert lat[sluggish] > 1.5 * lat[quick], lat
     limit = float(np.sqrt(lat[quick] * lat[sluggish]))  # between the two, by the run's own measurements
-    # 2nd run: the slower one measures over the limit and is excluded, whatever it scores
-    second = _train(reg, "builtin:iris", name="iris-lat2", infer_limit=limit, **slow)
-    board = _board(second)
-    over = [n for n, r in board.items() if r.get("latency_ms") and r["latency_ms"] > limit]
-    assert over, f"nothing measured over {limit} ms: {board}"
-    for n in over:
-        assert board[n]["status"] == "over infer-limit"
-    chosen = next(r for r in board.values() if r["status"] == "chosen")
-    assert chosen["latency_ms"] <= limit
-    sel = second.manifest["selection"]
-    assert sel["infer_limit_ms"] == limit and sel["latency_method"]
+    # 2nd run: whatever measures over the limit is excluded, whatever it scores. Its own measurements decide, so the
+    # checks below hold whatever they are; only "something measured over" needs the slow one to stay slow, and a
+    # busy machine can blur that once: then the run is repeated (at most twice more)
+    for attempt in range(3):
+        second = _train(reg, "builtin:iris", name=f"iris-lat{attempt + 2}", infer_limit=limit, **slow)
+        board = _board(second)
+        over = [n for n, r in board.items() if r.get("latency_ms") and r["latency_ms"] > limit]
+        for n, r in board.items():
+            if r.get("latency_ms") is not None:
+                assert (r["status"] == "over infer-limit") == (r["latency_ms"] > limit), (n, r, limit)
+        chosen = next(r for r in board.values() if r["status"] == "chosen")
+        assert chosen["latency_ms"] <= limit
+        sel = second.manifest["selection"]
+        assert sel["infer_limit_ms"] == limit and sel["latency_method"]
+        if over:
+            break
+    assert over, f"nothing measured over {limit} ms in 3 runs: {board}"
 
 
 # ------------------------------------------------------------------------------------------------ fairness

@@ -43,10 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "training a head on its frozen embeddings")
     p.add_argument("--preset", choices=("fast", "balanced", "best"),
                    help="what --model auto runs (default balanced). fast: linear + LightGBM, 3-fold CV, no search, "
-                        "no ensemble, no refit on all rows, 5 s limit. balanced: + 12 LightGBM search trials (Optuna), "
-                        "the MLP on tables of >= 1,000 rows, 5-fold CV, a weighted ensemble when it beats the best "
-                        "single model beyond noise, refit on all rows, 12 s limit. best: 60 trials, 8 folds, the MLP "
-                        "from 300 rows, 120 s limit. Default limits grow with rows x columns above 200,000 cells")
+                        "no ensemble, no refit on all rows, 5 s limit. balanced: + up to 12 LightGBM search trials "
+                        "(Optuna TPE), the MLP on tables of >= 5,000 rows when its estimated time fits, 5-fold CV, a "
+                        "weighted ensemble when it beats the best single model beyond noise, refit on all rows, 12 s "
+                        "limit. best: up to 60 trials, 8 folds, the MLP from 1,000 rows, 120 s limit. Default limits "
+                        "grow with rows x columns above 200,000 cells")
     p.add_argument("--time-limit", dest="time_limit", type=_seconds, metavar="SECONDS",
                    help="seconds for the whole run (selection, refit, export, inference measurement); it returns the "
                         "best model found so far (default: the preset's, scaled to the table)")

@@ -220,7 +220,8 @@ def fit_tabular(
 
     def fit_fold(cand: Candidate, f: int, fold: FoldData) -> dict[str, Any]:
         fam = cand.family
-        cfg = cand.config(quiet, gbm_threads=config.gbm_threads or threads)
+        # LightGBM threads: one per fold side by side; alone, its own rule (one thread below 20,000 rows)
+        cfg = cand.config(quiet, gbm_threads=config.gbm_threads or (threads if n_jobs > 1 else 0))
         kw: dict[str, Any] = {}
         stop = None
         if fam == "lightgbm":
