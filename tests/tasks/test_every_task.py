@@ -11,6 +11,7 @@ Nothing here names a task: a new task registered in ``fulcrum.tasks`` is walked 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -99,6 +100,9 @@ def test_every_task_is_listed_by_fulcrum_tasks(capsys):
 @pytest.mark.parametrize("name", task_names())
 def test_train_package_predict_optimize_serve_costs(name, tmp_path, capsys):
     task = get_task(name)
+    missing = [p for p in task.example_programs if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"the {name} example needs {', '.join(missing)} (e.g. apt-get install {' '.join(missing)})")
     ex = task.example()
     source, frame = example_source(task, tmp_path)
     root = tmp_path / "registry"

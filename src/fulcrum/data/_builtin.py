@@ -71,6 +71,14 @@ _DATASETS: dict[str, BuiltinDataset] = {
             workload="image",
         ),
         BuiltinDataset(
+            "speech_commands", "label", "classification", 1008, 3,
+            "Spoken command words (yes, no, up, down, left, right, stop, go, zero-nine) synthesized with espeak-ng: "
+            "7 English voices x 4 variants = 28 speakers, 2 clips each at seeded speeds and pitches, mixed with "
+            "white/brown noise at 30/20/10 dB SNR; 1 s, 16 kHz, base64 WAV in column 'audio', speaker in 'speaker'. "
+            "Generated on first use into the data cache (needs espeak-ng).",
+            workload="speech",
+        ),
+        BuiltinDataset(
             "co2", "co2", "regression", 2284, 2,
             "Weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (Keeling & Whorf; shipped with statsmodels, public "
             "domain); 59 missing weeks.",
@@ -218,4 +226,5 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "nile": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("nile"),
     "elnino": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("elnino"),
     "digits_images": lambda: __import__("fulcrum.tasks.image._data", fromlist=["digits_images"]).digits_images(),
+    "speech_commands": lambda: __import__("fulcrum.tasks.speech._synth", fromlist=["speech_commands"]).speech_commands(),
 }

@@ -150,6 +150,8 @@ class Task(ABC):
     #: the task's typed config (a dataclass built through ``fulcrum.config.config_from_dict``, so unknown keys
     #: are refused with a suggestion); None: :class:`fulcrum.config.TrainConfig`
     config_class: ClassVar[type | None] = None
+    #: programs :meth:`example` needs on the PATH (e.g. ``("espeak-ng",)`` to synthesize speech); tests skip without
+    example_programs: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ configuration
 

@@ -1,0 +1,285 @@
+"""Audio data: decoding with soundfile under limits, resampling to 16 kHz mono, fixed-length clips, folders of
+class subfolders and tables of paths.
+
+A clip reaches the model as an encoded file (WAV, FLAC or OGG/Vorbis: what libsndfile reads), given as ``bytes``,
+a base64 string (optionally a ``data:audio/...;base64,`` URI), or as float PCM samples (a 1-D array at 16 kHz).
+Every path checks the same limits: at most ``max_bytes`` encoded bytes and ``max_seconds`` of audio (read from
+the header before any sample is decoded), a readable, complete file with at least one sample and one or two
+channels. Decoded audio is averaged to mono and resampled to 16 kHz with ``scipy.signal.resample_poly`` (a
+polyphase FIR with a Kaiser window), then cut or padded to the model's fixed length (:func:`fix_length`).
+
+In tables the clips travel as base64 strings (column ``audio``); a folder ``root/<class>/<file>.wav|flac``
+reads into such a table with ``label`` = the subfolder's name and ``path`` = the file relative to ``root``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ...errors import DataError, SchemaError
+
+__all__ = ["SAMPLE_RATE", "AUDIO_SUFFIXES", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_SECONDS", "decode_audio", "fix_length",
+           "to_wav", "to_base64", "audio_columns", "path_columns", "is_audio_folder", "read_folder", "load_paths",
+           "resample"]
+
+SAMPLE_RATE = 16_000
+AUDIO_SUFFIXES = (".wav", ".flac")
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024  # encoded size of one clip
+DEFAULT_MAX_SECONDS = 10.0  # duration of one clip
+_SAMPLE = 50
+
+
+def _b64decode(text: str, where: str) -> bytes:
+    s = text.strip()
+    if s.startswith("data:"):
+        head, _, s = s.partition(",")
+        if ";base64" not in head:
+            raise SchemaError(f"{where}: a data URI must be base64 (data:audio/wav;base64,...).")
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise SchemaError(f"{where} is not base64: send the WAV or FLAC file's bytes base64-encoded.") from None
+
+
+def _looks_audio(data: bytes) -> bool:
+    return (data[:4] == b"RIFF" and data[8:12] == b"WAVE") or data[:4] in (b"fLaC", b"OggS")
+
+
+def resample(x: np.ndarray, rate: int) -> np.ndarray:
+    """``x`` (mono, at ``rate`` Hz) at 16 kHz: scipy's polyphase resampler (anti-aliasing FIR, Kaiser window)."""
+    if int(rate) == SAMPLE_RATE:
+        return x.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(rate), SAMPLE_RATE)
+    return resample_poly(x.astype(np.float64), SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
+
+
+def decode_audio(value: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_seconds: float = DEFAULT_MAX_SECONDS,
+                 where: str = "audio") -> np.ndarray:
+    """``value`` as float32 mono PCM at 16 kHz (any length), or a SchemaError naming the problem and the fix."""
+    import soundfile as sf
+
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        x = value.astype(np.float32)
+        if x.ndim != 1:
+            raise SchemaError(f"{where}: PCM samples are a 1-D array at {SAMPLE_RATE} Hz, got shape {x.shape}.")
+        if x.size == 0:
+            raise SchemaError(f"{where} has no samples (zero-length audio); send at least a few milliseconds.")
+        if x.size > max_seconds * SAMPLE_RATE:
+            raise SchemaError(f"{where} is {x.size / SAMPLE_RATE:.1f} s long, more than this model's limit of "
+                              f"{max_seconds:g} s (max_seconds); send a shorter clip.")
+        if not np.isfinite(x).all():
+            raise SchemaError(f"{where} has non-finite samples (NaN or inf); send PCM in [-1, 1].")
+        return x
+    if isinstance(value, str):
+        if not value.strip():
+            raise SchemaError(f"{where} is empty; send a clip (base64 of a WAV or FLAC file).")
+        if len(value) > max_bytes * 4 // 3 + 8:
+            raise SchemaError(f"{where} has over {max_bytes} bytes (base64), more than this model's limit of "
+                              f"{max_bytes} (max_bytes); send a shorter clip.")
+        data = _b64decode(value, where)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif value is None or (isinstance(value, float) and value != value):
+        raise SchemaError(f"{where} is missing; send a clip (base64 of a WAV or FLAC file).")
+    else:
+        raise SchemaError(f"{where} must be a clip (base64 string or bytes of a WAV or FLAC file), got "
+                          f"{type(value).__name__}.")
+    if len(data) > max_bytes:
+        raise SchemaError(f"{where} has {len(data)} bytes, more than this model's limit of {max_bytes} (max_bytes); "
+                          "send a shorter clip.")
+    if not _looks_audio(data):
+        raise SchemaError(f"{where} is not a WAV, FLAC or OGG file (unknown signature); send one of those.")
+    try:
+        info = sf.info(io.BytesIO(data))
+        frames, rate, channels = int(info.frames), int(info.samplerate), int(info.channels)
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises its own kinds for broken files
+        raise SchemaError(f"{where} cannot be decoded ({type(exc).__name__}: {str(exc)[:80]}); it is corrupt or "
+                          "truncated: send a complete WAV or FLAC file.") from None
+    if channels not in (1, 2):
+        raise SchemaError(f"{where} has {channels} channels; send mono or stereo audio (stereo is averaged).")
+    if rate < 4000 or rate > 192_000:
+        raise SchemaError(f"{where} has a sample rate of {rate} Hz; send audio sampled between 4 and 192 kHz.")
+    if frames <= 0:
+        raise SchemaError(f"{where} has no samples (zero-length audio); send at least a few milliseconds.")
+    if frames > max_seconds * rate:
+        raise SchemaError(f"{where} is {frames / rate:.1f} s long, more than this model's limit of {max_seconds:g} s "
+                          "(max_seconds); send a shorter clip.")
+    try:
+        x, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001
+        raise SchemaError(f"{where} cannot be decoded ({type(exc).__name__}: {str(exc)[:80]}); it is corrupt or "
+                          "truncated: send a complete WAV or FLAC file.") from None
+    if len(x) < frames:
+        raise SchemaError(f"{where} is truncated ({len(x)} of the {frames} samples its header declares); send the "
+                          "complete file.")
+    x = x.mean(axis=1)
+    if not np.isfinite(x).all():
+        raise SchemaError(f"{where} has non-finite samples (NaN or inf); send PCM audio.")
+    return resample(x, rate)
+
+
+def fix_length(x: np.ndarray, n: int, hop: int = 160) -> np.ndarray:
+    """``x`` as exactly ``n`` samples: a shorter clip centred between zeros; from a longer one, the ``n``-sample
+    window (on a ``hop`` grid) with the most energy."""
+    x = np.asarray(x, np.float32)
+    if len(x) == n:
+        return x
+    if len(x) < n:
+        out = np.zeros(n, np.float32)
+        left = (n - len(x)) // 2
+        out[left: left + len(x)] = x
+        return out
+    c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(x) - n + 1, hop)
+    best = int(starts[np.argmax(c[starts + n] - c[starts])])
+    return np.ascontiguousarray(x[best: best + n])
+
+
+def to_wav(x: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    """Float PCM -> a 16-bit PCM WAV file."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(np.asarray(x, np.float32), -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def to_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def audio_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
+    """Columns whose values are audio files (base64 strings or bytes of WAV/FLAC/OGG files)."""
+    found = []
+    for name in frame.columns:
+        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype)
+                                   or pd.api.types.is_string_dtype(frame[name].dtype)):
+            continue
+        values = frame[name].dropna().head(_SAMPLE).tolist()
+        if not values:
+            continue
+        ok = 0
+        for v in values:
+            if isinstance(v, (bytes, bytearray)):
+                ok += _looks_audio(bytes(v[:16]))
+            elif isinstance(v, str) and len(v) >= 24:
+                s = v.split(",", 1)[1] if v.startswith("data:") else v
+                try:
+                    ok += _looks_audio(base64.b64decode(s[:24], validate=True))
+                except (binascii.Error, ValueError):
+                    pass
+        if ok == len(values):
+            found.append(str(name))
+    return found
+
+
+def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
+    """Columns whose values are file names ending in .wav or .flac (a table of paths and labels)."""
+    found = []
+    for name in frame.columns:
+        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype)
+                                   or pd.api.types.is_string_dtype(frame[name].dtype)):
+            continue
+        values = frame[name].dropna().head(_SAMPLE).tolist()
+        if values and all(isinstance(v, str) and v.lower().endswith(AUDIO_SUFFIXES) for v in values):
+            found.append(str(name))
+    return found
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    base = root.resolve()
+    if os.path.isabs(rel):
+        raise DataError(f"{where}: {rel!r} is an absolute path; paths in the table are relative to the dataset root "
+                        f"{str(base)!r}.")
+    path = (base / rel).resolve()
+    if path != base and base not in path.parents:
+        raise DataError(f"{where}: {rel!r} points outside the dataset root {str(base)!r} (through '..' or a symlink); "
+                        "keep every clip inside the dataset's folder.")
+    return path
+
+
+def _read_file(path: Path, where: str, max_bytes: int, max_seconds: float) -> bytes:
+    if not path.is_file():
+        raise DataError(f"{where}: {str(path)!r} is not a file; check the path.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"{where}: {str(path)!r} has {size} bytes, more than the limit of {max_bytes} (max_bytes).")
+    data = path.read_bytes()
+    try:
+        decode_audio(data, max_bytes=max_bytes, max_seconds=max_seconds, where=where)
+    except SchemaError as exc:
+        raise DataError(str(exc)) from None
+    return data
+
+
+def is_audio_folder(source: Any) -> bool:
+    """Whether ``source`` is a folder with at least one subfolder holding a .wav or .flac file."""
+    try:
+        p = Path(os.fspath(source))
+    except TypeError:
+        return False
+    if not p.is_dir():
+        return False
+    for sub in p.iterdir():
+        if sub.is_dir() and not sub.name.startswith("."):
+            if any(f.suffix.lower() in AUDIO_SUFFIXES for f in sub.iterdir() if f.is_file()):
+                return True
+    return False
+
+
+def read_folder(source: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_seconds: float = DEFAULT_MAX_SECONDS,
+                log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """``root/<class>/<clip>`` -> a table ``audio`` (base64), ``label`` (the subfolder), ``path`` (relative).
+
+    Every file is checked (not a WAV/FLAC file, corrupt, truncated, empty, over the limits, a symlink out of
+    the root: one DataError naming it). Hidden files are skipped."""
+    root = Path(os.fspath(source))
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder of class subfolders of WAV/FLAC clips.")
+    rows = []
+    stray = [f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
+    if stray and log:
+        log(f"note: {len(stray)} clip(s) directly in {str(root)!r} are not in a class subfolder and were left out")
+    for d in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        for f in sorted(d.iterdir()):
+            if f.name.startswith("."):
+                continue
+            rel = f"{d.name}/{f.name}"
+            where = f"In the audio folder {str(root)!r}, file {rel!r}"
+            path = _inside(root, rel, where)
+            if f.is_dir():
+                raise DataError(f"{where} is a folder; class folders hold clips only (one level: root/class/file).")
+            if f.suffix.lower() not in AUDIO_SUFFIXES:
+                raise DataError(f"{where} is not a WAV or FLAC file (expected {', '.join(AUDIO_SUFFIXES)}); move it "
+                                "out of the class folder.")
+            rows.append({"audio": to_base64(_read_file(path, where, max_bytes, max_seconds)), "label": d.name,
+                         "path": rel})
+    if not rows:
+        raise DataError(f"The folder {str(root)!r} has no clips in class subfolders (root/<class>/<clip>.wav|flac).")
+    return pd.DataFrame(rows)
+
+
+def load_paths(frame: pd.DataFrame, column: str, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               max_seconds: float = DEFAULT_MAX_SECONDS) -> pd.DataFrame:
+    """A table of paths -> the same table with an ``audio`` column (base64) read from inside ``root``."""
+    out = frame.copy()
+    clips = []
+    for i, rel in enumerate(frame[column].tolist()):
+        where = f"Row {i} (0-based) of column {column!r}"
+        if not isinstance(rel, str) or not rel.strip():
+            raise DataError(f"{where} has no path; every row needs a clip.")
+        where = f"{where}, file {rel!r},"
+        clips.append(to_base64(_read_file(_inside(root, rel, where), where, max_bytes, max_seconds)))
+    out["audio"] = clips
+    return out

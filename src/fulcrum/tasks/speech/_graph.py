@@ -1,0 +1,100 @@
+"""The speech graph: float PCM in, class probabilities and label out.
+
+::
+
+    audio  float32 (N, S)   mono PCM at 16 kHz in [-1, 1], S = seconds x 16000 (the codec decodes, resamples
+                            and cuts/pads; see _data.py)
+      -> log-mel front end (_features.frontend_nodes: Gather frames, DFT MatMuls, power, mel MatMul, Log,
+         per-band (x - mean) / std of the training split)
+      -> logmel (N, 1, T, n_mels)    the edge static int8 starts from (the front end stays float)
+      -> the CNN (torch.onnx.export, BatchNorm folded; (x - mean) / std inside) -> logits, features
+      -> Softmax -> probabilities (N, K); ArgMax -> Gather -> label (N,)
+      -> ood_score (N,): 1 - max cosine(features, class centroid)
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._features import FeatureParams, frontend_nodes
+
+__all__ = ["OPSET", "EDGE", "export_cnn", "full_graph", "session", "run_graph"]
+
+OPSET = 18
+EDGE = "logmel"
+
+
+def export_cnn(module: Any, p: FeatureParams) -> Any:
+    import onnx
+    import torch
+
+    module = module.eval()
+    x = torch.randn(2, 1, p.frames, p.n_mels)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=OPSET, input_names=[EDGE],
+                          output_names=["logits", "features"],
+                          dynamic_axes={EDGE: {0: "N"}, "logits": {0: "N"}, "features": {0: "N"}})
+    return onnx.load_from_string(buf.getvalue())
+
+
+def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.ndarray, band_mean: Any = None,
+               band_std: Any = None) -> Any:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = len(labels)
+    N = helper.make_node
+    fe_nodes, fe_inits = frontend_nodes(p, "audio", EDGE, band_mean, band_std)
+    tail = [N("Softmax", ["logits"], ["probabilities"], axis=1),
+            N("ArgMax", ["probabilities"], ["label_idx"], axis=1, keepdims=0),
+            N("Gather", ["class_names", "label_idx"], ["label"], axis=0),
+            N("ReduceL2", ["features", "axis1"], ["fnorm"], keepdims=1),
+            N("Max", ["fnorm", "eps"], ["fnorm_safe"]),
+            N("Div", ["features", "fnorm_safe"], ["funit"]),
+            N("MatMul", ["funit", "centroids_t"], ["cosines"]),
+            N("ReduceMax", ["cosines", "axis1"], ["best_cos"], keepdims=0),
+            N("Sub", ["one_f", "best_cos"], ["ood_score"])]
+    inits = fe_inits + list(cnn.graph.initializer) + [
+        helper.make_tensor("class_names", TensorProto.STRING, [k], [str(c).encode() for c in labels]),
+        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12]),
+        helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0]),
+        numpy_helper.from_array(np.ascontiguousarray(centroids.T.astype(np.float32)), "centroids_t")]
+    graph = helper.make_graph(
+        fe_nodes + list(cnn.graph.node) + tail, "fulcrum_speech",
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["N", p.samples])],
+        [helper.make_tensor_value_info("label", TensorProto.STRING, ["N"]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
+         helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    model.producer_name = "fulcrum"
+    onnx.checker.check_model(model)
+    return model
+
+
+def session(model: Any, threads: int = 0) -> Any:
+    import onnxruntime as ort
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def run_graph(sess: Any, audio: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
+    names = [o.name for o in sess.get_outputs()]
+    outs: dict[str, list[np.ndarray]] = {}
+    for s in range(0, len(audio), batch):
+        for n, v in zip(names, sess.run(names, {"audio": np.ascontiguousarray(audio[s: s + batch], np.float32)})):
+            outs.setdefault(n, []).append(v)
+    return {n: np.concatenate(v) for n, v in outs.items()}
