@@ -100,6 +100,13 @@ def decode_audio(value: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_seconds:
                           "send a shorter clip.")
     if not _looks_audio(data):
         raise SchemaError(f"{where} is not a WAV, FLAC or OGG file (unknown signature); send one of those.")
+    if data[:4] == b"RIFF":  # libsndfile reads a cut WAV silently: compare the data chunk's declared size
+        at = data.find(b"data", 12)
+        if at > 0 and len(data) >= at + 8:
+            declared = int.from_bytes(data[at + 4: at + 8], "little")
+            if declared not in (0, 0xFFFFFFFF) and declared > len(data) - at - 8:
+                raise SchemaError(f"{where} is truncated ({len(data) - at - 8} of the {declared} data bytes its header "
+                                  "declares); send the complete file.")
     try:
         info = sf.info(io.BytesIO(data))
         frames, rate, channels = int(info.frames), int(info.samplerate), int(info.channels)
