@@ -24,6 +24,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 # `import fulcrum` and the CLI start fast and only pay for torch when needed.
 _LAZY = {
     "train": "._api",
+    "tune": "._api",
     "load": "._api",
     "evaluate": "._api",
     "Registry": ".artifact",
@@ -52,7 +53,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._api import evaluate, load, train
+    from ._api import evaluate, load, train, tune
     from ._estimator import FulcrumClassifier, FulcrumRegressor
     from .artifact import ModelPackage, Registry
     from .config import TrainConfig

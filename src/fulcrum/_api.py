@@ -14,7 +14,7 @@ from ._runs import open_run
 from .config import TrainConfig
 from .errors import ConfigError, DataError
 
-__all__ = ["train", "load", "evaluate", "fit_to_package"]
+__all__ = ["train", "tune", "load", "evaluate", "fit_to_package"]
 
 
 def _source_name(data: Any) -> tuple[str, str]:
@@ -139,6 +139,71 @@ def train(
         RUN_STARTED.reset(started)
 
 
+def tune(
+    data: Any,
+    target: str | None = None,
+    *,
+    trials: int = 20,
+    time_limit: float | None = None,
+    model: str = "lightgbm",
+    backend: str = "local",
+    pruner: Any = "median",
+    folds: int = 5,
+    name: str | None = None,
+    registry: Any = None,
+    log: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> Any:
+    """Search ``model``'s hyperparameters (``lightgbm`` | ``mlp`` | ``linear``) on a table with Optuna (TPE,
+    bad trials pruned from their intermediate reports), then train the best trial's configuration through
+    ``train``'s path and register it. At most ``trials`` trials, none started after ``time_limit`` seconds.
+
+    Returns the :class:`~fulcrum.artifact.ModelPackage`; its manifest's ``tuning`` holds the study's summary
+    (trials, pruned, best params and value, the defaults' value, time) and ``tuning/search.png`` plots the
+    search. ``pruner``: ``"median"`` | ``"halving"`` | ``"none"`` or an Optuna pruner; ``folds``: CV folds
+    per linear / LightGBM trial. Other keywords are config keys (``epochs=30``). The search spaces and what a
+    trial measures: ``fulcrum.tasks.tabular._tune``.
+    """
+    from .artifact import Registry, validate_name
+    from .data import builtin_info
+    from .tasks import FALLBACK, detect_task, get_task
+    from .tasks.tabular._tune import PLOT_FILE, check_tune_options, plot_study, run_study
+
+    check_tune_options(trials, time_limit, model, backend, pruner, folds)
+    merged = dict(overrides)
+    if target is not None:
+        merged["target"] = target
+    for key in ("model", "backend", "search_trials", "time_limit"):
+        if key in merged:
+            raise ConfigError(f"{key}= is not a config key for tune; pass tune's own argument instead "
+                              "(model=, backend=, trials=, time_limit=).")
+    if not merged.get("target") and isinstance(data, str) and data.startswith("builtin:"):
+        merged["target"] = builtin_info(data.split(":", 1)[1]).target
+    forced = _forced_task(merged)
+    if forced not in (None, "tabular"):
+        raise ConfigError(f"tune searches tabular models (linear, lightgbm, mlp); task={forced!r} is not one.")
+    _check_keys(merged, "tabular")
+    source, default_name = _source_name(data)
+    name = validate_name(name or default_name)
+    progress = bool(merged.get("progress", True))
+    df = get_task(forced or FALLBACK).read(data, log=log)
+    task = detect_task(df, merged.get("target"), "tabular", log=log)
+    cfg = task_config(task, {**merged, "model": model})
+    summary = run_study(df, cfg, family=model, trials=int(trials), time_limit=time_limit, pruner=pruner,
+                        folds=int(folds), say=log, progress=progress)
+    if log:
+        base = summary["baseline"]["value"]
+        log(f"best trial {summary['best_trial']}: {summary['metric']} {summary['best_value']:.4f} "
+            f"(defaults, trial 0: {'-' if base is None else f'{base:.4f}'}); "
+            f"{summary['pruned']} of {summary['trials']} trials pruned; training it")
+    png = plot_study(summary, title=f"{name}: {model} search, {summary['metric']} per trial "
+                                    f"({summary['pruned']} of {summary['trials']} pruned)")
+    final = cfg.replace(**summary["best_params"])
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    return fit_to_package(df, final, name=name, registry=reg, source=source, log=log, task=task,
+                          extra_manifest={"tuning": summary}, extra_files={PLOT_FILE: png})
+
+
 def _train(data: Any, target: str | None, *, name: str | None, model: str | None, config: Any, registry: Any,
            callbacks: Sequence[Any], log: Callable[[str], None] | None, overrides: dict[str, Any]) -> Any:
     from .artifact import Registry, validate_name
@@ -188,9 +253,12 @@ def fit_to_package(
     checkpoint_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
     task: Any = None,
+    extra_manifest: dict[str, Any] | None = None,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Any:
     """Train through ``task`` (default: detected from the table, or the config's ``task``), measure what
-    training cost and what a prediction costs, then register."""
+    training cost and what a prediction costs, then register (with ``extra_manifest`` sections and
+    ``extra_files``, e.g. ``fulcrum.tune``'s study summary and plot, in the same package)."""
     from .costs import CostModel, measure, money
     from .tasks import detect_task
 
@@ -226,6 +294,8 @@ def fit_to_package(
     trained.files["costs.json"] = json.dumps(
         {"format": 1, "cost_model": CostModel().to_dict(), **trained.manifest["costs"]}, sort_keys=True
     ).encode()
+    trained.manifest.update(extra_manifest or {})
+    trained.files.update(extra_files or {})
     return registry.register(name, trained.manifest, trained.files)
 
 
