@@ -121,3 +121,23 @@ def test_python_api_refuses_bad_input() -> None:
     with pytest.raises(ConfigError, match="time_limit"):
         fulcrum.tune("builtin:iris", time_limit=float("nan"))
     assert "tune" in fulcrum.__all__
+
+
+def test_the_default_median_pruner_prunes_a_real_lightgbm_search(tmp_path) -> None:
+    pkg = fulcrum.tune("builtin:diabetes", model="lightgbm", trials=12, registry=tmp_path / "reg", progress=False,
+                       measure_inference=False)
+    s = pkg.manifest["tuning"]
+    assert s["pruner"] == "median" and s["pruned"] >= 1 and s["complete"] + s["pruned"] + s["failed"] == 12
+    for h in s["history"]:
+        if h["state"] == "pruned":  # stopped after the second fold or later, before the last of the 5
+            assert 2 <= h["steps"] < 5 and h["value"] is None
+        elif h["state"] == "complete":
+            assert h["steps"] == 5
+
+
+def test_a_spent_time_limit_stops_the_search_and_says_so(tmp_path) -> None:
+    pkg = fulcrum.tune("builtin:iris", model="linear", trials=50, time_limit=0.001, registry=tmp_path / "reg",
+                       progress=False, measure_inference=False)
+    s = pkg.manifest["tuning"]
+    assert s["trials"] == 1 < s["trials_requested"] and s["stopped_by"] == "time limit"
+    assert s["best_trial"] == 0 and pkg.manifest["config"]["l2"] == pytest.approx(s["best_params"]["l2"])

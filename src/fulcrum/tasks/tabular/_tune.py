@@ -29,7 +29,8 @@ Search spaces (``SPACES``; every other key keeps its config value, and ``--set K
 
 Trial 0 is the family's defaults (clamped into the space), so the summary shows what tuning gained over
 them (``baseline``). Pruners: ``median`` (default; Optuna's MedianPruner: a trial whose report is worse than
-the median of earlier trials at the same step stops, after 3 complete trials and, for the MLP, 5 epochs),
+the median of earlier trials at the same step stops, once 3 trials are complete, from the second fold or the
+fifth epoch),
 ``halving`` (successive halving, Optuna's SuccessiveHalvingPruner) or ``none``. ``time_limit`` bounds the
 search (no trial starts after it; a running trial finishes); the final training runs after it.
 """
@@ -224,7 +225,7 @@ def _make_pruner(pruner: Any, family: str) -> Any:
     if not isinstance(pruner, str):
         return pruner
     if pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5 if family == "mlp" else 1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5 if family == "mlp" else 2)
     if pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=5 if family == "mlp" else 1, reduction_factor=3)
     return optuna.pruners.NopPruner()
