@@ -31,10 +31,22 @@ def cli(capsys, *argv):
     return rc, out.out, out.err
 
 
+@pytest.fixture(scope="module", autouse=True)
+def speech_cache(tmp_path_factory):
+    """The espeak-ng clips are cached beside pytest's numbered temp folders, so later runs skip the synthesis
+    (the cache key covers every parameter and the espeak-ng version)."""
+    before = os.environ.get("FULCRUM_CACHE_DIR")
+    os.environ["FULCRUM_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "fulcrum-speech-cache")
+    yield
+    if before is None:
+        os.environ.pop("FULCRUM_CACHE_DIR", None)
+    else:
+        os.environ["FULCRUM_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, speech_cache):
     root = tmp_path_factory.mktemp("kws")
-    os.environ.setdefault("FULCRUM_CACHE_DIR", str(root / "cache"))
     folder = write_folder(root / "words")
     reg = root / "registry"
     assert main(["train", str(folder), "--name", "kws", "--registry", str(reg), *FAST]) == 0
@@ -54,11 +66,14 @@ def test_folder_is_detected_trained_and_packaged_as_one_graph(trained):
     assert m["metrics"]["primary"]["value"] > 0.25  # 4 words: chance is 0.25
 
 
-@pytest.mark.xfail(strict=True, reason="open: on 44 training clips the CNN reaches 0.43-0.5 test accuracy while "
-                                       "logistic regression on mean/std log-mel reaches 0.93 (see manifest baseline)")
 def test_the_cnn_is_well_above_chance_and_near_the_baseline(trained):
+    # 14 test clips of 4 words (chance 0.25). Measured: 0.93 (seeds 0 and 1); logistic regression on mean/std
+    # log-mel 0.93-1.0. The CNN that pooled over frequency too, or kept an early lucky epoch, got 0.36-0.5.
     m = trained[1].load("kws").manifest
-    assert m["metrics"]["primary"]["value"] >= 0.6  # 4 words: chance is 0.25
+    acc, base = m["metrics"]["primary"]["value"], m["metrics"]["baseline"]["test_accuracy"]
+    assert acc >= 0.75, (acc, base)
+    assert acc >= base - 0.2, (acc, base)
+    assert m["model"]["spec"]["bands"] == 10  # 40 mel bands after two 2x2 pools: frequency kept to the head
 
 
 def test_the_graph_computes_log_mel_from_pcm_like_numpy(trained):
@@ -163,7 +178,7 @@ def test_decoding_resampling_and_limits():
 
 def test_static_int8_through_fulcrum_optimize_keeps_the_front_end_float(trained, capsys):
     _, reg = trained
-    rc, out, err = cli(capsys, "optimize", "kws", "--variants", "int8-static,onnx-fp32", "--registry", reg.root,
+    rc, out, err = cli(capsys, "optimize", "kws", "--variants", "int8-static", "--registry", reg.root,
                        "--json")
     assert rc == 0, err
     variants = reg.load("kws").manifest["variants"]

@@ -40,7 +40,26 @@ def export_cnn(module: Any, p: FeatureParams) -> Any:
         torch.onnx.export(module, (x,), buf, dynamo=False, opset_version=OPSET, input_names=[EDGE],
                           output_names=["logits", "features"],
                           dynamic_axes={EDGE: {0: "N"}, "logits": {0: "N"}, "features": {0: "N"}})
-    return onnx.load_from_string(buf.getvalue())
+    return _constants_to_initializers(onnx.load_from_string(buf.getvalue()))
+
+
+def _constants_to_initializers(model: Any) -> Any:
+    """Constant nodes (e.g. ReduceMean's axes over time) become initializers, so the graph splits cleanly at the
+    ``logmel`` edge for static int8 (a node-made constant reads as a tensor from before the edge)."""
+    from onnx import helper
+
+    keep = []
+    for node in model.graph.node:
+        attr = {a.name: a for a in node.attribute}
+        if node.op_type == "Constant" and "value" in attr:
+            t = helper.get_attribute_value(attr["value"])
+            t.name = node.output[0]
+            model.graph.initializer.append(t)
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
 
 
 def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.ndarray, band_mean: Any = None,
