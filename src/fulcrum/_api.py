@@ -126,12 +126,18 @@ def train(
     ``task=NAME`` when given, else the first registered task that recognises the table (a long
     free-text column and a label: ``text``), else ``tabular``; its config class checks the options
     (``fulcrum tasks`` lists the tasks).
+
+    Tables: ``preset="fast" | "balanced" | "best"`` says what ``model="auto"`` tries, ``time_limit=SECONDS``
+    bounds the whole call (default: the preset's, scaled to the table), ``infer_limit=MS`` keeps only models
+    whose graph answers one row within MS milliseconds here, ``refit_full=True`` refits the choice on every
+    row; the package's manifest has the leaderboard under ``selection`` (``fulcrum.tasks.tabular._select``).
     """
     import time
 
+    t0 = time.perf_counter()  # a time limit covers the whole run: imports and reading the data too
     from .tasks.tabular._select import RUN_STARTED
 
-    started = RUN_STARTED.set(time.perf_counter())  # a time limit covers the whole run, reading the data too
+    started = RUN_STARTED.set(t0)
     try:
         return _train(data, target, name=name, model=model, config=config, registry=registry, callbacks=callbacks,
                       log=log, overrides=overrides)

@@ -76,7 +76,8 @@ class _FulcrumEstimator(BaseEstimator):
         if not hasattr(self, "trained_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(X, y) before predicting.")
         t = self.trained_
-        dtype = np.float64 if t.adapter.family == "linear" else np.float32  # as the model was fitted
+        # as the model was fitted: float64 for linear models and ensembles (their members cast their own input)
+        dtype = np.float32 if t.adapter.family in ("lightgbm", "mlp") else np.float64
         return t.adapter.predict_output(t.preprocessor.transform(self._frame(X), dtype=dtype))
 
     def save(self, name: str, *, registry: Any = None) -> Any:

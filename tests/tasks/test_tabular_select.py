@@ -286,3 +286,15 @@ def test_comparisons_on_a_refit_full_versions_test_rows_use_its_pre_refit_output
     result = compare_versions(reg, v1.ref, v2.ref)
     assert result["old_value"] == pytest.approx(honest)
     assert "before that refit" in result["rows_desc"] and v1.ref in result["rows_desc"]
+
+
+def test_the_mlp_trainer_stops_at_the_deadline_and_the_run_returns_its_model(reg):
+    # 100,000 epochs cannot fit in 3 seconds: the deadline callback ends training, the model trained so far is kept
+    pkg = _train(reg, "builtin:iris", name="iris-mlp-deadline", model="mlp", epochs=100_000, early_stopping=False,
+                 hidden_sizes=[8], time_limit=3.0, measure_inference=False)
+    t = pkg.manifest["selection"]["time"]
+    assert t["limit_s"] == 3.0
+    assert any("stopped at the deadline" in c for c in t["cut"]), t
+    history = json.loads(pkg.read_bytes("history.json"))
+    assert 0 < len(history) < 100_000
+    assert pkg.manifest["metrics"]["test"]["accuracy"] is not None

@@ -245,11 +245,12 @@ def fit_tabular(
 
     race = Race(folds, fit_fold, n_rows=len(trainval), out_shape=(task.n_classes,) if kind == "classification" else (),
                 greater=greater, n_jobs=n_jobs, deadline=selection_deadline, say=say)
+    mlp_now = False
     with _thread_limits(threads if n_jobs > 1 else None):
         base = [Candidate(f, f) for f in (("linear", "lightgbm") if auto else (config.model,))]
         race.run(base, always=True)  # the floor: the first fold of the cheap candidates runs whatever the limit
         mlp_rows = auto and plan.mlp_min_rows is not None and len(trainval) >= plan.mlp_min_rows
-        mlp_est = _mlp_cv_estimate(folds, task, quiet, n_jobs) if mlp_rows else 0.0
+        mlp_est = _mlp_cv_estimate(folds, task, quiet) if mlp_rows else 0.0
         mlp_fits = mlp_rows and mlp_est <= selection_deadline.remaining()  # else the search gets all the time
         if auto and plan.trials:
             search_deadline = selection_deadline
@@ -269,7 +270,10 @@ def fit_tabular(
                 cut.append(f"mlp: its estimated CV time ({mlp_est:.1f} s) exceeds the selection time left "
                            f"({max(0.0, selection_deadline.remaining()):.1f} s)")
             else:
-                race.run([Candidate("mlp", "mlp")])
+                mlp_now = True
+    if mlp_now:  # one fold at a time, every core: torch's random state is global, and a run must be reproducible
+        race.n_jobs = 1
+        race.run([Candidate("mlp", "mlp")])
     for c in race.all:
         if c.status == "out of time":
             cut.append(f"{c.name}: {c.note}")
@@ -413,7 +417,8 @@ def fit_tabular(
         adapter = (EnsembleAdapter.from_members(task, config, fitted0, weights) if use_ensemble  # type: ignore[arg-type]
                    else fitted0[chosen.name])
         refit_info, fit_rows = None, len(folds[0].tr)
-    final_s = time.perf_counter() - final_started
+    refit_done = refit_info is not None or fit_rows == len(trainval)
+    final_s = time.perf_counter() - final_started if refit_done else est_final
     history = chosen.fold0[0].history_ if chosen.fold0 is not None and not use_ensemble else []
 
     def outputs(model: ModelAdapter, p: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -428,7 +433,7 @@ def fit_tabular(
     if plan.refit_full and len(test):
         est = 1.3 * final_s * (len(df) / max(1, len(trainval))) + 0.2
         reserve = 0.4 + (0.6 if config.measure_inference else 0.0)
-        if est > deadline.remaining() - reserve:
+        if not refit_done or est > deadline.remaining() - reserve:
             cut.append(f"refit_full: its estimated {est:.1f} s did not fit in the {max(0.0, deadline.remaining()):.1f} s left")
             refit_full["skipped"] = "time limit"
         else:
@@ -554,9 +559,9 @@ def fit_tabular(
                           flops_methods=methods, extra={"adapter": adapter, "preprocessor": pre, "deadline": deadline})
 
 
-def _mlp_cv_estimate(folds: list[Any], task: TaskSpec, config: TrainConfig, n_jobs: int) -> float:
+def _mlp_cv_estimate(folds: list[Any], task: TaskSpec, config: TrainConfig) -> float:
     """Seconds the MLP's CV would take: steps per epoch x expected epochs (early stopping rarely runs past 50)
-    x folds / folds at a time, at the time per step measured here on 10 steps of the same network."""
+    x folds (one at a time), at the time per step measured here on 10 steps of the same network."""
     import torch
 
     from ...models import MLP
@@ -574,7 +579,7 @@ def _mlp_cv_estimate(folds: list[Any], task: TaskSpec, config: TrainConfig, n_jo
         opt.step()
     step_s = (time.perf_counter() - t0) / max(1, math.ceil(len(X) / config.batch_size))
     steps = math.ceil(len(fold.tr) / config.batch_size) * min(config.epochs, 50)
-    return steps * step_s * len(folds) / max(1, min(n_jobs, len(folds)))
+    return steps * step_s * len(folds)
 
 
 def graph_latency(pre: Any, adapter: ModelAdapter, task: TaskSpec, rows: pd.DataFrame) -> float:

@@ -298,10 +298,6 @@ class Race:
                     if res.get("error") is not None:
                         c.status, c.note = "failed", res["error"]
                         continue
-                    if res["stopped"]:
-                        c.status = "out of time"
-                        c.note = f"fold {f + 1} stopped at the deadline"
-                        continue
                     if f != c.folds_done:  # an earlier fold of this candidate failed or stopped
                         continue
                     c.scores.append(res["score"])
@@ -312,6 +308,9 @@ class Race:
                     if f == 0:
                         c.fold0 = (res["adapter"], self.folds[f].pre)
                     self.fold_times.setdefault(c.family, []).append(res["seconds"])
+                    if res["stopped"]:  # kept (a model of the time there was), but the candidate ends here
+                        c.status = "out of time"
+                        c.note = f"fold {f + 1} stopped at the deadline"
                 for c in alive:
                     if c.status == "running" and c.folds_done == k_total:
                         c.status = "complete"
@@ -510,7 +509,8 @@ def plot_leaderboard(selection: dict[str, Any], path: Any, *, title: str = "") -
     import matplotlib.pyplot as plt
 
     board = [r for r in selection.get("leaderboard") or [] if r.get("cv_mean") is not None]
-    board = sorted(board, key=lambda r: r["cv_mean"], reverse=not selection.get("greater", True))[:25][::-1]
+    # the best first, drawn at the top (matplotlib counts y upwards)
+    board = sorted(board, key=lambda r: r["cv_mean"], reverse=selection.get("greater", True))[:25][::-1]
     colours = {"chosen": "#2a9d8f", "member": "#8ab17d", "not chosen": "#8d99ae", "dropped by halving": "#e9c46a",
                "over infer-limit": "#e76f51", "out of time": "#bc6c25", "failed": "#6d6875"}
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(board) + 1.6), dpi=110)
