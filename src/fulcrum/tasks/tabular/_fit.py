@@ -71,13 +71,6 @@ def evaluate_outputs(kind: str, y_true: np.ndarray, outputs: np.ndarray, n_class
     return regression_metrics(y_true, outputs)
 
 
-def _score(metrics: dict[str, Any], name: str) -> float:
-    v = metrics.get(name)
-    if v is None:
-        return -np.inf if GREATER_IS_BETTER.get(name, True) else np.inf
-    return float(v)
-
-
 def _oversample(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random oversampling of minority classes up to the majority count (training split only)."""
     rng = np.random.default_rng(seed)
@@ -728,10 +721,6 @@ class _thread_limits:
             import torch
 
             torch.set_num_threads(self._torch)
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4f}"
 
 
 def _x(family: str, X: np.ndarray) -> np.ndarray:
