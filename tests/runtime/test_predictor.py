@@ -267,8 +267,8 @@ def test_unknown_workload_is_a_clear_format_error(tmp_path):
     reg = fulcrum.Registry(tmp_path / "reg")
     pkg = fulcrum.train("builtin:iris", model="linear", registry=reg, progress=False, measure_inference=False)
     manifest = {k: v for k, v in pkg.manifest.items() if k not in ("files", "format_version")}
-    manifest["task"] = {**manifest["task"], "workload": "speech"}
+    manifest["task"] = {**manifest["task"], "workload": "hologram"}
     files = {f: pkg.read_bytes(f) for f in pkg.files}
-    path = write_package(tmp_path / "speech", manifest, files)
-    with pytest.raises(FormatError, match="'speech' model"):
+    path = write_package(tmp_path / "hologram", manifest, files)
+    with pytest.raises(FormatError, match="'hologram' model"):
         Predictor(ModelPackage.load(path))
