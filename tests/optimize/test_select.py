@@ -194,3 +194,18 @@ def test_pareto_plot_names_a_far_latency_bound_instead_of_stretching_the_axis():
     ax = fig.axes[0]
     assert ax.get_xlim()[1] < 1.0
     assert any("p95_ms<=100: every variant within it (off the chart)" in t.get_text() for t in ax.texts)
+
+
+def test_pareto_axis_says_when_the_metric_is_on_rows_the_model_fitted(tmp_path):
+    """After refit on all rows, the Pareto plot's metric is on rows the model fitted; its axis says so."""
+    import fulcrum
+    from fulcrum.optimize._plot import metric_rows_label, pareto_figure
+
+    reg = fulcrum.Registry(tmp_path / "reg")
+    kw = dict(model="linear", registry=reg, progress=False, measure_inference=False)
+    full = fulcrum.train("builtin:iris", name="full", refit_full=True, **kw)
+    held = fulcrum.train("builtin:iris", name="held", refit_full=False, **kw)
+    assert "fitted" in metric_rows_label(full.manifest)
+    assert metric_rows_label(held.manifest) == "on the test split"
+    fig = pareto_figure(VARIANTS, metric_name="accuracy", rows=metric_rows_label(full.manifest))
+    assert "rows the model fitted" in fig.axes[0].get_ylabel()

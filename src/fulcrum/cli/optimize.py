@@ -179,10 +179,10 @@ def run(args: argparse.Namespace) -> int:
                 decision, failure = exc.result, exc  # type: ignore[attr-defined]
             result["alias"] = {**decision, "alias": args.alias, "ref": new.ref}
     if args.plot:
-        from ..optimize._plot import plot_pareto
+        from ..optimize._plot import metric_rows_label, plot_pareto
 
         plot_pareto({k: records[k] for k in variants if k in records}, args.plot, metric_name=report.metric_name,
-                    greater_is_better=report.greater_is_better,
+                    greater_is_better=report.greater_is_better, rows=metric_rows_label(pkg.manifest),
                     selected=selection.chosen if selection else None, constraints=constraints,
                     title=f"{pkg.ref}: variants measured on this machine")
         result["plot"] = str(args.plot)

@@ -53,8 +53,16 @@ def _point(rec: Any) -> tuple[float, float, float, tuple[float, float] | None] |
     return x, y, size, (float(ci[0]), float(ci[1])) if ci else None
 
 
+def metric_rows_label(manifest: Mapping[str, Any]) -> str:
+    """Where the variants' metric was measured: the test split, or (after refit on all rows) rows the model fitted."""
+    if (manifest.get("data") or {}).get("test_rows_in_final_fit"):
+        return "on the test split, rows the model fitted (refit on all rows)"
+    return "on the test split"
+
+
 def pareto_figure(variants: Mapping[str, Any], *, metric_name: str = "metric", greater_is_better: bool = True,
-                  selected: str | None = None, title: str | None = None, constraints: list[Any] | None = None) -> Any:
+                  selected: str | None = None, title: str | None = None, constraints: list[Any] | None = None,
+                  rows: str = "on the test split") -> Any:
     """The plot as a matplotlib ``Figure`` (see :func:`plot_pareto`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -70,7 +78,7 @@ def pareto_figure(variants: Mapping[str, Any], *, metric_name: str = "metric", g
     ax = fig.add_subplot()
     sign = 1.0 if greater_is_better else -1.0
     ax.set_xlabel("p95 latency at batch 1, ms (bar: interval over rounds; lower is better)")
-    ax.set_ylabel(f"{metric_name} on the test split ({'higher' if greater_is_better else 'lower'} is better)")
+    ax.set_ylabel(f"{metric_name} {rows} ({'higher' if greater_is_better else 'lower'} is better)")
     ax.set_title(title or "Variants: metric vs latency (marker area ~ file size)", fontsize=11)
     ax.grid(True, alpha=0.3)
     if not pts:
@@ -190,11 +198,11 @@ def pareto_figure(variants: Mapping[str, Any], *, metric_name: str = "metric", g
 
 def plot_pareto(variants: Mapping[str, Any], path: str | os.PathLike[str], *, metric_name: str = "metric",
                 greater_is_better: bool = True, selected: str | None = None, title: str | None = None,
-                constraints: list[Any] | None = None) -> Path:
+                constraints: list[Any] | None = None, rows: str = "on the test split") -> Path:
     """Write the plot to ``path`` (PNG) and return the path. ``variants``: id -> a
     :class:`fulcrum.costs.Measurement` (what the CLI passes) or a manifest entry."""
     fig = pareto_figure(variants, metric_name=metric_name, greater_is_better=greater_is_better, selected=selected,
-                        title=title, constraints=constraints)
+                        title=title, constraints=constraints, rows=rows)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
