@@ -61,6 +61,11 @@ def xor_csv(tmp_path_factory):
     return path
 
 
+def _recorded(seconds) -> bool:
+    """A duration was measured and stored (its size belongs to benchmarks/, never to a test)."""
+    return isinstance(seconds, float) and np.isfinite(seconds)
+
+
 # ------------------------------------------------------------------------------------------------ time limit
 
 
@@ -68,7 +73,8 @@ def test_default_run_records_preset_time_limit_and_leaderboard(penguins_default)
     sel = penguins_default.manifest["selection"]
     assert sel["preset"] == "balanced"
     t = sel["time"]
-    assert t["default"] is True and t["limit_s"] > 0 and t["used_s"] > 0
+    assert t["default"] is True and t["limit_s"] == 12.0  # balanced on a table under 200,000 cells
+    assert _recorded(t["used_s"])
     assert isinstance(t["cut"], list)
     board = sel["leaderboard"]
     names = [r["name"] for r in board]
@@ -77,7 +83,7 @@ def test_default_run_records_preset_time_limit_and_leaderboard(penguins_default)
     chosen = next(r for r in board if r["status"] == "chosen")
     assert chosen["name"] == sel["chosen"] and sel["why"]
     for r in board:
-        assert r["fit_s"] >= 0 and r["folds_done"] >= 1
+        assert _recorded(r["fit_s"]) and r["folds_done"] >= 1
     # cheap tables skip the MLP, and say why
     assert "mlp" not in names and any("mlp" in c for c in t["cut"] + sel["skipped"])
 
