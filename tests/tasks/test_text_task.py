@@ -99,7 +99,11 @@ def test_embeddings_are_cached_by_content(tmp_path):
     again = EmbeddingCache("enc-a", compute, dim=4, root=tmp_path).get(["b", "ccc"])  # a new process: from disk
     assert calls[-1] == ["ccc"] and again[:, 0].tolist() == [1, 3]
     # a torn shard is skipped (its texts are embedded again), never fatal
-    sorted(tmp_path.glob("*.safetensors"))[0].write_bytes(b"not a safetensors file")
+    from safetensors.numpy import load_file
+
+    # the first call's shard holds "aa" and "b" (two rows; names can share a millisecond, so not by name)
+    first = next(p for p in tmp_path.glob("*.safetensors") if len(load_file(str(p))["keys"]) == 2)
+    first.write_bytes(b"not a safetensors file")
     EmbeddingCache("enc-a", compute, dim=4, root=tmp_path).get(["aa", "b", "ccc"])
     assert sorted(calls[-1]) == ["aa", "b"]
 
