@@ -15,7 +15,7 @@ import math
 import os
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Mapping, TypeVar
 
 from .errors import ConfigError
 
@@ -211,6 +211,42 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
             f"Known keys: {', '.join(sorted(fields))}."
         )
     return cls(**data)
+
+
+class TaskConfig:
+    """What every task's config dataclass shares besides its fields: ``to_dict``, ``replace`` and ``coerce``.
+
+    A subclass sets ``MODELS`` (the ``model`` values it trains), ``WRONG_MODEL`` (the refusal for another
+    task's model, formatted with ``model``) and ``WRONG_TYPE`` (formatted with ``type``)."""
+
+    MODELS: tuple[str, ...] = ("auto",)
+    WRONG_MODEL = "model={model!r} is not a model of this task; choose one of {models}."
+    WRONG_TYPE = "A task config is one of its config class, a TrainConfig or a dict, not {type}."
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def replace(self: T, **changes: Any) -> T:
+        return config_from_dict(type(self), {**self.to_dict(), **changes})  # type: ignore[attr-defined]
+
+    @classmethod
+    def coerce(cls: type[T], config: Any, **extra: Any) -> T:
+        """This config from one of its own, None, a mapping (unknown keys refused) or a TrainConfig / another
+        dataclass (the keys they share; a ``model`` of another task is refused)."""
+        if isinstance(config, cls):
+            return config.replace(**extra) if extra else config  # type: ignore[attr-defined]
+        if config is None:
+            return config_from_dict(cls, dict(extra))
+        if isinstance(config, Mapping):
+            return config_from_dict(cls, {**config, **extra})
+        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
+            own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}  # type: ignore[call-overload]
+            model = data.get("model", "auto")
+            if model not in cls.MODELS:  # type: ignore[attr-defined]
+                raise ConfigError(cls.WRONG_MODEL.format(model=model, models=", ".join(cls.MODELS)))  # type: ignore[attr-defined]
+            return config_from_dict(cls, {**data, **extra})
+        raise ConfigError(cls.WRONG_TYPE.format(type=type(config).__name__))  # type: ignore[attr-defined]
 
 
 def _coerce_and_check(obj: Any) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
 from ...errors import ConfigError
 
 __all__ = ["ForecastConfig", "FORECAST_MODELS"]
@@ -14,7 +14,7 @@ FORECAST_MODELS = ("auto", "seasonal_naive", "linear", "lightgbm")
 
 
 @dataclasses.dataclass
-class ForecastConfig:
+class ForecastConfig(TaskConfig):
     """Options of a forecasting run.
 
     ``timestamp`` / ``series``: the time column and the optional series-id column (None: inferred; a
@@ -25,6 +25,10 @@ class ForecastConfig:
     the model and calibrate the intervals. ``coverage``: the nominal coverage of the prediction intervals.
     ``model``: ``auto`` (lowest validation MASE) or one family.
     """
+
+    MODELS = FORECAST_MODELS
+    WRONG_MODEL = "model={model!r} is not a forecasting model; choose one of {models}."
+    WRONG_TYPE = "A forecast config is a ForecastConfig or dict, not {type}."
 
     target: str | None = None
     timestamp: str | None = None
@@ -62,26 +66,3 @@ class ForecastConfig:
             raise ConfigError(f"coverage is the intervals' nominal coverage, between 0.5 and 1 (e.g. 0.9); got {self.coverage}.")
         if self.ridge < 0 or self.lgbm_trees < 1 or self.lgbm_leaves < 2 or self.lgbm_lr <= 0:
             raise ConfigError("ridge >= 0, lgbm_trees >= 1, lgbm_leaves >= 2 and lgbm_lr > 0, please.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "ForecastConfig":
-        return config_from_dict(ForecastConfig, {**self.to_dict(), **changes})
-
-    @classmethod
-    def coerce(cls, config: Any, **extra: Any) -> "ForecastConfig":
-        if isinstance(config, ForecastConfig):
-            return config.replace(**extra) if extra else config
-        if config is None:
-            return config_from_dict(cls, dict(extra))
-        if isinstance(config, Mapping):
-            return config_from_dict(cls, {**config, **extra})
-        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
-            own = {f.name for f in dataclasses.fields(cls)}
-            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}
-            if data.get("model", "auto") not in FORECAST_MODELS:
-                raise ConfigError(f"model={data['model']!r} is not a forecasting model; choose one of "
-                                  f"{', '.join(FORECAST_MODELS)}.")
-            return config_from_dict(cls, {**data, **extra})
-        raise ConfigError(f"A forecast config is a ForecastConfig or dict, not {type(config).__name__}.")

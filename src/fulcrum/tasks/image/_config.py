@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
 from ...errors import ConfigError
 from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
@@ -13,7 +13,7 @@ __all__ = ["ImageConfig"]
 
 
 @dataclasses.dataclass
-class ImageConfig:
+class ImageConfig(TaskConfig):
     """Options of an image classification run.
 
     ``model``: ``cnn`` (``auto`` is the same): a small CNN trained from scratch; ``width`` channels in the first
@@ -25,6 +25,10 @@ class ImageConfig:
     of one image, at training and in requests. ``image_root``: where a table's relative paths are resolved
     (None: the table's folder; the current folder for an in-memory table); a path may not leave it.
     """
+
+    MODELS = ("auto", "cnn")
+    WRONG_MODEL = "model={model!r} is a table model; for images choose 'cnn'."
+    WRONG_TYPE = "An image config is an ImageConfig, TrainConfig or dict, not {type}."
 
     target: str | None = None
     image_column: str | None = None
@@ -69,28 +73,6 @@ class ImageConfig:
             raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.2.")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.rotate_degrees <= 180:
             raise ConfigError("lr must be > 0, weight_decay >= 0 and rotate_degrees between 0 and 180.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "ImageConfig":
-        return config_from_dict(ImageConfig, {**self.to_dict(), **changes})
-
-    @classmethod
-    def coerce(cls, config: Any, **extra: Any) -> "ImageConfig":
-        if isinstance(config, ImageConfig):
-            return config.replace(**extra) if extra else config
-        if config is None:
-            return config_from_dict(cls, dict(extra))
-        if isinstance(config, Mapping):
-            return config_from_dict(cls, {**config, **extra})
-        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
-            own = {f.name for f in dataclasses.fields(cls)}
-            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}
-            if data.get("model", "auto") not in ("auto", "cnn"):
-                raise ConfigError(f"model={data['model']!r} is a table model; for images choose 'cnn'.")
-            return config_from_dict(cls, {**data, **extra})
-        raise ConfigError(f"An image config is an ImageConfig, TrainConfig or dict, not {type(config).__name__}.")
 
     def train_config(self, **changes: Any) -> TrainConfig:
         base = dict(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size or 64, lr=self.lr,

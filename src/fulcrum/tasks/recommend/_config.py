@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
 from ...errors import ConfigError
 
 __all__ = ["RecommendConfig", "RECOMMEND_MODELS"]
@@ -14,7 +14,7 @@ RECOMMEND_MODELS = ("auto", "popularity", "mf")
 
 
 @dataclasses.dataclass
-class RecommendConfig:
+class RecommendConfig(TaskConfig):
     """Options of a recommendation run.
 
     ``user`` / ``item`` / ``rating`` / ``timestamp``: the interaction table's columns (None: found by name;
@@ -24,6 +24,10 @@ class RecommendConfig:
     beats the popularity baseline on the validation split by NDCG@10), ``popularity`` or ``mf``. ``k``: the
     default number of items a request gets (a request may ask for any k up to the catalogue).
     """
+
+    MODELS = RECOMMEND_MODELS
+    WRONG_MODEL = "model={model!r} is not a recommendation model; choose one of {models}."
+    WRONG_TYPE = "A recommend config is a RecommendConfig or dict, not {type}."
 
     target: str | None = None
     user: str | None = None
@@ -53,31 +57,8 @@ class RecommendConfig:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0; got lr={self.lr}, weight_decay={self.weight_decay}.")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "RecommendConfig":
-        return config_from_dict(RecommendConfig, {**self.to_dict(), **changes})
-
     def train_config(self) -> TrainConfig:
         """The shared Trainer's config for matrix factorization."""
         return TrainConfig(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            weight_decay=self.weight_decay, lr_schedule="constant", optimizer="adam",
                            early_stopping=True, patience=self.patience, device=self.device, progress=self.progress)
-
-    @classmethod
-    def coerce(cls, config: Any, **extra: Any) -> "RecommendConfig":
-        if isinstance(config, RecommendConfig):
-            return config.replace(**extra) if extra else config
-        if config is None:
-            return config_from_dict(cls, dict(extra))
-        if isinstance(config, Mapping):
-            return config_from_dict(cls, {**config, **extra})
-        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
-            own = {f.name for f in dataclasses.fields(cls)}
-            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}
-            if data.get("model", "auto") not in RECOMMEND_MODELS:
-                raise ConfigError(f"model={data['model']!r} is not a recommendation model; choose one of "
-                                  f"{', '.join(RECOMMEND_MODELS)}.")
-            return config_from_dict(cls, {**data, **extra})
-        raise ConfigError(f"A recommend config is a RecommendConfig or dict, not {type(config).__name__}.")

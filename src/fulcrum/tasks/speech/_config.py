@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
 from ...errors import ConfigError
 from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 
@@ -13,7 +13,7 @@ __all__ = ["SpeechConfig"]
 
 
 @dataclasses.dataclass
-class SpeechConfig:
+class SpeechConfig(TaskConfig):
     """Options of a keyword-spotting run (a clip -> one of a fixed set of words).
 
     Clips are decoded, averaged to mono, resampled to 16 kHz and cut or padded to ``seconds``; the graph computes
@@ -25,6 +25,10 @@ class SpeechConfig:
     ``max_bytes`` / ``max_seconds``: the limits of one clip, at training and in requests. ``audio_root``: where a
     table's relative paths are resolved (None: the table's folder); a path may not leave it.
     """
+
+    MODELS = ("auto", "cnn")
+    WRONG_MODEL = "model={model!r} is a table model; for speech choose 'cnn'."
+    WRONG_TYPE = "A speech config is a SpeechConfig, TrainConfig or dict, not {type}."
 
     target: str | None = None
     audio_column: str | None = None
@@ -73,28 +77,6 @@ class SpeechConfig:
             raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.2.")
         if self.lr <= 0 or self.weight_decay < 0 or self.shift_ms < 0 or self.gain_db < 0:
             raise ConfigError("lr must be > 0; weight_decay, shift_ms and gain_db >= 0.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "SpeechConfig":
-        return config_from_dict(SpeechConfig, {**self.to_dict(), **changes})
-
-    @classmethod
-    def coerce(cls, config: Any, **extra: Any) -> "SpeechConfig":
-        if isinstance(config, SpeechConfig):
-            return config.replace(**extra) if extra else config
-        if config is None:
-            return config_from_dict(cls, dict(extra))
-        if isinstance(config, Mapping):
-            return config_from_dict(cls, {**config, **extra})
-        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
-            own = {f.name for f in dataclasses.fields(cls)}
-            data = {k: v for k, v in dataclasses.asdict(config).items() if k in own}
-            if data.get("model", "auto") not in ("auto", "cnn"):
-                raise ConfigError(f"model={data['model']!r} is a table model; for speech choose 'cnn'.")
-            return config_from_dict(cls, {**data, **extra})
-        raise ConfigError(f"A speech config is a SpeechConfig, TrainConfig or dict, not {type(config).__name__}.")
 
     def train_config(self, **changes: Any) -> TrainConfig:
         base = dict(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size or 64, lr=self.lr,

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from ...config import TrainConfig, _coerce_and_check, config_from_dict
+from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
 from ...errors import ConfigError
 
 __all__ = ["TextConfig", "TEXT_MODELS"]
@@ -15,7 +15,7 @@ TEXT_MODELS = ("auto", "ngram", "minilm", "ensemble")
 
 
 @dataclasses.dataclass
-class TextConfig:
+class TextConfig(TaskConfig):
     """Options of a text classification run.
 
     ``model``: ``auto`` (picks on validation among ngram, minilm and ensemble: the simplest within
@@ -25,6 +25,10 @@ class TextConfig:
     longest training text). ``time_budget_s``: ``auto`` skips MiniLM when the first embedding pass is
     estimated to take longer.
     """
+
+    MODELS = TEXT_MODELS
+    WRONG_MODEL = "model={model!r} is a table model; for text choose one of {models}."
+    WRONG_TYPE = "A text config is a TextConfig, TrainConfig or dict, not {type}."
 
     target: str | None = None
     text_column: str | None = None
@@ -69,32 +73,6 @@ class TextConfig:
     def tokens(self) -> int:
         """The tokenizer's truncation length for this run."""
         return self.max_length or (128 if self.fine_tune else 256)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> "TextConfig":
-        return config_from_dict(TextConfig, {**self.to_dict(), **changes})
-
-    @classmethod
-    def coerce(cls, config: Any, **extra: Any) -> "TextConfig":
-        """A TextConfig from a TextConfig, a mapping (unknown keys refused) or a TrainConfig (its shared
-        keys; text keys it may carry, such as ``fine_tune`` or ``max_length``, are taken too)."""
-        if isinstance(config, TextConfig):
-            return config.replace(**extra) if extra else config
-        if config is None:
-            return config_from_dict(cls, dict(extra))
-        if isinstance(config, Mapping):
-            return config_from_dict(cls, {**config, **extra})
-        if isinstance(config, TrainConfig) or dataclasses.is_dataclass(config):
-            src = dataclasses.asdict(config)
-            own = {f.name for f in dataclasses.fields(cls)}
-            data = {k: v for k, v in src.items() if k in own}
-            model = data.get("model", "auto")
-            if model not in TEXT_MODELS:
-                raise ConfigError(f"model={model!r} is a table model; for text choose one of {', '.join(TEXT_MODELS)}.")
-            return config_from_dict(cls, {**data, **extra})
-        raise ConfigError(f"A text config is a TextConfig, TrainConfig or dict, not {type(config).__name__}.")
 
     def train_config(self, **changes: Any) -> TrainConfig:
         """The shared Trainer's config for fine-tuning (or distilling) the encoder."""
