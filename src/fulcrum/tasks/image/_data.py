@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DataError, SchemaError
+from .. import _media as media
 
 __all__ = ["IMAGE_SUFFIXES", "FORMATS", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "decode_image", "to_base64",
            "image_columns", "path_columns", "read_folder", "is_image_folder", "load_paths", "digits_images"]
@@ -35,7 +36,6 @@ FORMATS = ("PNG", "JPEG", "WEBP")
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # encoded size of one image
 DEFAULT_MAX_PIXELS = 4096 * 4096  # width x height of one image (a 100-megapixel PNG is refused)
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
-_SAMPLE = 50  # values looked at per column when detecting
 
 
 def _b64decode(text: str, where: str) -> bytes:
@@ -137,57 +137,21 @@ def _as_array(img: Any, mode: str, channels: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def to_base64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+to_base64 = media.to_base64
 
 
 def image_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
     """Columns whose values are images (base64 strings or bytes of PNG/JPEG/WebP files)."""
-    found = []
-    for name in frame.columns:
-        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype) or pd.api.types.is_string_dtype(frame[name].dtype)):
-            continue
-        values = frame[name].dropna().head(_SAMPLE).tolist()
-        if not values:
-            continue
-        ok = 0
-        for v in values:
-            if isinstance(v, (bytes, bytearray)):
-                ok += _looks_encoded(bytes(v[:16]))
-            elif isinstance(v, str) and len(v) >= 24:
-                s = v.split(",", 1)[1] if v.startswith("data:") else v
-                try:
-                    ok += _looks_encoded(base64.b64decode(s[:24], validate=True))
-                except (binascii.Error, ValueError):
-                    pass
-        if ok == len(values):
-            found.append(str(name))
-    return found
+    return media.encoded_columns(frame, target, _looks_encoded)
 
 
 def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
     """Columns whose values are file names ending in an image suffix (a table of paths and labels)."""
-    found = []
-    for name in frame.columns:
-        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype) or pd.api.types.is_string_dtype(frame[name].dtype)):
-            continue
-        values = frame[name].dropna().head(_SAMPLE).tolist()
-        if values and all(isinstance(v, str) and v.lower().endswith(IMAGE_SUFFIXES) for v in values):
-            found.append(str(name))
-    return found
+    return media.suffix_columns(frame, target, IMAGE_SUFFIXES)
 
 
 def _inside(root: Path, rel: str, where: str) -> Path:
-    """``root / rel`` resolved (symlinks followed), refused unless it stays inside ``root``."""
-    base = root.resolve()
-    if os.path.isabs(rel):
-        raise DataError(f"{where}: {rel!r} is an absolute path; paths in the table are relative to the dataset root "
-                        f"{str(base)!r}.")
-    path = (base / rel).resolve()
-    if path != base and base not in path.parents:
-        raise DataError(f"{where}: {rel!r} points outside the dataset root {str(base)!r} (through '..' or a symlink); "
-                        "keep every image inside the dataset's folder.")
-    return path
+    return media.inside_root(root, rel, where, "every image")
 
 
 def _read_file(path: Path, where: str, max_bytes: int, max_pixels: int, mode: str | None) -> bytes:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DataError, SchemaError
+from .. import _media as media
 
 __all__ = ["SAMPLE_RATE", "AUDIO_SUFFIXES", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_SECONDS", "decode_audio", "fix_length",
            "to_wav", "to_base64", "audio_columns", "path_columns", "is_audio_folder", "read_folder", "load_paths",
@@ -35,7 +36,6 @@ SAMPLE_RATE = 16_000
 AUDIO_SUFFIXES = (".wav", ".flac")
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024  # encoded size of one clip
 DEFAULT_MAX_SECONDS = 10.0  # duration of one clip
-_SAMPLE = 50
 
 
 def _b64decode(text: str, where: str) -> bytes:
@@ -162,58 +162,21 @@ def to_wav(x: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
     return buf.getvalue()
 
 
-def to_base64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+to_base64 = media.to_base64
 
 
 def audio_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
     """Columns whose values are audio files (base64 strings or bytes of WAV/FLAC/OGG files)."""
-    found = []
-    for name in frame.columns:
-        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype)
-                                   or pd.api.types.is_string_dtype(frame[name].dtype)):
-            continue
-        values = frame[name].dropna().head(_SAMPLE).tolist()
-        if not values:
-            continue
-        ok = 0
-        for v in values:
-            if isinstance(v, (bytes, bytearray)):
-                ok += _looks_audio(bytes(v[:16]))
-            elif isinstance(v, str) and len(v) >= 24:
-                s = v.split(",", 1)[1] if v.startswith("data:") else v
-                try:
-                    ok += _looks_audio(base64.b64decode(s[:24], validate=True))
-                except (binascii.Error, ValueError):
-                    pass
-        if ok == len(values):
-            found.append(str(name))
-    return found
+    return media.encoded_columns(frame, target, _looks_audio)
 
 
 def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
     """Columns whose values are file names ending in .wav or .flac (a table of paths and labels)."""
-    found = []
-    for name in frame.columns:
-        if name == target or not (pd.api.types.is_object_dtype(frame[name].dtype)
-                                   or pd.api.types.is_string_dtype(frame[name].dtype)):
-            continue
-        values = frame[name].dropna().head(_SAMPLE).tolist()
-        if values and all(isinstance(v, str) and v.lower().endswith(AUDIO_SUFFIXES) for v in values):
-            found.append(str(name))
-    return found
+    return media.suffix_columns(frame, target, AUDIO_SUFFIXES)
 
 
 def _inside(root: Path, rel: str, where: str) -> Path:
-    base = root.resolve()
-    if os.path.isabs(rel):
-        raise DataError(f"{where}: {rel!r} is an absolute path; paths in the table are relative to the dataset root "
-                        f"{str(base)!r}.")
-    path = (base / rel).resolve()
-    if path != base and base not in path.parents:
-        raise DataError(f"{where}: {rel!r} points outside the dataset root {str(base)!r} (through '..' or a symlink); "
-                        "keep every clip inside the dataset's folder.")
-    return path
+    return media.inside_root(root, rel, where, "every clip")
 
 
 def _read_file(path: Path, where: str, max_bytes: int, max_seconds: float) -> bytes:
