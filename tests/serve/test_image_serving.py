@@ -108,3 +108,64 @@ def test_bad_images_are_422_naming_the_problem(served, case, value, message):
 def test_a_body_over_the_server_limit_is_413(served):
     r = served.post("/v1/models/digits/predict", json={"images": ["A" * 300_000]})
     assert r.status_code == 413
+
+
+# -- multipart uploads (curl -F image=@photo.png) --------------------------------------------------------------
+
+
+def test_multipart_upload_of_files_agrees_with_json(served):
+    imgs = [encode(px) for px, _ in digit_images(2, (0, 7))]
+    json_preds = served.post("/v1/models/digits/predict", json={"images": [b64(x) for x in imgs]}).json()
+    r = served.post("/v1/models/digits/predict", files=[("image", (f"{i}.png", x, "image/png")) for i, x in enumerate(imgs)])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["predictions"] == json_preds["predictions"] and len(body["ood"]) == 4
+    r = served.post("/v1/models/digits/predict", files=[("images", ("a.png", imgs[0], "image/png"))])
+    assert r.status_code == 200 and r.json()["predictions"] == json_preds["predictions"][:1]
+    doc = served.get("/openapi.json").json()
+    assert "multipart/form-data" in doc["paths"]["/v1/models/digits/predict"]["post"]["requestBody"]["content"]
+
+
+def test_curl_dash_f_as_in_the_readme(served, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(encode(digit_images(1, (7,))[0][0]))
+    url = f"{served.base_url}/v1/models/digits/predict"
+    out = subprocess.run(["curl", "-s", "-F", f"image=@{photo}", url], capture_output=True, text=True, timeout=60)
+    import json
+
+    assert json.loads(out.stdout)["predictions"] == ["7"], out.stdout
+
+
+@pytest.mark.parametrize("case, data, status, message", [
+    ("over max_bytes", encode(np.random.default_rng(0).integers(0, 255, (80, 80), dtype=np.uint8)), 422,
+     "'big.png' (row 1) has"),
+    ("bomb", bomb_png(), 422, "decompression bomb"),
+    ("corrupt", b"\x89PNG\r\n\x1a\n" + b"x" * 50, 422, "cannot be decoded"),
+    ("empty", b"", 422, "is empty"),
+    ("over the body limit", b"\x89PNG\r\n\x1a\n" + bytes(250_000), 413, "exceeds the limit of 200000"),
+])
+def test_bad_uploads_are_refused_naming_the_file_and_the_limit(served, case, data, status, message):
+    good = encode(digit_images(1, (0,))[0][0])
+    name = {"over max_bytes": "big.png", "bomb": "bomb.png"}.get(case, "bad.png")
+    r = served.post("/v1/models/digits/predict", files=[("image", ("ok.png", good, "image/png")),
+                                                        ("image", (name, data, "image/png"))])
+    assert r.status_code == status, (case, r.status_code, r.text)
+    assert message in r.text, r.text
+    if status == 422 and case != "empty":
+        assert name in r.text and ("max_bytes" in r.text or "max_pixels" in r.text or "decoded" in r.text)
+
+
+def test_uploads_without_a_file_or_with_other_fields_are_422(served):
+    r = served.post("/v1/models/digits/predict", data={"image": "not a file"}, files=[("x", ("a.txt", b"", "text/plain"))])
+    assert r.status_code == 422 and "is text" in r.text, r.text
+    good = encode(digit_images(1, (0,))[0][0])
+    r = served.post("/v1/models/digits/predict", files=[("photo", ("a.png", good, "image/png"))])
+    assert r.status_code == 422 and "'photo' is not an input" in r.text and "-F image=@photo.png" in r.text
+    r = served.post("/v1/models/digits/predict", content=b"--xyz--\r\n",
+                    headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 422 and "holds no file" in r.text, r.text

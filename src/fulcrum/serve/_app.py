@@ -56,6 +56,7 @@ from ._recorder import Recorder
 from ._records import RecordPolicy, connect_records, records_path
 from ._spec import ServeSettings
 from ._timeouts import TIMEOUT_HOOK
+from ._upload import is_multipart, name_files, parse_upload
 from ._usage import UsageCounter
 
 __all__ = ["create_app", "ServerState"]
@@ -744,9 +745,17 @@ def create_app(
             _enter(info, "predict", model)
             body = await _receive_body(receive, limit)
             _admit(model)
-            cols, n = model.parse_predict(body)
+            upload = is_multipart(scope)
+            files: list[str] = []
+            if upload is not None:  # curl -F image=@photo.png: one row per file (see _upload)
+                cols, n, files = await parse_upload(model, body, upload)
+            else:
+                cols, n = model.parse_predict(body)
             info["rows"] = n
-            result = await _compute(receive, info, model, cols, n)
+            try:
+                result = await _compute(receive, info, model, cols, n)
+            except ServeError as exc:
+                raise name_files(exc, files) from None
             out = {"id": rid, "model": model.name, "version": model.version,
                    **friendly_body(model, result, s.top_k, s.round_decimals)}
             if recorder is not None:
@@ -970,11 +979,17 @@ def _openapi(app: FastAPI, state: ServerState) -> dict[str, Any]:
             for key, sub in js.pop("$defs", {}).items():
                 schemas[key] = sub
             schemas[pyd.__name__] = js
+            body = {_JSON: {"schema": {"$ref": f"#/components/schemas/{pyd.__name__}"}}}
+            files = [f for f in model.fields if f.kind in ("image", "audio")]
+            if route.startswith("/v1") and len(files) == 1:  # multipart upload: one row per file (_upload)
+                body["multipart/form-data"] = {"schema": {"type": "object", "properties": {files[0].name: {
+                    "type": "array", "items": {"type": "string", "format": "binary"},
+                    "description": f"{files[0].kind} file(s), one row each (curl -F {files[0].name}=@FILE)"}}}}
             doc["paths"][route] = {"post": {
                 "summary": summary,
                 "operationId": f"{route.strip('/').replace('/', '_')}",
                 "tags": ["v1" if route.startswith("/v1") else "v2"],
-                "requestBody": {"required": True, "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{pyd.__name__}"}}}},
+                "requestBody": {"required": True, "content": body},
                 "responses": {"200": {"description": "Predictions", "content": {_JSON: {"schema": {"type": "object"}}}},
                               **errors},
             }}
