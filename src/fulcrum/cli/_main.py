@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Sequence
 
-from . import costs, datasets, evaluate, keys, models, monitor, optimize, predict, promote, retrain, serve, tasks, train, tune
+from . import costs, datasets, evaluate, keys, models, monitor, optimize, predict, promote, retrain, serve, tasks, train, tune, ui
 
-VERBS = [datasets, tasks, train, tune, evaluate, predict, models, promote, serve, keys, monitor, retrain, costs, optimize]
+VERBS = [datasets, tasks, train, tune, evaluate, predict, models, promote, serve, keys, monitor, retrain, costs, optimize, ui]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -354,6 +354,11 @@ class ServerState:
 
 
 _OPEN_PATHS = ("/v2/health/",)
+
+
+def _ui_open(path: str) -> bool:
+    """The dashboard's pages and static files hold no data: open like health (its /ui/api JSON is not)."""
+    return (path == "/ui" or path.startswith("/ui/")) and not path.startswith("/ui/api")
 _REFUSAL_REASON = {401: "auth", 403: "auth", 413: "body_size", 429: "rate"}
 Handler = Callable[[dict[str, Any], Any, dict[str, Any], str, Any], Awaitable[tuple[int, bytes, "dict[str, str] | None"]]]
 
@@ -473,7 +478,7 @@ class _Edge:
                 info: dict[str, Any]) -> tuple[int, bytes, dict[str, str] | None] | None:
         st = self.state
         try:
-            if path.startswith(_OPEN_PATHS):
+            if path.startswith(_OPEN_PATHS) or _ui_open(path):
                 return None
             scope_needed = "admin" if path.startswith("/admin") else "predict"
             key_id = st.auth.check(headers, scope_needed)
@@ -936,6 +941,9 @@ def create_app(
     async def _serve_error(request: Request, exc: ServeError) -> Response:  # e.g. 413 raised while reading the body
         return _error_response(exc, _rid(request))
 
+    from ..ui import create_ui_app  # the read-only dashboard at /ui (its JSON checked by the edge like any route)
+
+    app.mount("/ui", create_ui_app(registry, state=state))
     app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     app.edge = _Edge(functools.partial(FastAPI.__call__, app), state)
     app.edge.fast = fast
