@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import httpx
 import pytest
@@ -190,7 +191,9 @@ def test_pages_and_static_files_are_served_from_the_package(ui_server):
     for name in PAGES:
         r = httpx.get(ui_server.url + ("/ui/" if name == "models" else f"/ui/{name}"))
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-        assert 'src="static/chart.umd.min.js"' in r.text and "cdn" not in r.text.lower()
+        scripts = re.findall(r'<script src="([^"]+)"', r.text)
+        assert scripts == (["static/ui.js"] if name == "models" else ["static/chart.umd.min.js", "static/ui.js"])
+        assert "http" not in r.text.replace("http-equiv", "")  # nothing from elsewhere: no CDN
         assert "script-src 'self'" in r.headers["content-security-policy"]
     js = httpx.get(ui_server.url + "/ui/static/chart.umd.min.js")
     assert js.status_code == 200 and "Chart.js v4" in js.text[:200]

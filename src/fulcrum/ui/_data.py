@@ -134,9 +134,9 @@ class _ListCache:
                     manifest = {}
                 extra = _row_extra(_IndexedPackage(n, v, manifest))
             priced[(n, v)] = (digest, extra)
-            out.append({"name": n, "version": v, "ref": f"{n}@{v}", "aliases": aliases.get((n, v), []), "task": task,
-                        "metric_name": metric_name, "metric_value": metric_value, "size_bytes": size,
-                        "created": created, **extra})
+            out.append(clean({"name": n, "version": v, "ref": f"{n}@{v}", "aliases": aliases.get((n, v), []),
+                              "task": task, "metric_name": metric_name, "metric_value": metric_value,
+                              "size_bytes": size, "created": created, **extra}))
         with self._lock:
             self._priced[key] = priced
         return out
@@ -180,10 +180,10 @@ def models_list(registry: Any, q: str | None = None, sort: str = "name", order: 
     matched = len(rows)
     if limit is not None:
         rows = rows[:limit]
-    return clean({"registry": str(registry.root), "total": total, "matched": matched, "sort": sort, "order": order,
-                  "q": q or "", "models": rows,
-                  "cost_note": "$/1M: the version's own graph at batch 1, default cost model, from its latest "
-                               "measurement (the figure `fulcrum models` prints)"})
+    return {"registry": str(registry.root), "total": total, "matched": matched, "sort": sort, "order": order,
+            "q": q or "", "models": rows,  # rows are JSON-clean already (cached that way)
+            "cost_note": "$/1M: the version's own graph at batch 1, default cost model, from its latest "
+                         "measurement (the figure `fulcrum models` prints)"}
 
 
 # --------------------------------------------------------------------------- one version

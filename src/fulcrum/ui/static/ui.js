@@ -246,7 +246,7 @@
       });
     });
     makeChart(id, { type: "line", data: { datasets: datasets }, options: { parsing: true, scales: {
-      x: { type: "linear", title: { display: true, text: "epoch" } },
+      x: { type: "linear", title: { display: true, text: "epoch" }, ticks: { precision: 0 } },
       loss: { type: "linear", position: "left", title: { display: true, text: "loss" } },
       metric: { type: "linear", position: "right", title: { display: true, text: "validation metric" }, grid: { drawOnChartArea: false } } } } });
   }
@@ -423,8 +423,12 @@
       var body = clear(document.getElementById("comparebody"));
       var c = d.comparison;
       if (c) {
-        var text = c.comparable === false ? "Not comparable: " + c.reason : (c.verdict || c.summary || c.message || json(c.decision || ""));
-        add(body, el("p", { id: "verdict" }, el("strong", { text: "Paired on the held-out rows of " + d.a + ": " }), String(text || "")));
+        var text = c.comparable === false ? "not comparable: " + c.reason :
+          d.b + " vs " + d.a + ": " + c.verdict + " on " + c.metric + ", " + num(c.old_value) + " → " + num(c.new_value) +
+          " (Δ " + num(c.delta) + ", " + Math.round(100 * c.confidence) + "% interval [" + num(c.interval[0]) + ", " + num(c.interval[1]) + "], " + c.method + ")" +
+          (c.caveat ? "; caveat: " + c.caveat : "");
+        add(body, el("p", { id: "verdict" }, el("strong", { text: "Paired on the held-out rows of " + d.a + ": " }), text));
+        if (c.rows_desc) add(body, el("p", { class: "muted", text: c.rows_desc }));
       }
       add(body, table(["", link("version", { ref: d.a }, d.a), link("version", { ref: d.b }, d.b)], d.rows.map(function (r) { return [r.field, fmtField(r.field, r.a), fmtField(r.field, r.b)]; }), { cls: "compare", num: [false, true, true] }));
       if (d.config_diff.length) add(body, [el("h2", { text: "Training config that differs" }), table(["setting", d.a, d.b], d.config_diff.map(function (r) { return [r.field, json(r.a), json(r.b)]; }))]);
@@ -432,7 +436,6 @@
         add(body, [el("h2", { text: "Training history" }), chartBox("compare-chart")]);
         historyChart("compare-chart", [{ label: d.a, history: d.history.a }, { label: d.b, history: d.history.b }]);
       }
-      if (c && c.comparable !== false) add(body, [el("h2", { text: "Comparison details" }), el("pre", { class: "mono", text: JSON.stringify(c, null, 2) })]);
     });
   }
 
