@@ -3,6 +3,7 @@ copy per module, and a real dashboard server on 127.0.0.1 (a free port) in a bac
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -21,7 +22,7 @@ PENGUIN_ROW = {"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5
 
 @pytest.fixture(scope="session")
 def ui_template(tmp_path_factory) -> Path:
-    """penguins@1 (MLP, 3 epochs; onnx-fp32 and int8-dynamic measured), penguins@2 (linear),
+    """penguins@1 (MLP, 3 epochs unless FULCRUM_UI_EPOCHS; onnx-fp32 and int8-dynamic measured), penguins@2 (linear),
     penguins@3 (penguins@1's int8-dynamic variant as a version, alias candidate), production -> 1,
     and xss@1: a column and a class label that are HTML."""
     import fulcrum
@@ -30,7 +31,9 @@ def ui_template(tmp_path_factory) -> Path:
 
     base = tmp_path_factory.mktemp("ui-registry")
     reg = Registry(base / "registry")
-    fulcrum.train("builtin:penguins", name="penguins", model="mlp", epochs=3, hidden_sizes=[16], seed=0,
+    # FULCRUM_UI_EPOCHS: a longer-trained MLP for the README's screenshots (3 epochs keep the suite fast)
+    epochs = int(os.environ.get("FULCRUM_UI_EPOCHS") or 3)
+    fulcrum.train("builtin:penguins", name="penguins", model="mlp", epochs=epochs, hidden_sizes=[16], seed=0,
                   progress=False, registry=reg)
     fulcrum.train("builtin:penguins", name="penguins", model="linear", progress=False, registry=reg)
     optimize_package("penguins@1", registry=reg, variants=["onnx-fp32", "int8-dynamic"])

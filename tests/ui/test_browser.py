@@ -107,6 +107,12 @@ def test_models_page_lists_searches_and_sorts(page, serve_server, shots):
     sizes = [float(t.split()[0]) * {"B": 1, "kB": 1e3, "MB": 1e6}[t.split()[1]]
              for t in page.locator("table#models tbody tr td:nth-child(6)").all_inner_texts()]
     assert sizes == sorted(sizes)
+    _open(page, serve_server.url + "/ui/?rows=3")  # a page of 3 rows, then "Show more"
+    assert rows.count() == 3 and "showing 3 of 4" in page.inner_text("#summary")
+    page.click("#more-button")
+    page.wait_for_function("document.querySelectorAll('table#models tbody tr').length === 4")
+    assert page.locator("#more-button").count() == 0
+    assert [r.get_attribute("data-ref") for r in rows.all()] == ["penguins@1", "penguins@2", "penguins@3", "xss@1"]
     page.fill("#search", "xss")
     page.wait_for_function("document.querySelectorAll('table#models tbody tr').length === 1")
     assert page.locator("table#models tbody tr").first.get_attribute("data-ref") == "xss@1"

@@ -2,7 +2,7 @@
 
 Routes, all GET (any other method is 405)::
 
-    /ui/                       models page           /ui/api/models?q=&sort=&order=&limit=
+    /ui/                       models page           /ui/api/models?q=&sort=&order=&limit=&offset=
     /ui/version?ref=NAME@V     one version           /ui/api/models/{ref}
     /ui/variants?ref=          Pareto of variants    /ui/api/models/{ref}/variants?batch=
     /ui/costs?ref=             cumulative cost       /ui/api/models/{ref}/costs?rate=&horizon=
@@ -129,8 +129,8 @@ def create_ui_app(registry: Any, *, state: Any = None, auth: bool = False, serve
 
     @app.get("/api/models")
     async def api_models(q: str | None = None, sort: str = "name", order: str = "asc",
-                         limit: int | None = None) -> Response:
-        return await run(models_list, registry, q, sort, order, limit)
+                         limit: int | None = None, offset: int = 0) -> Response:
+        return await run(models_list, registry, q, sort, order, limit, offset)
 
     @app.get("/api/models/{ref}")
     async def api_version(ref: str) -> Response:

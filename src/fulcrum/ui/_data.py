@@ -155,7 +155,7 @@ _CACHE = _ListCache()
 
 
 def models_list(registry: Any, q: str | None = None, sort: str = "name", order: str = "asc",
-                limit: int | None = None) -> dict[str, Any]:
+                limit: int | None = None, offset: int = 0) -> dict[str, Any]:
     """Every version in the registry with its aliases, task, primary metric, size, training cost and
     $/1M predictions; ``q`` filters (case-insensitive substring of name, task, family, aliases or
     metric name), ``sort``/``order`` orders (missing values last)."""
@@ -165,6 +165,8 @@ def models_list(registry: Any, q: str | None = None, sort: str = "name", order: 
         raise ConfigError(f"Unknown order {order!r}; use asc or desc.")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be a positive number of rows, got {limit}.")
+    if offset < 0:
+        raise ConfigError(f"offset must be 0 or more rows, got {offset}.")
     rows = _CACHE.rows(registry)
     total = len(rows)
     if q:
@@ -178,10 +180,9 @@ def models_list(registry: Any, q: str | None = None, sort: str = "name", order: 
                  reverse=order == "desc")
     rows = present + missing
     matched = len(rows)
-    if limit is not None:
-        rows = rows[:limit]
+    rows = rows[offset:offset + limit] if limit is not None else rows[offset:]
     return {"registry": str(registry.root), "total": total, "matched": matched, "sort": sort, "order": order,
-            "q": q or "", "models": rows,  # rows are JSON-clean already (cached that way)
+            "q": q or "", "offset": offset, "models": rows,  # rows are JSON-clean already (cached that way)
             "cost_note": "$/1M: the version's own graph at batch 1, default cost model, from its latest "
                          "measurement (the figure `fulcrum models` prints)"}
 

@@ -128,12 +128,43 @@
   }
   var modelCols = [["name", "name"], ["version", "version"], [null, "aliases"], ["task", "task"], ["metric_value", "primary metric"],
     ["size_bytes", "size"], ["training_usd", "training cost"], ["usd_per_million", "$/1M predictions"], ["created", "created"]];
+  // rows drawn per request (?rows=N to change); "Show more" fetches the next ones, so 1,000 versions stay fast
+  var PAGE_ROWS = Math.max(1, parseInt(params.get("rows") || "100", 10) || 100);
+  function modelRow(m) {
+    return el("tr", { "data-ref": m.ref },
+      el("td", null, link("version", { ref: m.ref }, m.name)),
+      el("td", { class: "num" }, String(m.version)),
+      el("td", null, m.aliases.map(function (a) { return el("span", { class: "tag", text: a }); })),
+      el("td", null, (m.task || "–") + (m.family ? " · " + m.family : "")),
+      el("td", { class: "num" }, m.metric_name ? m.metric_name + " " + num(m.metric_value) : "–"),
+      el("td", { class: "num" }, size(m.size_bytes)),
+      el("td", { class: "num" }, usd(m.training_usd)),
+      el("td", { class: "num" }, usd(m.usd_per_million)),
+      el("td", null, String(m.created || "").slice(0, 19).replace("T", " ")));
+  }
+  function modelsQuery(offset) {
+    var s = modelsState;
+    return "models?sort=" + encodeURIComponent(s.sort) + "&order=" + s.order + (s.q ? "&q=" + encodeURIComponent(s.q) : "") +
+      "&limit=" + PAGE_ROWS + "&offset=" + offset;
+  }
+  function showMore(body, shown, matched) {
+    var holder = document.getElementById("more");
+    clear(holder);
+    document.getElementById("summary").textContent = (shown < matched ? "showing " + shown + " of " : "") + matched +
+      " matching, " + modelsState.total + " versions in the registry";
+    if (shown >= matched) return;
+    add(holder, el("button", { type: "button", id: "more-button", text: "Show " + Math.min(PAGE_ROWS, matched - shown) + " more", onclick: function () {
+      api(modelsQuery(shown)).then(function (data) {
+        data.models.forEach(function (m) { body.appendChild(modelRow(m)); });
+        showMore(body, shown + data.models.length, data.matched);
+      }).catch(function (e) { showError(e.message); });
+    } }));
+  }
   function loadModels() {
-    var q = "models?sort=" + encodeURIComponent(modelsState.sort) + "&order=" + modelsState.order + (modelsState.q ? "&q=" + encodeURIComponent(modelsState.q) : "");
     var s = modelsState;
     history.replaceState(null, "", "?" + new URLSearchParams({ q: s.q, sort: s.sort, order: s.order }).toString());
-    return api(q).then(function (data) {
-      document.getElementById("summary").textContent = data.matched + " of " + data.total + " versions";
+    return api(modelsQuery(0)).then(function (data) {
+      s.total = data.total;
       document.getElementById("cost-note").textContent = data.cost_note;
       var head = el("tr", null, modelCols.map(function (c) {
         var arrow = c[0] === s.sort ? (s.order === "asc" ? " ▲" : " ▼") : "";
@@ -144,20 +175,10 @@
         });
         return th;
       }));
-      var body = el("tbody", null, data.models.map(function (m) {
-        return el("tr", { "data-ref": m.ref },
-          el("td", null, link("version", { ref: m.ref }, m.name)),
-          el("td", { class: "num" }, String(m.version)),
-          el("td", null, m.aliases.map(function (a) { return el("span", { class: "tag", text: a }); })),
-          el("td", null, (m.task || "–") + (m.family ? " · " + m.family : "")),
-          el("td", { class: "num" }, m.metric_name ? m.metric_name + " " + num(m.metric_value) : "–"),
-          el("td", { class: "num" }, size(m.size_bytes)),
-          el("td", { class: "num" }, usd(m.training_usd)),
-          el("td", { class: "num" }, usd(m.usd_per_million)),
-          el("td", null, String(m.created || "").slice(0, 19).replace("T", " ")));
-      }));
+      var body = el("tbody", null, data.models.map(modelRow));
       var holder = clear(document.getElementById("models-table"));
-      add(holder, el("table", { id: "models" }, el("thead", null, head), body));
+      add(holder, [el("table", { id: "models" }, el("thead", null, head), body), el("p", { id: "more" })]);
+      showMore(body, data.models.length, data.matched);
     });
   }
 
