@@ -143,7 +143,7 @@ def main() -> int:
 
         ms = lambda xs: f"{p50(xs) * 1000:8.1f} ms (min {min(xs) * 1000:.1f}, max {max(xs) * 1000:.1f})"  # noqa: E731
         print(f"\nmodels list, {args.versions} versions, {size / 1e6:.2f} MB of JSON, {args.rounds} rounds, p50:")
-        print(f"  GET /ui/api/models  cold (builds the list)     {cold * 1000:8.1f} ms")
+        print(f"  GET /ui/api/models  first, right after start   {cold * 1000:8.1f} ms (the list is built at start)")
         print(f"  GET /ui/api/models  warm (cached per index)    {ms(warm)}")
         print(f"  GET ...?sort=usd_per_million&order=desc        {ms(sorted_q)}")
         print(f"  GET ...?q=model-07 (search)                    {ms(search)}")

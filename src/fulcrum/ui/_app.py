@@ -177,8 +177,14 @@ def create_standalone_app(registry: Any, **kwargs: Any) -> Any:
     from fastapi import FastAPI
     from fastapi.responses import RedirectResponse
 
+    import threading
+
+    from ._data import _CACHE
+
     root = FastAPI(title="Fulcrum dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     root.mount("/ui", create_ui_app(registry, auth=True, **kwargs))
+    # build the models list while the server starts: the first page view then reads it cached
+    threading.Thread(target=_CACHE.rows, args=(registry,), daemon=True, name="fulcrum-ui-warm").start()
 
     @root.get("/", include_in_schema=False)
     async def index() -> Any:
