@@ -273,8 +273,11 @@ def fit_to_package(
         task = detect_task(df, getattr(cfg, "target", None), None if forced in ("classification", "regression") else forced,
                            log=log)
     backend = getattr(cfg, "backend", "local")
-    if backend != "local":
-        raise ConfigError(f"backend={backend!r} is not available in this build; use backend='local'.")
+    if backend == "ray" and (getattr(task, "name", None) != "tabular" or getattr(cfg, "model", None) != "mlp"):
+        raise ConfigError("backend='ray' trains the tabular MLP on Ray Train (--model mlp); other models and "
+                          "tasks train with --backend local.")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend={backend!r} is not a training backend; use backend='local' or 'ray'.")
     with measure() as meter:
         trained = task.fit(df, cfg, source=source, callbacks=callbacks, checkpoint_dir=checkpoint_dir, log=log)
         meter.flops = trained.training_flops

@@ -102,6 +102,13 @@ class TrainConfig:
     # where and how
     device: Literal["auto", "cpu", "cuda"] = "auto"
     backend: Literal["local", "ray"] = "local"
+    # backend="ray" (the MLP through Ray Train, fulcrum.training._ray): data-parallel workers, GPUs per
+    # worker, the cluster (None: a local one on this machine; "auto": the one `ray start` runs here; or
+    # HOST:PORT / ray://HOST:10001) and how many worker failures a run survives (resumed from its checkpoint)
+    workers: int = 2
+    gpus_per_worker: float = 0.0
+    ray_address: str | None = None
+    max_failures: int = 3
     checkpoint_dir: str | None = None
     resume: bool = False
     progress: bool = True
@@ -145,6 +152,9 @@ class TrainConfig:
             raise ConfigError("lambda_l2 must be >= 0 and min_data_in_leaf >= 1.")
         if self.gbm_threads < 0 or self.n_jobs < 0 or (self.search_trials is not None and self.search_trials < 0):
             raise ConfigError("gbm_threads, n_jobs and search_trials must be >= 0 (0 = auto / none).")
+        if self.workers < 1 or self.max_failures < 0 or not (math.isfinite(self.gpus_per_worker) and self.gpus_per_worker >= 0):
+            raise ConfigError(f"workers must be >= 1, max_failures >= 0 and gpus_per_worker >= 0; got workers="
+                              f"{self.workers!r}, max_failures={self.max_failures!r}, gpus_per_worker={self.gpus_per_worker!r}.")
         if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}.")
 

@@ -13,6 +13,7 @@ from ._common import add_registry_option, metrics_lines, note, print_json, regis
 FLAGS = {
     "target": str, "task": str, "kind": str, "model": str, "epochs": int, "batch_size": int, "lr": float,
     "seed": int, "cv_folds": int, "balance": str, "patience": int, "fine_tune": bool,
+    "backend": str, "ray_address": str, "workers": int, "gpus_per_worker": float, "max_failures": int,
 }
 
 
@@ -64,6 +65,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write the leaderboard as a PNG (default path: NAME-vVERSION-leaderboard.png here)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, e.g. --set hidden_sizes=[256,128] --set dropout=0.2")
+    p.add_argument("--backend", choices=("local", "ray"),
+                   help="local (default: this process) | ray: data-parallel training of the MLP (--model mlp) "
+                        "through Ray Train (DDP), checkpointed every epoch, resumed from the last checkpoint "
+                        "after a worker failure")
+    p.add_argument("--address", dest="ray_address", metavar="ADDR",
+                   help="with --backend ray: the cluster (auto: the one `ray start --head` runs here; HOST:PORT; "
+                        "ray://HOST:10001); default: a local cluster on this machine")
+    p.add_argument("--workers", type=_count("--workers", 1), metavar="N", help="with --backend ray: data-parallel workers (default 2)")
+    p.add_argument("--gpus-per-worker", dest="gpus_per_worker", type=_gpus, metavar="G",
+                   help="with --backend ray: GPUs per worker (default 0: CPU)")
+    p.add_argument("--max-failures", dest="max_failures", type=_count("--max-failures", 0), metavar="K",
+                   help="with --backend ray: worker failures a run survives, each resumed from the last "
+                        "checkpoint (default 3)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -83,6 +97,30 @@ def _positive(flag: str, unit: str, example: str) -> Any:
         return value
 
     return parse
+
+
+def _count(flag: str, low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{flag} takes a whole number >= {low}, e.g. {flag} 2; got {text!r}")
+        return value
+
+    return parse
+
+
+def _gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"--gpus-per-worker takes a number >= 0 (0: CPU; 0.5: half a GPU), e.g. "
+                                         f"--gpus-per-worker 1; got {text!r}")
+    return value
 
 
 _seconds = _positive("--time-limit", "seconds", "60")

@@ -122,8 +122,14 @@ class MLPAdapter(ModelAdapter):
             yvt = ((y_val - y_mean) / y_std)[:, None] if y_val is not None else None
             loss_fn, metric, tdtype = nn.MSELoss(), _r2(y_std), torch.float32
         val = (X_val, yvt) if X_val is not None and len(X_val) else None
-        trainer = Trainer(c, callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume,
-                          monitor="val_loss" if val is not None else "train_loss")
+        if c.backend == "ray":  # the same loop on Ray Train workers (training/_ray.py); same result type
+            from ..training._ray import RayTrainer
+
+            trainer: Any = RayTrainer(c, callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume,
+                                      monitor="val_loss" if val is not None else "train_loss")
+        else:
+            trainer = Trainer(c, callbacks=callbacks, checkpoint_dir=checkpoint_dir, resume=resume,
+                              monitor="val_loss" if val is not None else "train_loss")
         self.train_result_ = trainer.fit(body, (X, yt), val, loss_fn=loss_fn, metric_fn=metric, target_dtype=tdtype)
         self.history_ = self.train_result_.history
         # FLOPs: one forward+backward step counted by torch's FLOP counter, per sample, times samples seen

@@ -3,10 +3,19 @@
 The trainer owns device, batching, optimizer, schedule, early stopping,
 checkpoints and progress; a task supplies the module, the loss and a cheap
 per-epoch metric. Read it top to bottom: ``fit`` is the whole story.
+
+Data-parallel: when ``torch.distributed`` is initialized (a Ray Train worker, see
+``fulcrum.distributed``) and the module is wrapped in ``DistributedDataParallel``, every rank
+draws the same seeded permutation and takes rank ``r``'s strided share (``r::world``) of each
+global batch, so one step of N ranks sees exactly the rows one single-process step sees; DDP
+averages the gradients; the logged train loss is all-reduced; only rank 0 writes checkpoints.
+On CUDA: bf16 autocast where the device supports it, data copied once from pinned memory with
+non-blocking transfers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -50,6 +59,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _world() -> tuple[int, int]:
+    """(rank, world size) of an initialized torch.distributed group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _to_device(a: Any, dtype: torch.dtype, dev: torch.device) -> torch.Tensor:
+    """Host array -> tensor on ``dev``; to CUDA through pinned memory with a non-blocking copy."""
+    t = torch.as_tensor(a, dtype=dtype)
+    if dev.type == "cuda":
+        return t.pin_memory().to(dev, non_blocking=True)
+    return t.to(dev)
+
+
+def autocast_dtype(dev: torch.device) -> torch.dtype | None:
+    """bf16 autocast on a CUDA device that supports it (Ampere and newer), else None (full precision)."""
+    if dev.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 def _check_state(state: dict[str, Any], module: nn.Module) -> None:
     """The checkpoint's best weights must fit ``module`` (they are loaded only at the end)."""
     own = module.state_dict()
@@ -69,6 +102,7 @@ class Trainer:
     callbacks: observers such as :class:`ProgressBar`.
     checkpoint_dir: where ``checkpoint.pt`` is written after every epoch (None: no checkpoints).
     resume: continue from the checkpoint in ``checkpoint_dir`` if one exists.
+    device: overrides ``config.device`` (a Ray Train worker passes the device Ray gave it, e.g. cuda:1).
     """
 
     def __init__(
@@ -79,13 +113,15 @@ class Trainer:
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         monitor: str = "val_loss",
+        device: torch.device | None = None,
     ) -> None:
         self.config = config
         self.callbacks = list(callbacks)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.resume = resume
         self.monitor = monitor
-        self.device = resolve_device(config.device)
+        self.device = device if device is not None else resolve_device(config.device)
+        self.rank, self.world_size = 0, 1  # set by fit: this process's rank in a data-parallel group
         self.start_epoch = 0
         self.stop_training = False
 
@@ -133,16 +169,21 @@ class Trainer:
         dev = self.device
         greater = self.monitor not in ("val_loss", "train_loss") and self.monitor not in ("val_rmse", "val_mae")
         # Data lives on the device once; batches are index views, not DataLoader copies.
-        X = torch.as_tensor(train[0], dtype=input_dtype, device=dev)  # (N, D) or (N, C, H, W), (N, T)
-        y = torch.as_tensor(train[1], dtype=target_dtype, device=dev)  # (N,) or (N, 1)
+        X = _to_device(train[0], input_dtype, dev)  # (N, D) or (N, C, H, W), (N, T)
+        y = _to_device(train[1], target_dtype, dev)  # (N,) or (N, 1)
         if val is not None and len(val[0]) > 0:
-            Xv = torch.as_tensor(val[0], dtype=input_dtype, device=dev)
-            yv = torch.as_tensor(val[1], dtype=target_dtype, device=dev)
+            Xv = _to_device(val[0], input_dtype, dev)
+            yv = _to_device(val[1], target_dtype, dev)
         else:
             Xv = yv = None
         if X.shape[0] == 0:
             raise TrainingError("The training split is empty; provide more rows or lower test_size/val_size.")
         n, bs = X.shape[0], c.batch_size
+        rank, world = self.rank, self.world_size = _world()
+        # the module itself (DDP wraps it): its state is what checkpoints and best weights hold
+        core: nn.Module = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+        amp = autocast_dtype(dev)
+        autocast = (lambda: torch.autocast(dev.type, dtype=amp)) if amp is not None else contextlib.nullcontext
 
         torch.manual_seed(c.seed)
         module.to(dev)
@@ -152,20 +193,20 @@ class Trainer:
         sched = self._scheduler(opt)
         result = TrainResult(monitor=self.monitor)
         best = -math.inf if greater else math.inf
-        best_state = copy.deepcopy(module.state_dict())
+        best_state = copy.deepcopy(core.state_dict())
         bad_epochs = 0
 
         if self.resume and self.checkpoint_dir is not None:
             ckpt = load_checkpoint(self.checkpoint_dir)
             if ckpt is not None:
                 try:
-                    module.load_state_dict(ckpt["model"])
+                    core.load_state_dict(ckpt["model"])
                     opt.load_state_dict(ckpt["optimizer"])
                     if sched is not None and ckpt.get("scheduler") is not None:
                         sched.load_state_dict(ckpt["scheduler"])
                     torch.set_rng_state(ckpt["torch_rng"])
                     gen.set_state(ckpt["sampler_rng"])
-                    _check_state(ckpt["best_state"], module)
+                    _check_state(ckpt["best_state"], core)
                 except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
                     raise unusable_checkpoint(
                         self.checkpoint_dir / CHECKPOINT_NAME,
@@ -189,27 +230,40 @@ class Trainer:
             module.train()
             perm = torch.randperm(n, generator=gen).to(dev)
             total = torch.zeros((), device=dev)
+            seen = torch.zeros((), device=dev)
             for start in range(0, n, bs):
                 idx = perm[start : start + bs]
+                if world > 1:  # this rank's share of the global batch; a tail shorter than world borrows rows
+                    if len(idx) < world:
+                        idx = torch.cat([idx, perm[: world - len(idx)]])
+                    idx = idx[rank::world]
                 xb, yb = X[idx], y[idx]  # (B, D), (B,)
                 if augment is not None:
                     xb = augment(xb)
-                out = module(xb)  # (B, K)
-                loss = loss_fn(out, yb)
+                with autocast():
+                    out = module(xb)  # (B, K)
+                    loss = loss_fn(out.float(), yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += loss.detach() * xb.shape[0]
+                seen += xb.shape[0]
+            if world > 1:
+                import torch.distributed as dist
+
+                both = torch.stack([total, seen])
+                dist.all_reduce(both)
+                total, seen = both[0], both[1]
             # attempt: which process computed this epoch (1 = the first; +1 per resume), so a history
             # shows where a run was resumed and that the epochs before it were not run again
-            logs: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n, "lr": opt.param_groups[0]["lr"],
+            logs: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / (n if world == 1 else float(seen)), "lr": opt.param_groups[0]["lr"],
                                     "attempt": result.attempt}
 
             # ---- validation: loss plus the task's cheap metric
-            if Xv is not None:
+            if Xv is not None:  # every rank scores the whole validation split with the same weights
                 module.eval()
-                with torch.inference_mode():
-                    vout = module(Xv)
+                with torch.inference_mode(), autocast():
+                    vout = core(Xv).float()
                     logs["val_loss"] = float(loss_fn(vout, yv))
                     if metric_fn is not None:
                         logs.update({f"val_{k}": float(v) for k, v in metric_fn(vout, yv).items()})
@@ -225,7 +279,7 @@ class Trainer:
             improved = score > best + c.min_delta if greater else score < best - c.min_delta
             if improved:
                 best, bad_epochs, result.best_epoch = score, 0, epoch
-                best_state = copy.deepcopy(module.state_dict())
+                best_state = copy.deepcopy(core.state_dict())
             else:
                 bad_epochs += 1
             result.history.append(logs)
@@ -233,12 +287,12 @@ class Trainer:
                 self.stop_training = True
                 result.stopped_early = True
 
-            if self.checkpoint_dir is not None:
+            if self.checkpoint_dir is not None and rank == 0:
                 save_checkpoint(
                     self.checkpoint_dir,
                     {
                         "epoch": epoch,
-                        "model": module.state_dict(),
+                        "model": core.state_dict(),
                         "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict() if sched is not None else None,
                         "torch_rng": torch.get_rng_state(),
@@ -256,7 +310,7 @@ class Trainer:
 
         # ---- best weights restore (with no validation split, the last weights are the result)
         if Xv is not None:
-            module.load_state_dict(best_state)
+            core.load_state_dict(best_state)
         result.best_score = float(best)
         result.stopped_early = result.stopped_early or self.stop_training and len(result.history) < c.epochs
         self._emit("on_train_end")
