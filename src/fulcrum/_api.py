@@ -370,6 +370,8 @@ def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
             raise DataError(f"Target values never seen in training: {', '.join(unknown[:5])}; evaluate on the model's labels {pred.labels}.")
         truth = [labels[_label_key(v, index)] for v in values]  # type: ignore[index]
         return {**pred.task.evaluate(pred.manifest, truth, outputs), **extra, "labels": labels}
+    if pred.kind != "regression":  # e.g. a recommender's held-out item ids: the task reads its own truth
+        return {**pred.task.evaluate(pred.manifest, df[pred.target].tolist(), outputs), **extra}
     return {**pred.task.evaluate(pred.manifest, df[pred.target].to_numpy(float), outputs), **extra}
 
 

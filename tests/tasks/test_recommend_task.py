@@ -28,13 +28,17 @@ def trained(frame):
     return get_task("recommend").fit(frame, {"model": "auto", "progress": False, "epochs": 30})
 
 
-def test_mf_beats_popularity_by_ndcg_and_recall(trained):
+def test_mf_and_als_beat_popularity_and_auto_keeps_the_best_on_validation(trained):
     m = trained.manifest
     c = m["metrics"]["candidates"]
-    assert m["model"]["family"] == "mf"
-    for key in ("ndcg@10", "recall@10"):
-        assert c["mf"]["test"][key] > 1.3 * c["popularity"]["test"][key], (key, c)
+    assert set(c) == {"popularity", "mf", "als"}
+    for fam in ("mf", "als"):
+        for key in ("ndcg@10", "recall@10"):
+            assert c[fam]["test"][key] > 1.3 * c["popularity"]["test"][key], (fam, key, c)
+    best = max(c, key=lambda f: c[f]["validation"]["ndcg@10"])
+    assert m["model"]["family"] == best and m["metrics"]["test"] == c[best]["test"]
     assert m["metrics"]["primary"]["name"] == "ndcg@10" and m["metrics"]["baseline"]["name"] == "popularity"
+    assert m["libraries"]["implicit"] and m["model"]["training"] is not None
 
 
 def test_graph_equals_numpy_and_excludes_seen_items(trained):
@@ -42,7 +46,7 @@ def test_graph_equals_numpy_and_excludes_seen_items(trained):
     users, items, seen = x["users"], x["items"], x["seen"]
     sess = ort.InferenceSession(trained.files["model.onnx"])
     u = np.arange(len(users))
-    got, _ = sess.run(None, {"user": users.astype(object), "k": np.full(len(u), 10, np.int64)})
+    got, _, _ = sess.run(None, {"user": users.astype(object), "k": np.full(len(u), 10, np.int64)})
     ref = items[top_k(scores_of(x["A"], x["B"], u), [seen[i] for i in u], 10)]
     assert (got == ref).mean() > 0.99  # ties may swap
     for r in u:
@@ -52,13 +56,13 @@ def test_graph_equals_numpy_and_excludes_seen_items(trained):
     from fulcrum.tasks.recommend._graph import build_graph, padded_seen
 
     g = build_graph(["a"], list(items), x["A"][[0, -1]], x["B"], padded_seen([few], len(items)))
-    out, _ = ort.InferenceSession(g).run(None, {"user": np.array(["a"], object), "k": np.array([5])})
+    out, _, _ = ort.InferenceSession(g).run(None, {"user": np.array(["a"], object), "k": np.array([5])})
     assert sorted(out[0][:3]) == sorted(items[:3]) and list(out[0][3:]) == ["", ""]
 
 
 def test_cold_start_gets_popularity(trained, frame):
     sess = ort.InferenceSession(trained.files["model.onnx"])
-    got, _ = sess.run(None, {"user": np.array(["nobody", "u9999"], object), "k": np.array([10, 10])})
+    got, _, _ = sess.run(None, {"user": np.array(["nobody", "u9999"], object), "k": np.array([10, 10])})
     tr = trained.extra["frame"]
     counts = tr[tr["split"] == "train"]["item"].value_counts()
     assert list(got[0]) == list(got[1])
@@ -85,10 +89,11 @@ def registry(tmp_path_factory, frame):
 
 def test_server_records_shorthand_k_and_bad_input(registry):
     with Server("rec", registry) as c:
-        r = c.post("/v1/models/rec/predict", json={"records": [{"user": "u0001", "k": 3}, {"user": "stranger", "k": None}]})
+        r = c.post("/v1/models/rec/predict", json={"records": [{"user": "u0001", "k": 3}, {"user": "stranger"}]})
         assert r.status_code == 200, r.text
         body = r.json()
         assert [len(p) for p in body["predictions"]] == [3, 10] and len(body["scores"][0]) == 3
+        assert body["basis"] == ["personalized", "popularity"]  # the cold-start fallback, stated per row
         assert body["scores"][0] == sorted(body["scores"][0], reverse=True)
         r = c.post("/v1/models/rec/predict", json={"users": ["u0001", "u0002"]})
         assert r.status_code == 200 and all(len(p) == 10 for p in r.json()["predictions"])

@@ -55,7 +55,8 @@ def human_size(n: int | None) -> str:
     return f"{size:.1f} GB"
 
 
-METRIC_ORDER = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2")
+METRIC_ORDER = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2",
+                "ndcg@10", "recall@10", "map@10", "coverage@10")
 
 
 def metrics_lines(metrics: dict[str, Any]) -> str:

@@ -79,6 +79,14 @@ _DATASETS: dict[str, BuiltinDataset] = {
             workload="speech",
         ),
         BuiltinDataset(
+            "interactions", "item", "ranking", 14468, 4,  # type: ignore[arg-type]
+            "Generated user-item interactions with known latent structure (no real interaction data ships inside "
+            "an installable package): 600 users, 400 items, 4-dimensional taste vectors and Zipf-like item "
+            "popularity; columns user, item, rating (1-5, from the affinity) and timestamp (seeded; "
+            "fulcrum.tasks.recommend.make_interactions).",
+            workload="recommend",
+        ),
+        BuiltinDataset(
             "co2", "co2", "regression", 2284, 2,
             "Weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (Keeling & Whorf; shipped with statsmodels, public "
             "domain); 59 missing weeks.",
@@ -225,6 +233,7 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "sunspots": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("sunspots"),
     "nile": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("nile"),
     "elnino": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("elnino"),
+    "interactions": lambda: __import__("fulcrum.tasks.recommend._data", fromlist=["make_interactions"]).make_interactions(),
     "digits_images": lambda: __import__("fulcrum.tasks.image._data", fromlist=["digits_images"]).digits_images(),
     "speech_commands": lambda: __import__("fulcrum.tasks.speech._synth", fromlist=["speech_commands"]).speech_commands(),
 }

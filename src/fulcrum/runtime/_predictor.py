@@ -165,6 +165,9 @@ class Predictor:
                 self._extra.append((ood, "ood_score"))
             if self._items:  # top-k ids (N, k) and their scores (N, k)
                 self._extra.append((graph_output(m, "scores", self._onnx.output_names) or "scores", "scores"))
+            for o in m.get("outputs") or []:  # per-row notes (e.g. a recommender's basis): passed on by name
+                if isinstance(o, Mapping) and o.get("kind") == "note" and o.get("name") in self._onnx.output_names:
+                    self._extra.append((str(o["name"]), str(o["name"])))
             self._fetch = [self._onnx.primary, *(g for g, _ in self._extra)]
 
     def _graph_file(self, engine: str, variant: str | None) -> str | None:
@@ -350,7 +353,9 @@ class Predictor:
     def format_outputs(self, out: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
         if self._items:  # one list of item ids per row (best first) and their scores
             ids, scores = top_lists(out, (extra or {})["scores"])
-            return pd.DataFrame({PREDICTION: pd.Series(ids, dtype=object), "scores": pd.Series(scores, dtype=object)})
+            notes = {key: v for key, v in (extra or {}).items() if key != "scores"}
+            return pd.DataFrame({PREDICTION: pd.Series(ids, dtype=object), "scores": pd.Series(scores, dtype=object),
+                                 **notes})
         if self._classifier:
             assert self._labels_arr is not None
             frame = {PREDICTION: self._labels_arr[out.argmax(axis=1)]}

@@ -216,6 +216,10 @@ class ServedModel:
             float(thresholds.get("p99", thresholds.get("p95"))) if self.graph_ood and thresholds else None)
         if self.graph_ood or monitor is not None:
             self.output_names.append("ood_score")
+        #: per-row notes the graph writes (kind "note", e.g. which way a recommender answered): passed on by name
+        self.notes = [str(o["name"]) for o in outputs if o.get("kind") == "note"
+                      and str(o["name"]) in (getattr(predictor, "outputs", None) or [])]
+        self.output_names.extend(self.notes)
         self.load_seconds = 0.0
         self.batcher: Any = None  # set by the model set
         # called with each batch's OOD scores (metrics), once per batch rather than per request
@@ -293,7 +297,9 @@ class ServedModel:
             self._field_of[f.name] = field
             aliases = [str(a) for a in (f.limits or {}).get("aliases") or [] if a != f.name]
             extra = {"validation_alias": AliasChoices(f.name, *aliases)} if aliases else {}
-            fields[field] = (self._cell(f), Field(..., alias=f.name, description=f.description or None, **extra))
+            # an input the task declares optional (required=False) may be left out of a record: it reads as null
+            fields[field] = (self._cell(f), Field(... if f.required else None, alias=f.name,
+                                                   description=f.description or None, **extra))
         self.record_model = create_model(f"{title}_Record", __config__=_STRICT, **fields)  # type: ignore[call-overload]
         records_field = Field(..., min_length=1, json_schema_extra={"maxItems": self.max_rows})
         short: dict[str, Any] = {}
@@ -403,6 +409,9 @@ class ServedModel:
             if kind == "numeric" and any(isinstance(v, bool) for v in data):
                 raise ServeError(f"Input {inp.name!r} is numeric; got booleans.", 422)
             cols[inp.name] = data
+        for f in self.fields:  # an optional input left out: null in every row
+            if not f.required and f.name not in cols and n is not None:
+                cols[f.name] = [None] * n
         missing = [c["name"] for c in self.columns if c["name"] not in cols]
         if missing:
             raise ServeError(
@@ -478,6 +487,7 @@ class ServedModel:
             if hasattr(pred, "predict_columns"):  # ONNX Runtime path: column arrays straight in
                 out = pred.predict_columns(cols)
                 extra = {"ood_score": np.asarray(out["ood_score"])} if "ood_score" in out else {}
+                extra.update({k: np.asarray(out[k]) for k in self.notes if k in out})
                 if "probabilities" in out:
                     return {"probabilities": np.asarray(out["probabilities"]), **extra}
                 if self.items:  # (N, k) ids and scores

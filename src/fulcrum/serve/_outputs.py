@@ -71,7 +71,13 @@ def _ood(model: Any, result: dict[str, np.ndarray]) -> dict[str, Any]:
 def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
     """``{"predictions": [...], "probabilities": [{label: p}, ...], "ood_scores": [...], "ood": [...]}``
     (probabilities for classifiers; OOD fields when monitoring is on)."""
-    return {**_friendly(model, result, top_k, decimals), **_ood(model, result)}
+    return {**_friendly(model, result, top_k, decimals), **_ood(model, result), **_notes(model, result)}
+
+
+def _notes(model: Any, result: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """Per-row notes of the graph (output kind "note"), as lists of strings under their names."""
+    return {name: [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(result[name]).reshape(-1).tolist()]
+            for name in getattr(model, "notes", ()) if name in result}
 
 
 def _friendly(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
@@ -110,6 +116,9 @@ def v2_outputs(
     if ood and (requested is None or "ood_score" in requested):
         outs.append({"name": "ood_score", "datatype": "FP32", "shape": [len(ood["ood_scores"])],
                      "data": ood["ood_scores"]})
+    for name, values in _notes(model, result).items():
+        if requested is None or name in requested:
+            outs.append({"name": name, "datatype": "BYTES", "shape": [len(values)], "data": values})
     return outs
 
 

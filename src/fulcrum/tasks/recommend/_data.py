@@ -17,7 +17,8 @@ import pandas as pd
 
 from ...errors import DataError
 
-__all__ = ["Columns", "find_columns", "clean", "split", "make_interactions", "Interactions"]
+__all__ = ["Columns", "find_columns", "clean", "split", "make_interactions", "make_item_features", "true_affinity",
+           "read_item_features", "Interactions"]
 
 _USER = ("user", "userid", "user_id", "users", "customer", "customerid", "customer_id", "client", "clientid",
          "visitor", "visitorid", "member", "memberid", "uid", "reader", "listener", "viewer", "buyer")
@@ -78,11 +79,21 @@ def find_columns(frame: pd.DataFrame, target: str | None = None, *, user: str | 
             "user_id, customer, item_id, movie, product, ...). Name them with --set user=COLUMN --set item=COLUMN.")
     r = rating if rating is not None else _match([c for c in cols if c not in (u, i)], _RATING)
     if r is not None and not pd.api.types.is_numeric_dtype(frame[r]):
-        if rating is not None:
-            raise DataError(f"The rating column {r!r} is not numeric; pass numbers (e.g. 1-5 stars or play counts).")
+        if rating is not None or strict:
+            raise DataError(_not_numeric(frame[r], r))
         r = None
     t = timestamp if timestamp is not None else _match([c for c in cols if c not in (u, i, r)], _TIME)
     return Columns(str(u), str(i), None if r is None else str(r), None if t is None else str(t))
+
+
+def _not_numeric(values: pd.Series, col: str) -> str:
+    """The message for a ratings column with values that are not numbers: how many, which, and the fix."""
+    num = pd.to_numeric(values, errors="coerce")
+    bad = values[num.isna()]
+    shown = ", ".join(f"row {int(k) + 1}: {v!r}" for k, v in list(bad.items())[:3])
+    return (f"The ratings column {col!r} has {len(bad)} value(s) that are not numbers ({shown}); a rating is a number "
+            "(e.g. 1-5 stars or a play count). Fix or drop those rows, drop the column for implicit feedback, or name "
+            "another column with --set rating=COLUMN.")
 
 
 @dataclass
@@ -113,7 +124,9 @@ def clean(frame: pd.DataFrame, cols: Columns, say: Callable[[str], None]) -> pd.
                        "item": _ids(frame[cols.item], "item", cols.item)})
     df["rating"] = pd.to_numeric(frame[cols.rating], errors="coerce").to_numpy(float) if cols.rating else np.nan
     if cols.rating and df["rating"].isna().any():
-        raise DataError(f"{int(df['rating'].isna().sum())} row(s) have no numeric rating in {cols.rating!r}.")
+        raise DataError(_not_numeric(frame[cols.rating].reset_index(drop=True), cols.rating))
+    if cols.rating and not np.isfinite(df["rating"].to_numpy()).all():
+        raise DataError(f"The ratings column {cols.rating!r} holds infinite values; ratings must be finite numbers.")
     if cols.timestamp:
         t = frame[cols.timestamp]
         if not pd.api.types.is_numeric_dtype(t):
@@ -125,9 +138,26 @@ def clean(frame: pd.DataFrame, cols: Columns, say: Callable[[str], None]) -> pd.
     else:
         df["t"] = np.arange(len(df), dtype=np.float64)  # file order; the split draws the held-out rows at random
     n = len(df)
-    df = df.sort_values(["t"], kind="stable").drop_duplicates(["user", "item"], keep="last")
+    when = ["user", "item"] + (["t"] if cols.timestamp else [])  # without times, file order is no order
+    df = df.drop_duplicates(when + ["rating"])
     if len(df) < n:
-        say(f"note: {n - len(df)} repeated (user, item) row(s): kept the last of each")
+        say(f"note: dropped {n - len(df)} duplicate interaction row(s) (same user, item"
+            f"{', time' if cols.timestamp else ''}{' and rating' if cols.rating else ''})")
+    if cols.rating:
+        clash = df[df.duplicated(when, keep=False)]
+        if len(clash):
+            first = clash.iloc[0]
+            same = clash[(clash["user"] == first["user"]) & (clash["item"] == first["item"])]
+            at = " at the same time" if cols.timestamp else ""
+            why = "" if cols.timestamp else " (the table has no timestamp column to tell which is the latest)"
+            raise DataError(
+                f"{len(clash)} rows give the same (user, item) different ratings{at}, e.g. user {first['user']!r} and "
+                f"item {first['item']!r}: {sorted(same['rating'].tolist())}{why}; keep one rating per (user, item)"
+                f"{' and time' if cols.timestamp else ''}.")
+    m = len(df)
+    df = df.sort_values(["t"], kind="stable").drop_duplicates(["user", "item"], keep="last")
+    if len(df) < m:
+        say(f"note: {m - len(df)} repeated (user, item) interaction(s) at different times: kept the last of each")
     if df["user"].nunique() < 2:
         raise DataError(f"The table has {df['user'].nunique()} user(s); a recommender needs interactions of many users "
                         "(at least 2, and some with 3 or more interactions to hold out and measure).")
@@ -161,6 +191,34 @@ def prepare(frame: pd.DataFrame, cols: Columns, seed: int, say: Callable[[str], 
     return Interactions(users, items, df.reset_index(drop=True))
 
 
+def _latent(n_users: int, n_items: int, factors: int, seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    U = rng.normal(size=(n_users, factors))
+    V = rng.normal(size=(n_items, factors))
+    log_pop = -0.8 * np.log1p(rng.permutation(n_items))
+    return rng, U, V, log_pop
+
+
+def true_affinity(n_users: int = 600, n_items: int = 400, factors: int = 4, seed: int = 0) -> np.ndarray:
+    """(n_users, n_items) the generator's u.v / sqrt(factors) for make_interactions with the same arguments (row
+    ``u{u:04d}``, column ``i{i:04d}``): the known structure a model should recover."""
+    _, U, V, _ = _latent(n_users, n_items, factors, seed)
+    return U @ V.T / np.sqrt(factors)
+
+
+def make_item_features(n_users: int = 600, n_items: int = 400, factors: int = 4, seed: int = 0,
+                       noise: float = 0.5) -> pd.DataFrame:
+    """Item features for make_interactions with the same arguments: ``item``, ``f0``..``f{factors-1}`` (the item's
+    taste vector + normal noise of scale ``noise``) and ``genre`` (``g<j>``: the dimension with the largest
+    value), so the features tell a model where a never-seen item sits in the latent space."""
+    _, _, V, _ = _latent(n_users, n_items, factors, seed)
+    noisy = V + np.random.default_rng(seed + 1).normal(scale=noise, size=V.shape)
+    frame = pd.DataFrame(noisy, columns=[f"f{j}" for j in range(factors)])
+    frame.insert(0, "item", [f"i{i:04d}" for i in range(n_items)])
+    frame["genre"] = [f"g{j}" for j in np.argmax(V, axis=1)]
+    return frame
+
+
 def make_interactions(n_users: int = 600, n_items: int = 400, factors: int = 4, per_user: tuple[int, int] = (8, 40),
                       seed: int = 0) -> pd.DataFrame:
     """A seeded interaction table with known latent structure (the built-in ``interactions``).
@@ -171,10 +229,7 @@ def make_interactions(n_users: int = 600, n_items: int = 400, factors: int = 4, 
     apart from a random start); the rating is 3 + 1.2 x the standardized affinity + noise, rounded to 1..5.
     So taste explains who picks what beyond popularity: a factorization model can find it, popularity cannot.
     """
-    rng = np.random.default_rng(seed)
-    U = rng.normal(size=(n_users, factors))
-    V = rng.normal(size=(n_items, factors))
-    log_pop = -0.8 * np.log1p(rng.permutation(n_items))
+    rng, U, V, log_pop = _latent(n_users, n_items, factors, seed)
     aff = U @ V.T / np.sqrt(factors)
     logits = 2.0 * aff + log_pop[None, :]
     rows = []
@@ -189,3 +244,51 @@ def make_interactions(n_users: int = 600, n_items: int = 400, factors: int = 4, 
             r = float(np.clip(np.round(3 + 1.2 * aff[u, i] + rng.normal(scale=0.5)), 1, 5))
             rows.append((f"u{u:04d}", f"i{i:04d}", r, (t0 + pd.Timedelta(days=start + j)).isoformat()))
     return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+
+
+MAX_CATEGORIES = 50  # one-hot columns per categorical item feature (the most frequent; the rest share "other")
+
+
+def read_item_features(source: Any, item_col: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """An item-features table -> (item ids (str), (n, p) float64 standardized features, feature names).
+
+    The table needs the interactions' item column (or ``item``) and at least one other column; numeric columns are
+    standardized (missing -> 0, the mean), others one-hot (the 50 most frequent values). One row per item."""
+    from ...data import read_table
+
+    try:
+        table = read_table(source)
+    except DataError as exc:
+        raise DataError(f"item_features={source!r}: {exc}") from None
+    col = item_col if item_col in table.columns else _match(list(table.columns), _ITEM)
+    if col is None:
+        raise DataError(f"The item features table {source!r} has no item column {item_col!r} (columns: "
+                        f"{', '.join(map(str, list(table.columns)[:20]))}); it needs one row per item with its id in "
+                        f"{item_col!r} and the features in other columns.")
+    ids = _ids(table[col], "item", col)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise DataError(f"The item features table {source!r} lists {dup.nunique()} item(s) more than once, e.g. "
+                        f"{dup.iloc[0]!r}; keep one row per item.")
+    parts: list[np.ndarray] = []
+    names: list[str] = []
+    for c in table.columns:
+        if c == col:
+            continue
+        v = table[c]
+        if pd.api.types.is_bool_dtype(v) or pd.api.types.is_numeric_dtype(v):
+            x = v.to_numpy(np.float64)
+            ok = np.isfinite(x)
+            mean = float(x[ok].mean()) if ok.any() else 0.0
+            std = float(x[ok].std()) if ok.sum() > 1 else 0.0
+            parts.append(np.where(ok, (x - mean) / (std if std > 0 else 1.0), 0.0)[:, None])
+            names.append(str(c))
+        else:
+            text = v.astype(str).where(v.notna(), "")
+            top = [t for t in text.value_counts().index[:MAX_CATEGORIES] if t != ""]
+            for t in top:
+                parts.append((text == t).to_numpy(np.float64)[:, None])
+                names.append(f"{c}={t}")
+    if not parts:
+        raise DataError(f"The item features table {source!r} has no feature columns besides {col!r}.")
+    return ids.to_numpy(dtype=object), np.concatenate(parts, axis=1), names

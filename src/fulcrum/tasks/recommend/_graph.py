@@ -6,6 +6,7 @@
     Gather(A, idx) (N, D) --MatMul B^T (D, I)--> scores (N, I)
     Gather(seen, idx) (N, S) --ScatterElements(-1e30)--> seen items (and the user's padding column I) masked
     TopK(max k) --> (N, K); positions >= the row's k, or masked, -> item "" and score 0
+    idx == unknown --> basis (N,) "personalized" | "popularity" (which way the row was answered)
 
 Seen items are stored padded: ``seen`` (n_users + 1, S) int32, S = the most items any one user has seen, padding
 with I (an extra score column that is sliced off). Size: 4 x (n_users + 1) x S bytes.
@@ -17,9 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["build_graph", "padded_seen", "MASKED"]
+__all__ = ["build_graph", "padded_seen", "MASKED", "BASIS"]
 
 MASKED = -1.0e30
+BASIS = ("personalized", "popularity")  # the ``basis`` output: a known user's own factors, or the cold-start fallback
 OPSET = 17
 
 
@@ -58,6 +60,8 @@ def build_graph(users: Sequence[str], items: Sequence[str], A: np.ndarray, B: np
     item_ids = helper.make_tensor("item_ids", TensorProto.STRING, [n_items + 1],
                                   [str(i).encode() for i in items] + [b""])
     init.append(item_ids)
+    init.append(helper.make_tensor("basis_names", TensorProto.STRING, [2], [b.encode() for b in BASIS]))
+    init.append(numpy_helper.from_array(np.array(n_users, np.int64), "n_users_s"))
     nodes = [
         helper.make_node("LabelEncoder", ["user"], ["idx"], domain="ai.onnx.ml",
                          keys_strings=[str(u) for u in users], values_int64s=list(range(n_users)), default_int64=n_users),
@@ -81,13 +85,17 @@ def build_graph(users: Sequence[str], items: Sequence[str], A: np.ndarray, B: np
         helper.make_node("Where", ["blank", "n_items_s", "top_idx"], ["pick"]),
         helper.make_node("Gather", ["item_ids", "pick"], ["items"], axis=0),              # (N, K) strings
         helper.make_node("Where", ["blank", "zero_f", "top_scores"], ["scores"]),         # (N, K)
+        helper.make_node("Equal", ["idx", "n_users_s"], ["is_new"]),
+        helper.make_node("Cast", ["is_new"], ["is_new_i"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["basis_names", "is_new_i"], ["basis"], axis=0),       # (N,) strings
     ]
     graph = helper.make_graph(
         nodes, "fulcrum_recommend",
         [helper.make_tensor_value_info("user", TensorProto.STRING, ["N"]),
          helper.make_tensor_value_info("k", TensorProto.INT64, ["N"])],
         [helper.make_tensor_value_info("items", TensorProto.STRING, ["N", "K"]),
-         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", "K"])],
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", "K"]),
+         helper.make_tensor_value_info("basis", TensorProto.STRING, ["N"])],
         init)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", 2)],
                               producer_name="fulcrum")

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["MF", "RecLoss", "fit_mf", "popularity", "ranking_metrics", "top_k", "scores_of"]
+__all__ = ["MF", "RecLoss", "fit_mf", "fit_als", "factor_matrices", "bias_baseline", "popularity", "ranking_metrics",
+           "top_k", "scores_of"]
 
 
 class MF(nn.Module):
@@ -35,16 +36,29 @@ class MF(nn.Module):
         self.V = nn.Embedding(n_items, factors)
         self.bi = nn.Embedding(n_items, 1)
         self.bu = nn.Embedding(n_users, 1)
-        std = 0.01 if explicit else 0.1
+        std = 0.1
         for e in (self.U, self.V):
             nn.init.normal_(e.weight, std=std)
         nn.init.zeros_(self.bi.weight)
         nn.init.zeros_(self.bu.weight)
         self.register_buffer("mu", torch.tensor(float(mu)))
+        self.penalty: torch.Tensor | None = None
+
+    def init_biases(self, bu: np.ndarray, bi: np.ndarray) -> None:
+        """Start from the bias baseline (ratings): the factors then learn what the biases leave."""
+        with torch.no_grad():
+            self.bu.weight[:, 0] = torch.as_tensor(bu, dtype=self.bu.weight.dtype)
+            self.bi.weight[:, 0] = torch.as_tensor(bi, dtype=self.bi.weight.dtype)
 
     def pair(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        s = (self.U(u) * self.V(i)).sum(1) + self.bi(i).squeeze(1)
-        return s + self.mu + self.bu(u).squeeze(1) if self.explicit else s
+        pu, qi, bi = self.U(u), self.V(i), self.bi(i).squeeze(1)
+        s = (pu * qi).sum(1) + bi
+        if self.explicit:
+            bu = self.bu(u).squeeze(1)
+            if self.training:  # the L2 penalty of the rows this batch used (RecLoss adds reg x it)
+                self.penalty = ((pu * pu).sum(1) + (qi * qi).sum(1) + bu * bu + bi * bi).mean()
+            return s + self.mu + bu
+        return s
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, i = x[:, 0], x[:, 1]
@@ -74,13 +88,16 @@ class RecLoss(nn.Module):
     """BPR (-log sigmoid of score differences) or squared error in training; on the validation pass of an
     implicit model (full score rows) the softmax cross-entropy of the held-out item."""
 
-    def __init__(self, explicit: bool) -> None:
+    def __init__(self, explicit: bool, module: MF | None = None, reg: float = 0.0) -> None:
         super().__init__()
-        self.explicit = explicit
+        self.explicit, self.reg = explicit, reg
+        self._module = [module]  # not a submodule: its parameters are the model's
 
     def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.explicit:
-            return F.mse_loss(out, y)
+            m = self._module[0]
+            pen = m.penalty if m is not None and m.training and m.penalty is not None and self.reg > 0 else None
+            return F.mse_loss(out, y) + (self.reg * pen if pen is not None else 0.0)
         if out.dim() == 1:
             return -F.logsigmoid(out).mean()
         return F.cross_entropy(out, y.long())
@@ -131,6 +148,9 @@ def fit_mf(X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarra
 
     mu = float(y_tr.mean()) if explicit else 0.0
     module = MF(n_users, n_items, cfg.factors, explicit, mu)
+    if explicit:
+        _, bu, bi = bias_baseline(X_tr[:, 0], X_tr[:, 1], y_tr.astype(np.float64), n_users, n_items)
+        module.init_biases(bu, bi)
     tcfg = cfg.train_config()
     if explicit:
         def metric(out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -149,7 +169,7 @@ def fit_mf(X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarra
     cbs = list(callbacks) + ([ProgressBar(desc="mf")] if cfg.progress else [])
     ckpt = checkpoint_dir / "mf" if checkpoint_dir is not None else None
     result = Trainer(tcfg, callbacks=cbs, checkpoint_dir=ckpt, resume=cfg.resume, monitor=monitor).fit(
-        module, (X_tr, y_tr), (X_va, y_va) if len(X_va) else None, loss_fn=RecLoss(explicit), metric_fn=metric,
+        module, (X_tr, y_tr), (X_va, y_va) if len(X_va) else None, loss_fn=RecLoss(explicit, module, cfg.reg), metric_fn=metric,
         input_dtype=torch.long, target_dtype=torch.float32)
     module.eval()
     epochs = len(result.history)
@@ -158,3 +178,73 @@ def fit_mf(X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarra
                 + epochs * len(X_va) * 2 * d * n_items)
     return module, {"epochs": epochs, "best_epoch": result.best_epoch, "monitor": monitor,
                     "best": result.best_score, "flops": flops}
+
+
+ALS_ALPHAS = (1.0, 3.0, 10.0)
+ALS_REGULARIZATIONS = (0.3, 3.0, 30.0)
+
+
+def factor_matrices(U: np.ndarray, V: np.ndarray, pop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's (A, B) for plain factors, score = U_u . V_i: A = [U, 0, 0, 0] (+ the unknown-user row
+    [0, 0, 1, 0]: popularity), B = [V, 0, p, 1]; the same layout as MF.matrices."""
+    n_users, d = U.shape
+    A = np.zeros((n_users + 1, d + 3), np.float64)
+    A[:n_users, :d] = U
+    A[n_users, d + 1] = 1.0
+    B = np.concatenate([V, np.zeros((len(V), 1)), pop[:, None], np.ones((len(V), 1))], axis=1)
+    return A.astype(np.float32), B.astype(np.float32)
+
+
+def fit_als(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, cfg: Any,
+            evaluate: Callable[[np.ndarray, np.ndarray], float], say: Callable[[str], None]
+            ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) from the ``implicit`` library: confidence 1 + alpha per
+    interaction. ``cfg.als_alpha`` / ``cfg.als_regularization`` when given, else each value of the grid is fitted
+    and the one with the best ``evaluate(U, V)`` (validation NDCG@10) kept. Returns (U, V, info)."""
+    import scipy.sparse as sp
+    from threadpoolctl import threadpool_limits
+
+    try:
+        from implicit.cpu.als import AlternatingLeastSquares
+    except ImportError as exc:  # a dependency: only a broken install lacks it
+        from ...errors import ConfigError
+
+        raise ConfigError(f"model='als' needs the 'implicit' package ({exc}); run `make install` "
+                          "(or pip install implicit).") from None
+    alphas = (cfg.als_alpha,) if cfg.als_alpha is not None else ALS_ALPHAS
+    regs = (cfg.als_regularization,) if cfg.als_regularization is not None else ALS_REGULARIZATIONS
+    ones = np.ones(len(users), np.float32)
+    best: tuple[float, float, float, np.ndarray, np.ndarray] | None = None
+    grid = []
+    for alpha in alphas:
+        C = sp.csr_matrix((ones, (users, items)), shape=(n_users, n_items))
+        for reg in regs:
+            with threadpool_limits(1, "blas"):  # implicit's own threads do the work; BLAS threads only fight them
+                m = AlternatingLeastSquares(factors=cfg.factors, regularization=float(reg), alpha=float(alpha),
+                                            iterations=cfg.als_iterations, random_state=cfg.seed, num_threads=0)
+                m.fit(C, show_progress=False)
+            U, V = np.asarray(m.user_factors, np.float64), np.asarray(m.item_factors, np.float64)
+            score = float(evaluate(U, V))
+            grid.append({"alpha": float(alpha), "regularization": float(reg), "validation_ndcg@10": score})
+            if best is None or score > best[0]:
+                best = (score, float(alpha), float(reg), U, V)
+    assert best is not None
+    score, alpha, reg, U, V = best
+    if len(grid) > 1:
+        say(f"  als: alpha {alpha:g}, regularization {reg:g} (best validation NDCG@10 {score:.4f} of {len(grid)})")
+    d, nnz = cfg.factors, len(users)
+    # per iteration and fit: each user and item row solves a d x d system built from its interactions
+    flops = int(len(grid) * cfg.als_iterations * (2 * nnz * d * d * 2 + (n_users + n_items) * (d ** 3 + 2 * d * d)))
+    return U, V, {"library": "implicit", "iterations": cfg.als_iterations, "alpha": alpha, "regularization": reg,
+                  "grid": grid, "flops": flops}
+
+
+def bias_baseline(u: np.ndarray, i: np.ndarray, r: np.ndarray, n_users: int, n_items: int,
+                  reg: float = 5.0, sweeps: int = 10) -> tuple[float, np.ndarray, np.ndarray]:
+    """The rating baseline mu + b_u + b_i (regularized, alternating closed form): (mu, b_u, b_i)."""
+    mu = float(r.mean())
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    for _ in range(sweeps):
+        bi = np.bincount(i, r - mu - bu[u], n_items) / (np.bincount(i, minlength=n_items) + reg)
+        bu = np.bincount(u, r - mu - bi[i], n_users) / (np.bincount(u, minlength=n_users) + reg)
+    return mu, bu, bi

@@ -16,12 +16,15 @@ __all__ = ["RecommendTask"]
 
 class RecommendTask(Task):
     """Recommendations: a table of (user, item[, rating][, timestamp]) interactions -> the top-k unseen items of a
-    user. Models: ``popularity`` (the baseline) and ``mf`` (matrix factorization: BPR on implicit feedback, squared
-    error on ratings). ``model.onnx`` takes user ids (strings) and k; unknown users get the popularity top k."""
+    user. Models: ``popularity`` (the baseline), ``mf`` (matrix factorization: BPR on implicit feedback, squared
+    error on ratings) and ``als`` (implicit-feedback ALS from the ``implicit`` library). ``model.onnx`` takes user
+    ids (strings) and k (optional: the package's default); unknown users get the popularity top k, and the
+    ``basis`` output says so per row. With ``item_features``, items without interactions are scored from them."""
 
     name: ClassVar[str] = "recommend"
-    summary: ClassVar[str] = ("recommendations from (user, item) interactions: popularity baseline and matrix "
-                              "factorization (BPR / ratings), top-k unseen items in one graph, popularity for new users")
+    summary: ClassVar[str] = ("recommendations from (user, item) interactions: popularity baseline, matrix "
+                              "factorization (BPR / ratings) and ALS (implicit), top-k unseen items in one graph, "
+                              "popularity for new users, item features for new items")
     kinds: ClassVar[tuple[str, ...]] = ("ranking",)
     config_class: ClassVar[type | None] = RecommendConfig
 
@@ -75,7 +78,8 @@ class RecommendTask(Task):
         return parts  # type: ignore[return-value]
 
     def evaluate(self, manifest: Mapping[str, Any], truth: Sequence[Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
-        """recall@10, NDCG@10, MAP@10 and coverage of the ``items`` output against one held-out item per row."""
+        """recall@10, NDCG@10, MAP@10 and coverage of the ``items`` output against one held-out item per row (an
+        item outside the catalogue is a miss; ``cold_start_rows``: rows of users the model has not seen)."""
         from ._models import ranking_metrics
 
         items = np.asarray(outputs["items"], dtype=object)
@@ -86,6 +90,10 @@ class RecommendTask(Task):
         codes = np.where(top, np.arange(top.shape[1])[None, :], -2)
         out = ranking_metrics(codes, np.where(top.any(1), top.argmax(1), -1), int(manifest["task"]["n_items"]), 10)
         out["coverage@10"] = float(len({x for x in items[:, :10].ravel().tolist() if x}) / max(int(manifest["task"]["n_items"]), 1))
+        out["n"] = int(len(truth_s))
+        if "basis" in outputs:  # rows of users the model has not seen, answered by the popularity fallback
+            basis = [b.decode() if isinstance(b, bytes) else str(b) for b in np.asarray(outputs["basis"]).reshape(-1)]
+            out["cold_start_rows"] = int(sum(b == "popularity" for b in basis))
         return out
 
     # ------------------------------------------------------------------ inference side
@@ -98,10 +106,11 @@ class RecommendTask(Task):
     def request_schema(self, manifest: Mapping[str, Any]) -> list[InputField]:
         t = manifest["task"]
         return [InputField(t["user"], "id", ("BYTES",), description=(
-                    "the user id (a string); a user the model has not seen gets the popularity top k"),
+                    "the user id (a string); a user the model has not seen gets the popularity top k (the "
+                    "response's basis says 'popularity' for that row)"),
                     example=t.get("example_user")),
                 InputField("k", "numeric", ("INT64", "INT32", "FP64", "FP32"), required=False,
-                           description=f"how many items (1 to {t['n_items']}; default {t['k']})",
+                           description=f"how many items (1 to {t['n_items']}; optional: default {t['k']})",
                            limits={"min": 1, "max": int(t["n_items"])}, example=int(t["k"]))]
 
     def shorthand(self, manifest: Mapping[str, Any]) -> tuple[str, str] | None:
