@@ -119,3 +119,26 @@ def test_bad_tables_through_the_cli(tmp_path, capsys, table, needle):
     err = capsys.readouterr().err
     assert rc != 0 and needle in err, err
     assert not (root / "bad").exists() and not any(p.name.startswith("bad") for p in root.rglob("*") if p.is_dir())
+
+
+def test_als_graph_recommends_what_implicit_recommends(frame):
+    """The ALS package's graph gives each user the top 10 that the implicit library's own model (refitted here with
+    the same data, settings and seed) recommends, with train + validation items filtered."""
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    t = get_task("recommend").fit(frame, {"model": "als", "als_alpha": 3.0, "als_regularization": 3.0, "factors": 16,
+                                          "progress": False})
+    assert t.manifest["model"]["family"] == "als"
+    df, users, items = t.extra["frame"], t.extra["users"], t.extra["items"]
+    tr, seen = df[df["split"] == "train"], df[df["split"] != "test"]
+    shape = (len(users), len(items))
+    C = sp.csr_matrix((np.ones(len(tr), np.float32), (tr["u"], tr["i"])), shape=shape)
+    ref = AlternatingLeastSquares(factors=16, regularization=3.0, alpha=3.0, iterations=15, random_state=0)
+    ref.fit(C, show_progress=False)
+    liked = sp.csr_matrix((np.ones(len(seen), np.float32), (seen["u"], seen["i"])), shape=shape)
+    want, _ = ref.recommend(np.arange(len(users)), liked, N=10, filter_already_liked_items=True)
+    got, _, basis = ort.InferenceSession(t.files["model.onnx"]).run(
+        None, {"user": users.astype(object), "k": np.full(len(users), 10, np.int64)})
+    same = [list(g) == list(items[w]) for g, w in zip(got, want)]
+    assert np.mean(same) > 0.95 and set(basis) == {"personalized"}
