@@ -169,3 +169,25 @@ def test_uploads_without_a_file_or_with_other_fields_are_422(served):
     r = served.post("/v1/models/digits/predict", content=b"--xyz--\r\n",
                     headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert r.status_code == 422 and "holds no file" in r.text, r.text
+
+
+# -- out-of-scope inputs, reported per request -----------------------------------------------------------------
+
+
+def test_noise_images_are_flagged_out_of_scope_and_held_out_digits_are_not(served):
+    held_out = [encode(px) for px, _ in digit_images(36, (0, 1, 7))[20:36]]  # not among the 20 per class trained on
+    held_out += [encode(px) for px, _ in digit_images(36, (0, 1, 7))[56:72] + digit_images(36, (0, 1, 7))[92:108]]
+    rng = np.random.default_rng(1)
+    noise = [encode(rng.integers(0, 256, (24, 24), dtype=np.uint8)) for _ in range(6)]
+    noise += [encode(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)) for _ in range(2)]  # colour, another size
+    r = served.post("/v1/models/digits/predict", json={"images": [b64(x) for x in held_out + noise]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    flags, scores = body["ood"], body["ood_scores"]
+    assert len(flags) == len(held_out) + len(noise)
+    assert all(flags[len(held_out):]), scores[len(held_out):]  # every noise image
+    assert sum(flags[: len(held_out)]) <= 0.1 * len(held_out), scores[: len(held_out)]
+    threshold = next(o for o in served.get("/v2/models/digits").json()["outputs"] if o["name"] == "ood_score")
+    assert min(scores[len(held_out):]) >= threshold["parameters"]["threshold"] > max(sorted(scores[: len(held_out)])[:-4])
+    r = served.post("/v1/models/digits/predict", files=[("image", ("noise.png", noise[0], "image/png"))])
+    assert r.json()["ood"] == [True]  # the same verdict for an upload

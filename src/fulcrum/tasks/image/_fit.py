@@ -24,6 +24,7 @@ import pandas as pd
 
 from ...errors import ConfigError, DataError, SchemaError
 from .._base import Trained
+from .._media import OOD_BASIS
 from .._metrics import classification_metrics
 from ._config import ImageConfig
 from ._data import decode_image, image_columns, load_paths, path_columns
@@ -167,8 +168,10 @@ def train_cnn(model: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, 
 
 
 def export_package_graph(model: Any, size: int, channels: int, names: list[str], X_tr: np.ndarray, y_tr: np.ndarray,
-                         X_va: np.ndarray) -> tuple[bytes, np.ndarray, dict[str, float]]:
-    """(graph bytes, centroids, OOD thresholds from the validation split)."""
+                         X_va: np.ndarray, augment: Any = None) -> tuple[bytes, np.ndarray, dict[str, float]]:
+    """(graph bytes, centroids, OOD thresholds: quantiles of the scores of the training and validation images and
+    of ``augment``-ed views of the training images; see _media.ood_thresholds)."""
+    from .._media import augmented_views, ood_thresholds
     from ._cnn import fused_copy, predict_torch
     from ._graph import export_cnn, full_graph
 
@@ -176,10 +179,9 @@ def export_package_graph(model: Any, size: int, channels: int, names: list[str],
     _, F_tr = predict_torch(fused, X_tr)
     centroids = class_centroids(F_tr, y_tr, len(names))
     graph = full_graph(export_cnn(fused, size, channels), size, channels, names, centroids)
-    thresholds: dict[str, float] = {}
-    if len(X_va):
-        ood = ood_scores(predict_torch(fused, X_va)[1], centroids)
-        thresholds = {"p95": float(np.percentile(ood, 95)), "p99": float(np.percentile(ood, 99))}
+    va = ood_scores(predict_torch(fused, X_va)[1], centroids) if len(X_va) else np.zeros(0, np.float32)
+    views = [ood_scores(predict_torch(fused, X)[1], centroids) for X in augmented_views(augment, X_tr)]
+    thresholds = ood_thresholds(ood_scores(F_tr, centroids), va, *views)
     return graph.SerializeToString(), centroids, thresholds
 
 
@@ -262,7 +264,7 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
         f"{', stopped early' if result.stopped_early else ''})")
 
     t0 = time.perf_counter()
-    model_bytes, centroids, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va)
+    model_bytes, centroids, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va, augment)
     export_s = time.perf_counter() - t0
 
     # ---- the graph on the test split, from the decoded pixels (pre-processing included); parity vs torch
@@ -286,7 +288,8 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
     sizes = np.asarray([[a.shape[0], a.shape[1]] for a in prep.images["train"]], dtype=np.float64)
     profile = {"n_rows": int(len(y_tr)), "image_column": prep.column, "columns": {},
                "images": {"height": _quantiles(sizes[:, 0]), "width": _quantiles(sizes[:, 1]), "mode": prep.mode},
-               "ood": {"score": "1 - max cosine(CNN features, class centroid)", "thresholds": thresholds},
+               "ood": {"score": "1 - max cosine(CNN features, class centroid)", "thresholds": thresholds,
+                       "thresholds_of": OOD_BASIS},
                "target": {"kind": "categorical", "top": {names[c]: float(np.mean(y_tr == c)) for c in range(k)}}}
     limits = {"max_bytes": int(cfg.max_bytes), "max_pixels": int(cfg.max_pixels), "formats": ["PNG", "JPEG", "WEBP"]}
     fused = fused_copy(model)

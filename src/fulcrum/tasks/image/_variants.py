@@ -137,7 +137,8 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
                            epochs=int(p["epochs"]), lr=float(p["lr"]), desc="distil")
         notes = {"widths": model.widths, "teacher": f"{package.ref} (its probabilities)", "epochs": len(result.history)}
     model.eval()
-    graph, _, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va)
+    graph, _, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va,
+                                                _augment(cfg, channels, size))
     notes["parameters"] = int(sum(t.numel() for t in model.parameters()))
     notes["ood_thresholds"] = thresholds
     return graph, {}, {"params": {**{k: v for k, v in p.items()}, **notes}}
