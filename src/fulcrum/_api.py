@@ -158,6 +158,7 @@ def tune(
     name: str | None = None,
     registry: Any = None,
     log: Callable[[str], None] | None = None,
+    address: str | None = None,
     **overrides: Any,
 ) -> Any:
     """Search ``model``'s hyperparameters (``lightgbm`` | ``mlp`` | ``linear``) on a table with Optuna (TPE,
@@ -168,7 +169,8 @@ def tune(
     (trials, pruned, best params and value, the defaults' value, time) and ``tuning/search.png`` plots the
     search. ``pruner``: ``"median"`` | ``"halving"`` | ``"none"`` or an Optuna pruner; ``folds``: CV folds
     per linear / LightGBM trial. Other keywords are config keys (``epochs=30``). The search spaces and what a
-    trial measures: ``fulcrum.tasks.tabular._tune``.
+    trial measures: ``fulcrum.tasks.tabular._tune``. ``backend="ray"`` runs the trials on a Ray cluster
+    (Ray Tune: OptunaSearch over the same space, ASHA pruning; ``address`` as for ``fulcrum._ray.connect``).
     """
     from .artifact import Registry, validate_name
     from .data import builtin_info
@@ -196,7 +198,8 @@ def tune(
     task = detect_task(df, merged.get("target"), "tabular", log=log)
     cfg = task_config(task, {**merged, "model": model})
     summary = run_study(df, cfg, family=model, trials=int(trials), time_limit=time_limit, pruner=pruner,
-                        folds=int(folds), say=log, progress=progress)
+                        folds=int(folds), say=log, progress=progress, backend=backend,
+                        address=address)
     if log:
         base = summary["baseline"]["value"]
         log(f"best trial {summary['best_trial']}: {summary['metric']} {summary['best_value']:.4f} "

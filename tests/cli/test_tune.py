@@ -102,7 +102,7 @@ def test_mlp_trials_are_pruned_per_epoch_and_counted(tmp_path) -> None:
     (["--trials", "0"], "trials must be a whole number >= 1"),
     (["--time-limit", "-5"], "time_limit must be a positive number of seconds"),
     (["--model", "xgboost"], "Unknown model 'xgboost' for tune"),
-    (["--backend", "ray"], "not available in this build"),
+    (["--backend", "spark"], "Unknown backend 'spark'"),
     (["--pruner", "sometimes"], "Unknown pruner"),
 ])
 def test_bad_input_is_refused_and_nothing_written(tmp_path, capsys, args, words) -> None:
@@ -116,8 +116,8 @@ def test_bad_input_is_refused_and_nothing_written(tmp_path, capsys, args, words)
 def test_python_api_refuses_bad_input() -> None:
     with pytest.raises(ConfigError, match="trials must be"):
         fulcrum.tune("builtin:iris", trials=0)
-    with pytest.raises(ConfigError, match="not available in this build"):
-        fulcrum.tune("builtin:iris", backend="ray")
+    with pytest.raises(ConfigError, match="Unknown backend 'spark'"):
+        fulcrum.tune("builtin:iris", backend="spark")
     with pytest.raises(ConfigError, match="time_limit"):
         fulcrum.tune("builtin:iris", time_limit=float("nan"))
     assert "tune" in fulcrum.__all__

@@ -27,8 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", dest="time_limit", type=float, metavar="SECONDS",
                    help="no trial starts after this many seconds of search (a running one finishes; the final "
                         "training follows)")
-    p.add_argument("--backend", default="local", help="local (Optuna in this process); ray is not in this build")
-    p.add_argument("--pruner", default="median", help="median (default) | halving | none")
+    p.add_argument("--backend", default="local",
+                   help="local (default: Optuna in this process) | ray: the trials on a Ray cluster through Ray "
+                        "Tune (OptunaSearch over the same space, pruned by the ASHA scheduler)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="with --backend ray: the cluster (auto: the one `ray start --head` runs here; HOST:PORT; "
+                        "ray://HOST:10001); default: a local cluster on this machine")
+    p.add_argument("--pruner", default="median",
+                   help="median (default) | halving | none (the local backend; Ray Tune prunes with ASHA)")
     p.add_argument("--folds", type=int, default=5, help="CV folds per linear / LightGBM trial (default 5)")
     p.add_argument("--epochs", type=int, help="MLP epochs per trial (early stopping still applies)")
     p.add_argument("--seed", type=int)
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["progress"] = False
     limit = args.time_limit
     pkg = tune(args.data, args.target, trials=args.trials, time_limit=limit, model=args.model,
-               backend=args.backend, pruner=args.pruner, folds=args.folds, name=args.name,
+               backend=args.backend, pruner=args.pruner, folds=args.folds, name=args.name, address=args.address,
                registry=args.registry, log=note, **overrides)
     m = pkg.manifest
     s = m["tuning"]
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"tuned {s['family']} for {m['task']['kind']} of {m['task']['target']!r}: {s['trials']} trials "
           f"({s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed) in {s['search_s']:.1f} s, "
           f"stopped by {s['stopped_by']}")
-    print(f"  objective: {s['metric']}, {s['objective']}")
+    print(f"  objective: {s['metric']}, {s['objective']}" + ("  (Ray Tune, ASHA)" if s["backend"] == "ray" else ""))
     print(f"  best trial {s['best_trial']}: {fmt(s['best_value'])}   defaults (trial 0): {fmt(base['value'])}"
           + ("" if base["state"] == "complete" else f" ({base['state']})"))
     print("  best params: " + ", ".join(f"{k}={_short(v)}" for k, v in s["best_params"].items()))

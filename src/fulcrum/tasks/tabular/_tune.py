@@ -33,6 +33,14 @@ the median of earlier trials at the same step stops, once 3 trials are complete,
 fifth epoch),
 ``halving`` (successive halving, Optuna's SuccessiveHalvingPruner) or ``none``. ``time_limit`` bounds the
 search (no trial starts after it; a running trial finishes); the final training runs after it.
+
+``backend="ray"`` runs the same search on a Ray cluster through Ray Tune: trials are Ray tasks (1 CPU
+each, as many at a time as the cluster has CPUs), proposed by Optuna's TPE sampler through
+``OptunaSearch`` over the same space (the same ``suggest`` function, define-by-run; trial 0 is the
+defaults) and pruned by the ASHA scheduler (asynchronous successive halving, reduction factor 3) from the
+same intermediate reports (running CV mean per fold; validation metric per epoch, from the fifth). The
+summary has the same fields (``backend: ray``, ``pruner: asha``); the best trial trains and registers
+locally exactly as with the local backend. ``address`` selects the cluster (``fulcrum._ray.connect``).
 """
 
 from __future__ import annotations
@@ -86,11 +94,9 @@ def check_tune_options(trials: Any, time_limit: Any, model: Any, backend: Any, p
     if model not in FAMILIES:
         raise ConfigError(f"Unknown model {model!r} for tune: choose one of {', '.join(FAMILIES)} "
                           "(tune searches one family's space; `fulcrum train --model auto` compares families).")
-    if backend == "ray":
-        raise ConfigError("backend='ray' is not available in this build: Ray Tune is not wired in yet; use "
-                          "--backend local (Optuna in this process).")
-    if backend != "local":
-        raise ConfigError(f"Unknown backend {backend!r}: use --backend local.")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"Unknown backend {backend!r}: use --backend local (Optuna in this process) or ray "
+                          "(Ray Tune on a cluster).")
     if not (isinstance(pruner, str) and pruner in PRUNERS) and not _is_pruner(pruner):
         raise ConfigError(f"Unknown pruner {pruner!r}: choose one of {', '.join(PRUNERS)}.")
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
@@ -232,7 +238,8 @@ def _make_pruner(pruner: Any, family: str) -> Any:
 
 
 def run_study(df: pd.DataFrame, cfg: Any, *, family: str, trials: int, time_limit: float | None, pruner: Any = "median",
-              folds: int = 5, say: Callable[[str], None] | None = None, progress: bool = True) -> dict[str, Any]:
+              folds: int = 5, say: Callable[[str], None] | None = None, progress: bool = True,
+              backend: str = "local", address: str | None = None) -> dict[str, Any]:
     """Run the search; returns the summary (JSON-ready) with ``best_params`` as config values."""
     import optuna
 
@@ -275,6 +282,15 @@ def run_study(df: pd.DataFrame, cfg: Any, *, family: str, trials: int, time_limi
                               f32(fpre.transform(trainval.iloc[va_idx], dtype=np.float64)), y_tv[va_idx]))
         n_fold_rows = len(fold_data[0][0])
         objective_doc = f"mean over {k} CV folds of train+validation"
+
+    if backend == "ray":
+        job = {"family": family, "kind": d.kind, "task": d.task, "base": base, "primary": primary,
+               "balance": cfg.balance, "seed": cfg.seed, "fold_data": fold_data,
+               "holdout": (holdout[0], d.y_tr, holdout[1], d.y_va) if family == "mlp" else None}
+        summary = _run_ray(job, cfg, trials=trials, time_limit=time_limit, n_fold_rows=n_fold_rows,
+                           address=address, say=say)
+        summary.update(objective=objective_doc, time_s=time.perf_counter() - t0)
+        return summary
 
     def objective(trial: Any) -> float:
         params = suggest(family, trial, n_fold_rows)
@@ -365,6 +381,156 @@ def run_study(df: pd.DataFrame, cfg: Any, *, family: str, trials: int, time_limi
         "best_params": _config_params({**best.params, **_fixed(family)}),
         "baseline": baseline,
         "search_s": search_s, "time_s": time.perf_counter() - t0,
+        "space": {k: list(v) if not isinstance(v[1], tuple) else [v[0], list(v[1])] for k, v in SPACES[family].items()},
+        "history": history, "plot": PLOT_FILE,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- Ray Tune
+
+
+class _TuneEpochs(Callback):
+    """Reports the MLP's validation metric to Ray Tune after every epoch (ASHA stops the trial between them)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        from ray import tune
+
+        value = logs.get(self.key)
+        if value is not None and math.isfinite(value):
+            tune.report({"score": float(value)})
+
+
+class _Space:
+    """OptunaSearch's define-by-run space: the local backend's ``suggest``, unchanged (picklable, as Tune
+    checkpoints its searcher)."""
+
+    def __init__(self, family: str, n_fold_rows: int) -> None:
+        self.family, self.n_fold_rows = family, n_fold_rows
+
+    def __call__(self, trial: Any) -> None:
+        suggest(self.family, trial, self.n_fold_rows)
+
+
+def _ray_trial(config: dict[str, Any], job: dict[str, Any]) -> None:
+    """One trial in a Ray worker: the local objective, with intermediate reports to Ray Tune."""
+    from ray import tune
+
+    from ...models import adapter_class
+    from ...models._ensemble import ENSEMBLE_METRICS
+    from ._fit import _oversample
+
+    family = job["family"]
+    score_fn = ENSEMBLE_METRICS[job["primary"]][1]
+    tcfg = job["base"].replace(**_config_params({**config, **_fixed(family)}))
+
+    def resample(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if job["kind"] == "classification" and job["balance"] == "oversample":
+            return _oversample(X, y, job["seed"])
+        return X, y
+
+    if family == "mlp":
+        X_tr, y_tr, X_va, y_va = (np.array(a) for a in job["holdout"])
+        ad = adapter_class("mlp")(job["task"], tcfg)
+        ad.fit(*resample(X_tr, y_tr), X_va, y_va, callbacks=[_TuneEpochs(f"val_{job['primary']}")])
+        tune.report({"score": float(score_fn(y_va, ad.predict_output(X_va))), "complete": 1})
+        return
+    scores: list[float] = []
+    for step, fold in enumerate(job["fold_data"], start=1):
+        Xa, ya, Xb, yb = (np.array(a) for a in fold)
+        ad = adapter_class(family)(job["task"], tcfg)
+        ad.fit(*resample(Xa, ya), Xb, yb)
+        scores.append(float(score_fn(yb, ad.predict_output(Xb))))
+        last = step == len(job["fold_data"])
+        tune.report({"score": float(np.mean(scores)), **({"complete": 1} if last else {})})
+
+
+def _run_ray(job: dict[str, Any], cfg: Any, *, trials: int, time_limit: float | None, n_fold_rows: int,
+             address: str | None, say: Callable[[str], None]) -> dict[str, Any]:
+    """The search on Ray Tune: OptunaSearch (TPE, the same space, trial 0 the defaults) + ASHA."""
+    import tempfile
+
+    import optuna
+
+    from ..._ray import connect
+
+    ray = connect(address, log=say)
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    family = job["family"]
+    steps = int(cfg.epochs) + 1 if family == "mlp" else len(job["fold_data"])  # reports a full trial makes
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=max(2, min(5, trials // 3)),
+                                             multivariate=True)
+
+    search = OptunaSearch(space=_Space(family, n_fold_rows), metric="score", mode="max", sampler=sampler,
+                          points_to_evaluate=[_defaults(family, job["base"], n_fold_rows)])
+    asha = ASHAScheduler(time_attr="training_iteration", max_t=max(steps, 1),
+                         grace_period=5 if family == "mlp" else 1, reduction_factor=3)
+    storage = tempfile.mkdtemp(prefix="fulcrum-tune-")
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(_ray_trial, job=job), {"cpu": 1}),
+        tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=search, scheduler=asha,
+                                    num_samples=int(trials), time_budget_s=time_limit),
+        run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0),
+    )
+    say(f"searching {family} on Ray Tune: {trials} trial(s), {int(ray.cluster_resources().get('CPU', 1))} CPU(s) "
+        "in the cluster, OptunaSearch (TPE) + ASHA")
+    started = time.perf_counter()
+    try:
+        import contextlib
+        import sys
+
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's tables are progress, not the command's output
+            grid = tuner.fit()
+    finally:
+        import shutil
+
+        shutil.rmtree(storage, ignore_errors=True)
+    search_s = time.perf_counter() - started
+
+    history = []
+    def started(r: Any) -> int:  # Tune's experiment tag starts with the trial's 1-based number: "3_l2=0.1"
+        head = str((r.metrics or {}).get("experiment_tag", "")).split("_", 1)[0]
+        return int(head) if head.isdigit() else 1 << 30
+
+    for r in sorted(grid, key=started):
+        m = r.metrics or {}
+        frame = r.metrics_dataframe
+        reports = [] if frame is None or "score" not in frame else [float(v) for v in frame["score"]]
+        state = "failed" if r.error is not None or not reports else ("complete" if m.get("complete") else "pruned")
+        history.append({"number": len(history), "state": state,
+                        "value": float(m["score"]) if state == "complete" else None,
+                        "params": _config_params({k: v for k, v in (r.config or {}).items()}),
+                        "steps": len(reports), "last_report": reports[-1] if reports else None,
+                        "seconds": float(m["time_total_s"]) if "time_total_s" in m else None})
+    done = [h for h in history if h["state"] == "complete"]
+    if not done:
+        raise DataError(f"No trial of the {family} search on Ray completed ({len(history)} ran: "
+                        f"{sum(h['state'] == 'pruned' for h in history)} pruned, "
+                        f"{sum(h['state'] == 'failed' for h in history)} failed); raise --time-limit or --trials.")
+    best = max(done, key=lambda h: h["value"])
+    t0_trial = history[0]
+    return {
+        "backend": "ray", "engine": f"ray tune {ray.__version__} + optuna {optuna.__version__}", "family": family,
+        "metric": job["primary"], "greater": True, "objective": "",
+        "sampler": f"TPE through OptunaSearch (multivariate, seed {cfg.seed})",
+        "pruner": "asha", "trials_requested": int(trials),
+        "time_limit_s": None if time_limit is None else float(time_limit),
+        "trials": len(history), "complete": len(done),
+        "pruned": sum(h["state"] == "pruned" for h in history),
+        "failed": sum(h["state"] == "failed" for h in history),
+        "stopped_by": "trials" if len(history) >= trials else "time limit",
+        "best_trial": best["number"], "best_value": float(best["value"]),
+        "best_params": {**best["params"], **_fixed(family)},
+        "baseline": {"trial": 0, "params": t0_trial["params"], "value": t0_trial["value"], "state": t0_trial["state"]},
+        "search_s": search_s, "time_s": 0.0,
         "space": {k: list(v) if not isinstance(v[1], tuple) else [v[0], list(v[1])] for k, v in SPACES[family].items()},
         "history": history, "plot": PLOT_FILE,
     }
