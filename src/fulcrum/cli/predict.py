@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--path-column", metavar="COL", default=None,
                    help="the table's column of file paths (default: the column whose values end in the model's "
                         "file suffixes, e.g. .png or .wav)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local (default: this process) | ray: spread the chunks of INPUT, or the table files of a "
+                        "folder INPUT, over Ray Data workers; the output is the local run's, in input order")
+    p.add_argument("--address", metavar="ADDR",
+                   help="with --backend ray: the cluster (auto: the one `ray start --head` runs here; HOST:PORT; "
+                        "ray://HOST:10001); default: a local cluster on this machine")
     p.add_argument("--no-progress", action="store_true")
     add_registry_option(p)
     p.set_defaults(func=run)
@@ -44,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
     keep = [c.strip() for c in args.keep.split(",") if c.strip()]
     to_stdout = args.output == "-"
     predictor = load(args.ref, registry=args.registry)
-    if args.path_column or is_media_source(predictor, args.input):
+    if getattr(args, "backend", "local") == "ray":
+        from ..runtime._ray_batch import predict_file_ray
+
+        rows = predict_file_ray(predictor, args.input, args.output, chunk_rows=args.chunk_rows,
+                                on_unknown="error" if args.strict else "ignore", keep=keep, address=args.address,
+                                notice=note)
+    elif args.path_column or is_media_source(predictor, args.input):
         rows = predict_media(predictor, args.input, args.output, keep=keep, column=args.path_column,
                              progress=not args.no_progress, notice=note)
     else:
