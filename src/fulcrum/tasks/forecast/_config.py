@@ -10,7 +10,7 @@ from ...errors import ConfigError
 
 __all__ = ["ForecastConfig", "FORECAST_MODELS"]
 
-FORECAST_MODELS = ("auto", "seasonal_naive", "linear", "lightgbm")
+FORECAST_MODELS = ("auto", "seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp")
 
 
 @dataclasses.dataclass
@@ -23,7 +23,8 @@ class ForecastConfig(TaskConfig):
     reads) are inferred when None. ``folds``: rolling-origin backtest folds, each ``horizon`` steps apart;
     the last ``test_folds`` of them are held out (reported metrics and interval coverage), the others choose
     the model and calibrate the intervals. ``coverage``: the nominal coverage of the prediction intervals.
-    ``model``: ``auto`` (lowest validation MASE) or one family.
+    ``model``: ``auto`` (lowest validation MASE) or one family; in ``auto`` the high-variance learners (``lightgbm``,
+    ``mlp``) are candidates only when the first backtest fold trains on at least ``min_windows_ml`` windows.
     """
 
     MODELS = FORECAST_MODELS
@@ -33,7 +34,7 @@ class ForecastConfig(TaskConfig):
     target: str | None = None
     timestamp: str | None = None
     series: str | None = None
-    model: Literal["auto", "seasonal_naive", "linear", "lightgbm"] = "auto"
+    model: Literal["auto", "seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp"] = "auto"
     freq: str | None = None
     season: int | None = None
     horizon: int | None = None
@@ -41,6 +42,7 @@ class ForecastConfig(TaskConfig):
     folds: int = 6
     test_folds: int = 2
     coverage: float = 0.9
+    min_windows_ml: int = 500
     ridge: float = 1.0
     lgbm_trees: int = 300
     lgbm_leaves: int = 15

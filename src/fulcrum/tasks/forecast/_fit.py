@@ -41,7 +41,7 @@ def plan(series: list[Series], freq: str, cfg: ForecastConfig, say: Callable[[st
     H = cfg.horizon or (P if 2 <= P <= 24 else (13 if P > 24 else 5))
     F = cfg.folds
     room = n_min - H * F
-    L = cfg.lags or (2 * P if P > 1 else 12)
+    L = cfg.lags or (2 * P if P > 1 else (24 if n_min >= 200 else 12))
     if cfg.lags is None:
         L = max(min(L, room // 2), max(P, 2) if P > 1 else 2)
     need = L + H * F + max(H, 10)
@@ -75,7 +75,11 @@ def _scale(v: np.ndarray, m: int) -> float:
 
 def backtest(series: list[Series], ks: list[np.ndarray], spec: Spec, cfg: ForecastConfig, families: Sequence[str],
              say: Callable[[str], None]) -> dict[str, Any]:
-    """Per family and fold: forecasts, truth, MASE scales and window scales at each series' fold origin."""
+    """Per family and fold: forecasts, truth, MASE scales and window scales at each series' fold origin (the
+    metrics), and the same fold's model forecasting from every origin up to the next fold's (``cal``: residuals
+    for the intervals, with each origin's index ``o`` and the first index after the series ``n``)."""
+    from ._models import window_features
+
     L, H, F, P = spec.lags, spec.horizon, cfg.folds, spec.season
     m = P if P > 1 else 1
     out: dict[str, Any] = {f: [] for f in families}
@@ -83,22 +87,56 @@ def backtest(series: list[Series], ks: list[np.ndarray], spec: Spec, cfg: Foreca
     for fold in range(F):
         parts = []
         tests = []
+        cals = []
         for s, k in zip(series, ks):
-            cut = len(s.values) - H * (F - fold)
+            n = len(s.values)
+            cut = n - H * (F - fold)
             parts.append(windows(s, k, range(L, cut - H + 1), L, H))
             W, Y, kk = windows(s, k, [cut], L, H)
             tests.append((W, Y, kk, _scale(s.values[:cut], m)))
+            origins = list(range(cut, min(cut + H, n - H + 1)))
+            cals.append((*windows(s, k, origins, L, H), np.asarray(origins), np.full(len(origins), n),
+                         np.full(len(origins), tests[-1][3])))
         Wtr, Ytr, ktr = (np.concatenate([p[i] for p in parts]) for i in range(3))
         Wte, Yte, kte = (np.concatenate([t[i] for t in tests]) for i in range(3))
+        Wc, Yc, kc, oc, nc, sc = (np.concatenate([c[i] for c in cals]) for i in range(6))
         scale = np.asarray([t[3] for t in tests])[:, None]
-        from ._models import window_features
-
         _, _, s_win = window_features(Wte, np.float64)
+        _, _, s_cal = window_features(Wc, np.float64)
         for fam in families:
             model = make_model(fam, spec, cfg).fit(Wtr, ktr, Ytr)
             flops[fam] += int(getattr(model, "training_flops_", 0))
-            out[fam].append({"f": model.predict(Wte, kte), "y": Yte, "scale": scale, "s": s_win})
+            fc = model.predict(Wc, kc)
+            out[fam].append({"f": model.predict(Wte, kte), "y": Yte, "scale": scale, "s": s_win,
+                             "cal": {"f": fc, "y": Yc, "s": s_cal, "o": oc, "n": nc, "scale": sc[:, None]}})
     return {"folds": out, "flops": flops}
+
+
+def interval_quantiles(cal: Sequence[dict[str, Any]], coverage: float, before: int | None = None) -> np.ndarray:
+    """Interval half-widths per horizon step, in units of the window scale: split conformal on the backtest
+    residuals |y - f| / s of every origin in ``cal`` (the folds' ``cal`` parts; with ``before`` = the number of
+    steps each series' calibration targets must end before its end, e.g. the held-out folds' steps).
+
+    The residuals grow with the step: each step's RMS (made non-decreasing in the step) is the step's scale; the
+    residuals divided by it are pooled over steps (H times the points of one step) for one conformal quantile,
+    which is multiplied back by each step's scale."""
+    r_parts = []
+    for c in cal:
+        keep = np.ones(len(c["o"]), bool) if before is None else (c["o"] + c["f"].shape[1] <= c["n"] - before)
+        r_parts.append(np.abs(c["y"][keep] - c["f"][keep]) / c["s"][keep])
+    r = np.concatenate(r_parts) if r_parts else np.zeros((0, 1))
+    if not len(r):
+        return np.full(r.shape[1], np.inf)
+    g = np.sqrt(np.mean(r ** 2, axis=0))
+    g = np.maximum.accumulate(np.maximum(g, 1e-9))
+    q = conformal_quantile((r / g).reshape(-1, 1), coverage)[0]
+    return q * g
+
+
+def interval_coverage(cal: Sequence[dict[str, Any]], q: np.ndarray) -> tuple[np.ndarray, int]:
+    """(per-step share of the truth inside forecast +- q * s, points) over every origin of ``cal``."""
+    inside = np.concatenate([np.abs(c["y"] - c["f"]) <= q[None, :] * c["s"] for c in cal])
+    return inside.mean(axis=0), int(inside.size)
 
 
 def _pool(folds: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -132,35 +170,48 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     say(f"forecast {target!r}: {len(series)} series, frequency {freq!r}, season {P}, horizon {H}, window {L} "
         f"(steps: {sum(len(s.values) for s in series)})")
 
-    families = list(FAMILIES) if cfg.model == "auto" else sorted({"seasonal_naive", cfg.model}, key=FAMILIES.index)
+    n_windows = sum(max(0, len(s.values) - L - H * cfg.folds - H + 1) for s in series)  # the first fold's training windows
+    if cfg.model == "auto":
+        families = [f for f in FAMILIES if f not in ("lightgbm", "mlp") or n_windows >= cfg.min_windows_ml]
+        if len(families) < len(FAMILIES):
+            say(f"note: lightgbm and mlp are not candidates: the first backtest fold trains on {n_windows} windows, "
+                f"under min_windows_ml={cfg.min_windows_ml} (on so few, their validation score picks them by luck)")
+    else:
+        families = sorted({"seasonal_naive", cfg.model}, key=FAMILIES.index)
     t_start = time.perf_counter()
     bt = backtest(series, ks, spec, cfg, families, say)
     n_val = cfg.folds - cfg.test_folds
     candidates: dict[str, Any] = {}
+    held = cfg.test_folds * H
     for fam in families:
-        val, test = _pool(bt["folds"][fam][:n_val]), _pool(bt["folds"][fam][n_val:])
+        test = _pool(bt["folds"][fam][n_val:])
+        cal = [f["cal"] for f in bt["folds"][fam][:n_val]]
+        keep = [c["o"] + H <= c["n"] - held for c in cal]  # targets before the held-out folds
+        val = {key: np.concatenate([c[key][m] for c, m in zip(cal, keep)]) for key in ("y", "f", "scale")}
         candidates[fam] = {"validation": metrics(val["y"], val["f"], val["scale"]),
                            "test": metrics(test["y"], test["f"], test["scale"])}
         say(f"  {fam:>14}: backtest MASE validation {candidates[fam]['validation']['mase']:.4f}, "
             f"test {candidates[fam]['test']['mase']:.4f}")
     if cfg.model == "auto":
         family = min(families, key=lambda f: (candidates[f]["validation"]["mase"], families.index(f)))
-        why = f"lowest validation MASE ({candidates[family]['validation']['mase']:.4f}) over {n_val} backtest folds"
+        why = (f"lowest validation MASE ({candidates[family]['validation']['mase']:.4f}) over every origin of {n_val} "
+               "backtest folds")
     else:
         family, why = cfg.model, "asked for"
     say(f"selected: {family} ({why})")
 
-    # ---- intervals: calibrated on the validation folds, coverage measured on the held-out folds
-    val, test = _pool(bt["folds"][family][:n_val]), _pool(bt["folds"][family][n_val:])
-    q_val = conformal_quantile(np.abs(val["y"] - val["f"]) / val["s"], cfg.coverage)
-    inside = np.abs(test["y"] - test["f"]) <= q_val[None, :] * test["s"]
-    coverage = {"nominal": cfg.coverage, "measured": float(inside.mean()), "points": int(inside.size),
-                "per_step": [round(float(c), 4) for c in inside.mean(axis=0)],
-                "how": "split conformal per horizon step on |residual| / window scale: calibrated on the validation "
-                       "folds, measured on the held-out test folds"}
-    everything = _pool(bt["folds"][family])
-    q = conformal_quantile(np.abs(everything["y"] - everything["f"]) / everything["s"], cfg.coverage)
-    say(f"intervals: {cfg.coverage:.0%} nominal, {coverage['measured']:.1%} measured on {inside.size} held-out points")
+    # ---- intervals: calibrated on the validation folds' origins, coverage measured on the held-out folds' origins
+    folds_f = bt["folds"][family]
+    q_val = interval_quantiles([f["cal"] for f in folds_f[:n_val]], cfg.coverage, before=held)
+    per_step, points = interval_coverage([f["cal"] for f in folds_f[n_val:]], q_val)
+    coverage = {"nominal": cfg.coverage, "measured": float(per_step.mean()), "points": points,
+                "per_step": [round(float(c), 4) for c in per_step],
+                "how": "split conformal on |residual| / window scale from every backtest origin, each step's residual "
+                       "RMS (non-decreasing in the step) as its scale, pooled over steps: calibrated on the validation "
+                       "folds' origins (targets before the held-out folds), measured on the held-out folds' origins"}
+    q = interval_quantiles([f["cal"] for f in folds_f], cfg.coverage)
+    say(f"intervals: {cfg.coverage:.0%} nominal, {coverage['measured']:.1%} measured on {points} held-out points "
+        f"(backtest origins after the validation folds)")
 
     # ---- refit on every window, export, parity
     allw = [windows(s, k, range(L, len(s.values) - H + 1), L, H) for s, k in zip(series, ks)]

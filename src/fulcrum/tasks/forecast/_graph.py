@@ -70,6 +70,27 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) ->
         z = op("Add", [op("MatMul", [feats, const("W", model.coef.astype(np.float32))]),
                        const("b", model.intercept.astype(np.float32).reshape(1, H))])
         forecast = op("Add", [op("Mul", [z, s]), last])
+    elif family == "ar":
+        z = op("Div", [op("Sub", ["window", const("mu", np.float32([model.mu]))]), const("sd", np.float32([model.sd]))])
+        if J:
+            z = op("Concat", [z, op("Reshape", [fourier(k), const("f2", i64([-1, 2 * J]))])], axis=1)
+        r = op("Add", [op("MatMul", [z, const("W", model.coef.astype(np.float32))]),
+                       const("b", model.intercept.astype(np.float32).reshape(1, H))])
+        forecast = op("Add", [op("Mul", [r, "fc/sd"]), "fc/mu"])
+    elif family == "ets":
+        forecast = op("MatMul", ["window", const("M", model.M.astype(np.float32))])
+    elif family == "mlp":
+        feats = x
+        if J:
+            f = op("Reshape", [fourier(k), const("f2", i64([-1, 2 * J]))])
+            feats = op("Concat", [x, f], axis=1)
+        p = model.layers
+        lin = op("Add", [op("MatMul", [feats, const("lin_w", p["lin_w"].astype(np.float32))]),
+                         const("lin_b", p["lin_b"].astype(np.float32).reshape(1, H))])
+        hid = op("Relu", [op("Add", [op("MatMul", [feats, const("hid_w", p["hid_w"].astype(np.float32))]),
+                                     const("hid_b", p["hid_b"].astype(np.float32).reshape(1, -1))])])
+        z = op("Add", [lin, op("MatMul", [hid, const("out_w", p["out_w"].astype(np.float32))])])
+        forecast = op("Add", [op("Mul", [z, s]), last])
     elif family == "lightgbm":
         xs = op("Tile", [op("Unsqueeze", [x, "fc/ax1"]), const("rep", i64([1, H, 1]))])  # (N, H, L-1)
         hs = op("Add", [op("Mul", [op("Slice", [xs, "fc/z", "fc/one", const("ax2", i64([2]))]), const("zero", np.float32(0))]),

@@ -26,7 +26,7 @@ from ...errors import DataError
 
 __all__ = ["Spec", "window_features", "fourier", "make_model", "FAMILIES", "metrics", "conformal_quantile"]
 
-FAMILIES = ("seasonal_naive", "linear", "lightgbm")  # simplest first
+FAMILIES = ("seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp")  # simplest first
 EPS = 1e-6
 
 
@@ -127,6 +127,60 @@ class LinearAR:
         return int(2 * F * self.spec.horizon + 4 * self.spec.lags)
 
 
+class RawAR:
+    """Ridge autoregression on the window's levels (the series' own units, standardized by the training mean and
+    standard deviation) + calendar terms, one output per step: it keeps where the series is relative to its
+    long-run level (the ``linear`` model's window-relative features drop that), so mean-reverting and cyclical
+    series (sunspots, El Nino) are forecast as an AR model would. The ridge strength is chosen by exact
+    leave-one-out error on the training windows."""
+
+    family = "ar"
+    ALPHAS = (0.1, 1.0, 10.0, 100.0)
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.mu, self.sd, self.alpha = 0.0, 1.0, 1.0
+        self.coef: np.ndarray | None = None
+        self.intercept: np.ndarray | None = None
+
+    def features(self, W: np.ndarray, k: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+        z = (np.asarray(W, dtype) - dtype(self.mu)) / dtype(self.sd)
+        return np.concatenate([z, fourier(k, self.spec.season, self.spec.fourier, dtype)], axis=1)
+
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "RawAR":
+        W = np.asarray(W, np.float64)
+        self.mu, self.sd = float(W.mean()), float(W.std()) or 1.0
+        X = self.features(W, k)
+        T = (np.asarray(Y, np.float64) - self.mu) / self.sd
+        mx, mt = X.mean(0), T.mean(0)
+        Xc, Tc = X - mx, T - mt
+        U, S, _ = np.linalg.svd(Xc, full_matrices=False)
+        UT = U.T @ Tc
+        best = (np.inf, 1.0)
+        for a in self.ALPHAS:
+            d = S ** 2 / (S ** 2 + a)
+            fitted = U @ (d[:, None] * UT)
+            h = np.einsum("ij,j,ij->i", U, d, U)
+            loo = float(np.mean(((Tc - fitted) / np.maximum(1 - h, 1e-6)[:, None]) ** 2))
+            if loo < best[0]:
+                best = (loo, a)
+        self.alpha = best[1]
+        self.coef = np.linalg.solve(Xc.T @ Xc + self.alpha * np.eye(X.shape[1]), Xc.T @ Tc)
+        self.intercept = mt - mx @ self.coef
+        self.training_flops_ = int(2 * X.shape[0] * X.shape[1] ** 2 * (len(self.ALPHAS) + 1) + 4 * X.shape[1] ** 3)
+        return self
+
+    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return self.mu + self.sd * (self.features(W, k) @ self.coef + self.intercept)
+
+    def describe(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "mean": self.mu, "std": self.sd, "alpha_by": "leave-one-out on training windows"}
+
+    def flops(self) -> int:
+        F = self.spec.lags + 2 * self.spec.fourier
+        return int(2 * F * self.spec.horizon + 2 * self.spec.lags)
+
+
 class LightGBMAR:
     family = "lightgbm"
 
@@ -173,6 +227,168 @@ class LightGBMAR:
         return int(self.trees * math.ceil(math.log2(max(self.leaves, 2))) * 2 * self.spec.horizon)
 
 
+class MLPAR:
+    """A small neural network on the ridge model's features (window + calendar) -> the H steps, trained by
+    gradient descent with the shared :class:`~fulcrum.training.Trainer` (AdamW, early stopping on the latest
+    windows), with a linear skip path: ``f = W_lin x + W2 relu(W1 x + b1) + b``."""
+
+    family = "mlp"
+
+    def __init__(self, spec: Spec, hidden: int = 32, epochs: int = 60, lr: float = 3e-3, weight_decay: float = 1e-3,
+                 seed: int = 0) -> None:
+        self.spec, self.hidden, self.epochs, self.lr, self.weight_decay, self.seed = spec, hidden, epochs, lr, weight_decay, seed
+        self.layers: dict[str, np.ndarray] | None = None
+
+    def features(self, W: np.ndarray, k: np.ndarray, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, last, s = window_features(W, dtype)
+        return np.concatenate([x, fourier(k, self.spec.season, self.spec.fourier, dtype)], axis=1), last, s
+
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "MLPAR":
+        import torch
+        from torch import nn
+
+        from ...config import TrainConfig
+        from ...training import Trainer
+
+        X, last, s = self.features(W, k)
+        T = ((np.asarray(Y, np.float64) - last.astype(np.float64)) / s.astype(np.float64)).astype(np.float32)
+        T = np.clip(T, -50, 50)  # a flat window (s ~ eps) must not blow up the loss
+        n_val = max(1, len(X) // 6) if len(X) >= 24 else 0  # the latest windows: early stopping
+        tr, va = (X[:-n_val], T[:-n_val]) if n_val else (X, T), ((X[-n_val:], T[-n_val:]) if n_val else None)
+        torch.manual_seed(self.seed)
+        F, H, hidden = X.shape[1], self.spec.horizon, self.hidden
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lin = nn.Linear(F, H)
+                self.hid = nn.Linear(F, hidden)
+                self.out = nn.Linear(hidden, H, bias=False)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.lin(x) + self.out(torch.relu(self.hid(x)))
+
+        net = Net()
+        cfg = TrainConfig(epochs=self.epochs, batch_size=64, lr=self.lr, weight_decay=self.weight_decay,
+                          lr_schedule="cosine", optimizer="adamw", early_stopping=va is not None, patience=10,
+                          seed=self.seed, progress=False, device="cpu")
+        with _torch_threads(1):
+            Trainer(cfg, monitor="val_loss" if va is not None else "train_loss").fit(net, tr, va, loss_fn=nn.MSELoss())
+        net.eval()
+        self.layers = {"lin_w": net.lin.weight.detach().numpy().T.copy(), "lin_b": net.lin.bias.detach().numpy().copy(),
+                       "hid_w": net.hid.weight.detach().numpy().T.copy(), "hid_b": net.hid.bias.detach().numpy().copy(),
+                       "out_w": net.out.weight.detach().numpy().T.copy()}
+        self.training_flops_ = int(6 * len(tr[0]) * self.epochs * (F * H + F * hidden + hidden * H))
+        return self
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        p = self.layers
+        X = np.asarray(X, np.float32)
+        return (X @ p["lin_w"] + p["lin_b"]) + np.maximum(X @ p["hid_w"] + p["hid_b"], 0) @ p["out_w"]
+
+    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+        X, last, s = self.features(W, k)
+        return last.astype(np.float64) + s.astype(np.float64) * self.raw(X).astype(np.float64)
+
+    def describe(self) -> dict[str, Any]:
+        return {"hidden": self.hidden, "skip": "linear", "epochs": self.epochs, "trainer": "fulcrum.training.Trainer"}
+
+    def flops(self) -> int:
+        F = self.spec.lags - 1 + 2 * self.spec.fourier
+        return int(2 * (F * self.spec.horizon + F * self.hidden + self.hidden * self.spec.horizon) + 4 * self.spec.lags)
+
+
+def ets_map(L: int, H: int, P: int, alpha: float, beta: float, phi: float, gamma: float) -> np.ndarray:
+    """(L, H): additive exponential smoothing (damped trend, additive season of P steps when P > 1) started from
+    the window's own first values, as the linear map window -> forecast it is for fixed parameters (every step
+    of the recursion and the start are linear in the values). Run on the identity: row i = what value i adds."""
+    Y = np.eye(L)
+    P = P if P > 1 and L >= 2 * P else 1
+    if P > 1:
+        level = Y[:, :P].mean(axis=1)
+        trend = (Y[:, P:2 * P].mean(axis=1) - level) / P
+        S = Y[:, :P] - level[:, None] - trend[:, None] * (np.arange(P) - (P - 1) / 2)[None, :]
+    else:
+        level = Y[:, 0].copy()
+        half = max(1, L // 2)
+        trend = (Y[:, L - half:].mean(axis=1) - Y[:, :half].mean(axis=1)) / max(1, L - half)
+        S = np.zeros((L, 1))
+    trend = trend * (beta > 0)
+    for t in range(P if P > 1 else 1, L):
+        j = t % P
+        pred = level + phi * trend + S[:, j]
+        e = Y[:, t] - pred
+        level = level + phi * trend + alpha * e
+        trend = phi * trend + beta * e
+        S[:, j] = S[:, j] + gamma * e
+    out = np.empty((L, H))
+    damp = 0.0
+    for h in range(1, H + 1):
+        damp += phi ** h
+        out[:, h - 1] = level + damp * trend + S[:, (L + h - 1) % P]
+    return out
+
+
+class ETS:
+    """Exponential smoothing (level, damped additive trend, additive season) on the window: a linear map
+    window -> forecast (:func:`ets_map`), its four parameters chosen by grid on the training windows' MAE."""
+
+    family = "ets"
+    ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+    TRENDS = ((0.0, 1.0), (0.02, 0.9), (0.02, 0.98), (0.1, 0.9), (0.1, 0.98), (0.02, 1.0), (0.3, 0.9))  # (beta, phi)
+    GAMMAS = (0.0, 0.05, 0.2, 0.5)
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.params: dict[str, float] | None = None
+        self.M: np.ndarray | None = None  # (L, H)
+
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "ETS":
+        L, H, P = self.spec.lags, self.spec.horizon, self.spec.season
+        W, Y = np.asarray(W, np.float64), np.asarray(Y, np.float64)
+        _, _, s = window_features(W, np.float64)
+        if len(W) > 600:  # the latest windows: enough to rank a few hundred parameter sets
+            W, Y, s = W[-600:], Y[-600:], s[-600:]
+        seasonal = P > 1 and L >= 2 * P
+        best = (np.inf, None, None)
+        for a in self.ALPHAS:
+            for b, ph in self.TRENDS:
+                for g in (self.GAMMAS if seasonal else (0.0,)):
+                    M = ets_map(L, H, P, a, b, ph, g)
+                    err = float(np.mean(np.abs(W @ M - Y) / s))
+                    if err < best[0]:
+                        best = (err, {"alpha": a, "beta": b, "phi": ph, "gamma": g}, M)
+        self.params, self.M = best[1], best[2]
+        n_sets = len(self.ALPHAS) * len(self.TRENDS) * (len(self.GAMMAS) if seasonal else 1)
+        self.training_flops_ = int(n_sets * 2 * len(W) * L * H)
+        return self
+
+    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return np.asarray(W, np.float64) @ self.M
+
+    def describe(self) -> dict[str, Any]:
+        return {**(self.params or {}), "form": "additive exponential smoothing as a linear map of the window"}
+
+    def flops(self) -> int:
+        return int(2 * self.spec.lags * self.spec.horizon)
+
+
+class _torch_threads:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.old = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: Any) -> None:
+        import torch
+
+        torch.set_num_threads(self.old)
+
+
 def make_model(family: str, spec: Spec, cfg: Any) -> Any:
     if family == "seasonal_naive":
         return SeasonalNaive(spec)
@@ -180,6 +396,12 @@ def make_model(family: str, spec: Spec, cfg: Any) -> Any:
         return LinearAR(spec, cfg.ridge)
     if family == "lightgbm":
         return LightGBMAR(spec, cfg.lgbm_trees, cfg.lgbm_leaves, cfg.lgbm_lr, cfg.seed)
+    if family == "mlp":
+        return MLPAR(spec, seed=cfg.seed)
+    if family == "ets":
+        return ETS(spec)
+    if family == "ar":
+        return RawAR(spec)
     raise DataError(f"Unknown forecasting model {family!r}; choose one of {', '.join(FAMILIES)}.")
 
 
