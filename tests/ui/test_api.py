@@ -72,14 +72,12 @@ def test_models_list_sees_a_new_version(ui_server, ui_registry):
     files = {f: pkg.read_bytes(f) for f in pkg.files}
     manifest = {k: v for k, v in pkg.manifest.items() if k not in ("files", "name", "version", "created")}
     new = ui_registry.register("xss", manifest, files)
-    try:
-        after = get(ui_server, "models").json()
-        assert after["total"] == before + 1
-        assert new.ref in [r["ref"] for r in after["models"]]
-        ui_registry.set_alias(new.ref, "fresh")
-        assert next(r for r in get(ui_server, "models").json()["models"] if r["ref"] == new.ref)["aliases"] == ["fresh"]
-    finally:
-        ui_registry.remove_alias("xss", "fresh")
+    after = get(ui_server, "models").json()
+    assert after["total"] == before + 1
+    assert new.ref in [r["ref"] for r in after["models"]]
+    ui_registry.set_alias(new.ref, "fresh")
+    assert next(r for r in get(ui_server, "models").json()["models"] if r["ref"] == new.ref)["aliases"] == ["fresh"]
+    ui_registry.remove_alias("xss", "fresh")
 
 
 def test_version_detail(ui_server, ui_registry):

@@ -49,15 +49,19 @@ def test_serve_mounted_ui_needs_a_key_once_keys_exist(ui_registry, keyed):
         srv.stop()
 
 
-def test_fulcrum_ui_refuses_a_public_bind_without_keys(tmp_path, capsys):
+def test_fulcrum_ui_refuses_a_public_bind_without_keys(tmp_path):
+    import subprocess
+    import sys
+
     from fulcrum.artifact import Registry
-    from fulcrum.cli import main
 
     root = tmp_path / "registry"
     Registry(root)
-    assert main(["ui", "--host", "0.0.0.0", "--registry", str(root)]) == 1
-    err = capsys.readouterr().err
-    assert "Refusing to bind 0.0.0.0" in err and "fulcrum keys create" in err
+    # a subprocess: were the bind allowed, the dashboard would serve until the timeout (and fail the test)
+    r = subprocess.run([sys.executable, "-m", "fulcrum", "ui", "--host", "0.0.0.0", "--port", "0", "--registry",
+                        str(root)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "Refusing to bind 0.0.0.0" in r.stderr and "fulcrum keys create" in r.stderr
 
 
 def test_fulcrum_ui_rejects_a_bad_port(tmp_path, capsys):

@@ -200,14 +200,14 @@ def test_html_in_a_column_and_a_label_is_shown_as_text(page, serve_server, shots
     for path in ("/ui/?q=xss", "/ui/version?ref=xss@1", "/ui/compare?a=xss@1&b=penguins@1"):
         _open(page, serve_server.url + path)
     _open(page, serve_server.url + "/ui/version?ref=xss@1")
+    page.wait_for_timeout(300)
+    assert page.dialogs == []  # no alert fired  # type: ignore[attr-defined]
     text = page.inner_text("main")
     assert XSS_COLUMN in text and XSS_LABEL in text  # shown, as text
     html = page.content()
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert XSS_COLUMN not in html and XSS_LABEL not in html  # never as markup
     assert page.locator("main img").count() == 0 and page.locator("script").count() == 2
-    page.wait_for_timeout(300)
-    assert page.dialogs == []  # no alert fired  # type: ignore[attr-defined]
 
 
 def test_a_keyed_page_asks_for_the_key(browser, ui_template, tmp_path):
