@@ -62,11 +62,12 @@ def test_graph_equals_the_model_on_backtest_windows(elnino):
     sess = ort.InferenceSession(tr.files["model.onnx"])
     start = (t0 + np.round(k * step_s).astype(np.int64)).reshape(-1, 1)
     step = np.full((len(W), 1), 3, np.int64)
-    value, forecast, lower, upper = sess.run(["value", "forecast", "lower", "upper"],
+    value, lo, hi, forecast, lower, upper = sess.run(["value", "lower", "upper", "forecast", "forecast_lower", "forecast_upper"],
                                              {"window": W.astype(np.float32), "start": start, "step": step})
     ref = model.predict(W, k)
     assert np.abs(forecast - ref).max() < 1e-4 * np.abs(ref).max()
     assert np.allclose(value, forecast[:, 2]) and (lower <= forecast).all() and (forecast <= upper).all()
+    assert np.allclose(lo, lower[:, 2]) and np.allclose(hi, upper[:, 2])
     assert tr.manifest["onnx"]["windows_off"] == 0
 
 
@@ -178,3 +179,73 @@ def test_mlp_is_trained_by_the_shared_trainer_and_its_graph_equals_it(elnino, mo
                                   "step": np.ones((len(W), 1), np.int64)})[0]
     ref = model.predict(W, k)
     assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fc")
+    src = root / "elnino.csv"
+    frame = load_builtin("elnino")
+    frame.to_csv(src, index=False)
+    rc = main(["train", str(src), "--target", "temperature", "--task", "forecast", "--name", "fc", "--no-progress",
+               "--registry", str(root / "reg"), "--set", "model=ar"])
+    assert rc == 0
+    return Registry(root / "reg"), frame
+
+
+def test_server_history_shorthand_returns_the_forecast_with_intervals(served):
+    from test_every_task import Server
+
+    registry, frame = served
+    values = frame["temperature"].tolist()
+    with Server("fc", registry) as c:
+        # the stored history's own last values: the same forecast as asking for the 12 months after it by time
+        r = c.post("/v1/models/fc/predict", json={"history": values[-30:]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["predictions"]) == len(body["lower"]) == len(body["upper"]) == 12
+        assert all(lo < p < hi for lo, p, hi in zip(body["lower"], body["predictions"], body["upper"]))
+        times = [f"2011-{m:02d}-01" for m in range(1, 13)]
+        by_time = c.post("/v1/models/fc/predict", json={"records": [{"date": t} for t in times]}).json()
+        assert np.allclose(body["predictions"], by_time["predictions"], rtol=1e-6)
+        assert np.allclose(body["upper"], by_time["upper"], rtol=1e-6)
+        # another history (shifted up by 1 degree): the forecast moves with it; a shorter horizon; times given
+        r = c.post("/v1/models/fc/predict", json={"history": [v + 1 for v in values[-24:]], "horizon": 3,
+                                                  "times": [str(t.date()) for t in pd.date_range("1990-01-01", periods=24, freq="MS")]})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["predictions"]) == 3
+        assert not np.allclose(r.json()["predictions"], body["predictions"][:3])
+        # v2 is as it was: one value per time asked
+        r = c.post("/v2/models/fc/infer", json={"inputs": [{"name": "date", "datatype": "BYTES", "shape": [2],
+                                                            "data": times[:2]}]})
+        assert r.status_code == 200 and r.json()["outputs"][0]["data"] == pytest.approx(by_time["predictions"][:2])
+        for req, needle in [
+            ({"history": values[-30:], "horizon": 0}, "from 1 to 12"),
+            ({"history": values[-30:], "horizon": 13}, "from 1 to 12"),
+            ({"history": values[-5:]}, "at least 24 values"),
+            ({"history": values[-24:], "times": ["2000-01-01"] * 24}, "duplicate timestamps"),
+            ({"history": values[-24:], "times": [str(t.date()) for t in pd.date_range("1990-01-01", periods=24, freq="MS")][::-1]},
+             "not in time order"),
+            ({"history": values[-24:], "times": [str(t.date()) for t in pd.date_range("1990-01-01", periods=24, freq="D")]},
+             "not consecutive"),
+            ({"history": ["warm"] * 24}, "must hold numbers"),
+            ({"history": values[-24:], "soon": 1}, "Unknown key"),
+        ]:
+            r = c.post("/v1/models/fc/predict", json=req)
+            assert r.status_code == 422 and needle in r.text, (req.keys(), r.text)
+
+
+def test_cli_reports_measured_coverage_and_predicts_intervals(tmp_path, capsys):
+    load_builtin("nile").to_csv(tmp_path / "nile.csv", index=False)
+    pd.DataFrame({"date": ["1971-01-01", "1975-01-01"]}).to_csv(tmp_path / "when.csv", index=False)
+    reg = str(tmp_path / "reg")
+    assert main(["train", str(tmp_path / "nile.csv"), "--target", "volume", "--name", "n", "--registry", reg,
+                 "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "intervals: 90% nominal," in out.out + out.err and "measured on 30 held-out points" in out.out + out.err
+    assert main(["predict", "n", str(tmp_path / "when.csv"), "--registry", reg, "--output", str(tmp_path / "p.csv")]) == 0
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert list(p.columns) == ["prediction", "lower", "upper"] and (p["lower"] < p["prediction"]).all()
+    assert (p["upper"] - p["prediction"]).iloc[1] > (p["upper"] - p["prediction"]).iloc[0]  # 5 years ahead: wider
+    m = Registry(tmp_path / "reg").load("n").manifest
+    assert m["outputs"][2]["description"].endswith(f"{m['metrics']['coverage']['measured']:.1%})")

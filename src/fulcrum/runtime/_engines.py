@@ -20,7 +20,7 @@ _CUSTOM_OPS = {"onnxruntime_extensions": ("onnxruntime_extensions", "get_library
 #: Graph output names by output kind when the manifest's name is not the graph's (tabular packages name
 #: their label and value outputs after the target).
 _KIND_OUTPUT = {"probabilities": "probabilities", "value": "value", "label": "label", "ood_score": "ood_score",
-                "items": "items", "scores": "scores", "text": "text"}
+                "items": "items", "scores": "scores"}
 
 
 def custom_op_libraries(manifest: Mapping[str, Any]) -> list[str]:
@@ -60,8 +60,6 @@ def primary_output(manifest: Mapping[str, Any]) -> str:
     kinds = {o.get("kind") for o in (manifest.get("outputs") or []) if isinstance(o, Mapping)}
     if "items" in kinds:  # a recommender: top-k item ids (N, k), with their ``scores`` beside them
         return "items"
-    if "text" in kinds:  # a transcriber: one string per row (N,)
-        return "text"
     if "probabilities" in kinds or (not kinds and (manifest.get("task") or {}).get("kind") == "classification"):
         return "probabilities"
     return "value"

@@ -195,6 +195,13 @@ class ServedModel:
             if f.kind == "numeric" and (f.limits or {}).get("na_tokens")
         }
         self.shorthand = self.task.shorthand(m)
+        from ..tasks._base import Task
+
+        #: the task's own friendly request form (Task.expand_request), when it has one
+        self._expand = None if type(self.task).expand_request is Task.expand_request else self.task.expand_request
+        #: per-row interval ends the graph writes (kinds interval_lower / interval_upper): friendly route only
+        self.intervals = [str(o["name"]) for o in (m.get("outputs") or []) if o.get("kind") in ("interval_lower", "interval_upper")
+                          and str(o["name"]) in (getattr(predictor, "outputs", None) or [])]
         self.max_rows = max_rows
         outputs = m.get("outputs") or []
         label_out = next((o["name"] for o in outputs if o.get("kind") == "label"), self.target)
@@ -202,13 +209,10 @@ class ServedModel:
         self.classifier = any(o.get("kind") == "probabilities" for o in outputs) or (
             not outputs and self.kind == "classification")
         self.items = any(o.get("kind") == "items" for o in outputs)  # a recommender: top-k ids and scores
-        self.text = not self.items and any(o.get("kind") == "text" for o in outputs)  # a transcriber: one string
         if self.classifier:
             self.output_names = [self.label_output, "probabilities"]
         elif self.items:
             self.output_names = [next(o["name"] for o in outputs if o.get("kind") == "items"), "scores"]
-        elif self.text:
-            self.output_names = [str(next(o["name"] for o in outputs if o.get("kind") == "text"))]
         else:
             value_out = next((o["name"] for o in outputs if o.get("kind") == "value"), self.target)
             self.output_names = [str(value_out)]
@@ -285,10 +289,6 @@ class ServedModel:
             (result,) = self.run_batch([(cols, 1)])
         except Exception as exc:
             raise ArtifactError(f"Warm-up inference of {self.ref} failed: {exc}") from exc
-        if "text" in result:  # strings: one per row
-            if len(result["text"]) != 1:
-                raise ArtifactError(f"Warm-up inference of {self.ref} gave no text output.")
-            return
         main = result.get("probabilities", result.get("value", result.get("scores")))
         if main is None or not np.all(np.isfinite(np.asarray(main, dtype=np.float64))):
             raise ArtifactError(f"Warm-up inference of {self.ref} gave non-finite or no outputs.")
@@ -365,6 +365,10 @@ class ServedModel:
 
     def parse_predict(self, body: bytes) -> tuple[dict[str, list[Any]], int]:
         """Friendly body -> (column value lists, rows). 422 on schema violations, 413 on rows."""
+        if self._expand is not None:
+            expanded = self._expanded(body)
+            if expanded is not None:
+                return expanded
         try:
             req = self.predict_model.model_validate_json(body)
         except ValidationError as exc:
@@ -383,6 +387,28 @@ class ServedModel:
         n = len(records)
         self._check_rows(n)
         return {col: [getattr(r, f) for r in records] for col, f in self._field_of.items()}, n
+
+    def _expanded(self, body: bytes) -> tuple[dict[str, list[Any]], int] | None:
+        """The task's own request form (Task.expand_request), or None when the body is not one."""
+        import json
+
+        from ..errors import DataError
+
+        try:
+            obj = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None  # the schema's own validation reports it
+        if not isinstance(obj, dict):
+            return None
+        try:
+            got = self._expand(self.package.manifest, obj)
+        except (SchemaError, DataError) as exc:
+            raise ServeError(str(exc), 422) from None
+        if got is None:
+            return None
+        cols, n = got
+        self._check_rows(n)
+        return cols, n
 
     def columns_from_records(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         return {c["name"]: [r.get(c["name"]) for r in rows] for c in self.columns}
@@ -450,6 +476,11 @@ class ServedModel:
         for c in self.columns:
             values = cols[c["name"]]
             out[c["name"]] = np.array(values, dtype=np.float64 if c["kind"] == "numeric" else object)
+        for name in cols.keys() - out.keys():  # a task's extra columns (Task.expand_request): one object per row
+            extra = np.empty(len(cols[name]), dtype=object)
+            for i, v in enumerate(cols[name]):
+                extra[i] = v
+            out[name] = extra
         return out
 
     def run_batch(self, payloads: list[tuple[dict[str, list[Any]], int]]) -> list[dict[str, np.ndarray]]:
@@ -458,11 +489,12 @@ class ServedModel:
             lists, total = payloads[0]
         else:
             lists = {}
-            for c in self.columns:
-                name = c["name"]
+            names = [c["name"] for c in self.columns]
+            names += sorted({k for p in payloads for k in p[0]} - set(names))  # a task's extra columns
+            for name in names:
                 joined: list[Any] = []
                 for p in payloads:
-                    joined.extend(p[0][name])
+                    joined.extend(p[0].get(name) or [None] * p[1])
                 lists[name] = joined
             total = sum(p[1] for p in payloads)
         cols = self.arrays(lists)
@@ -495,12 +527,11 @@ class ServedModel:
                 out = pred.predict_columns(cols)
                 extra = {"ood_score": np.asarray(out["ood_score"])} if "ood_score" in out else {}
                 extra.update({k: np.asarray(out[k]) for k in self.notes if k in out})
+                extra.update({k: np.asarray(out[k], dtype=np.float64).reshape(-1) for k in self.intervals if k in out})
                 if "probabilities" in out:
                     return {"probabilities": np.asarray(out["probabilities"]), **extra}
                 if self.items:  # (N, k) ids and scores
                     return {"items": np.asarray(out[self.target]), "scores": np.asarray(out["scores"]), **extra}
-                if self.text:  # (N,) strings
-                    return {"text": np.asarray(out[self.target], dtype=object).reshape(-1), **extra}
                 value = out.get("value", out.get(self.target))
                 if value is not None:
                     return {"value": np.asarray(value, dtype=np.float64).reshape(-1), **extra}

@@ -331,6 +331,14 @@ class Task(ABC):
         lets ``{"texts": ["a", "b"]}`` stand for ``{"records": [{"text": "a"}, {"text": "b"}]}``."""
         return None
 
+    def expand_request(self, manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], int] | None:
+        """An optional friendly-route request form of the task's own (e.g. a forecaster's ``{"history": [...],
+        "horizon": H}``): ``body`` (the parsed JSON object) -> (column value lists, rows), or None when ``body`` is
+        not that form (then ``records`` and :meth:`shorthand` apply). The lists hold every input of
+        :meth:`request_schema` and may hold more (extra columns the task's codec reads, e.g. the history).
+        Bad values: :class:`~fulcrum.errors.SchemaError` / ``DataError`` naming the key and the fix (422)."""
+        return None
+
     @abstractmethod
     def variant_kinds(self, manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[str, str]]:
         """(the optimizations that apply, {kind: why not} for the ones that do not)."""

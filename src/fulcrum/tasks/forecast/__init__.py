@@ -6,7 +6,7 @@
     task = ForecastTask()
     task.detect(frame, "volume")                      # "column 'date' holds dates and 'volume' is numeric: ..."
     trained = task.fit(frame, {"target": "volume"})   # seasonal-naive / ridge / LightGBM, by backtest MASE
-    trained.files["model.onnx"]                       # window (N, L), start (N, 1) -> forecast, lower, upper (N, H)
+    trained.files["model.onnx"]                       # window (N, L), start, step (N, 1) -> value, lower, upper (N,), forecast (N, H)
 
 Modules: ``_data`` (time column, frequency, regular grid, built-in series), ``_config`` (ForecastConfig),
 ``_models`` (features, models, metrics, conformal quantiles), ``_graph`` (the ONNX graph), ``_fit`` (the run:

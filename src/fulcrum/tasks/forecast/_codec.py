@@ -16,7 +16,84 @@ import pandas as pd
 from ...errors import DataError, SchemaError
 from ._data import ONE_SERIES, epoch_seconds
 
-__all__ = ["ForecastCodec"]
+__all__ = ["ForecastCodec", "expand_history", "HISTORY_COLUMNS"]
+
+#: the extra columns a history request (``{"history": [...]}``) adds for the codec: the values and their end time
+HISTORY_COLUMNS = ("history", "history_end")
+HISTORY_KEYS = ("history", "horizon", "end", "times")
+
+
+def _time(v: Any, what: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(v) if isinstance(v, str) and v.strip() else None
+    except (ValueError, TypeError):
+        ts = None
+    if ts is None or ts is pd.NaT:
+        raise DataError(f"{what} must be a date or time string such as '2020-01-31'; got {v!r}.")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def expand_history(manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], int]:
+    """``{"history": [v, ...], "horizon": h, "end": time | "times": [time, ...]}`` -> the rows (one per step
+    1..h after the history's end) with the history as extra columns; every problem one DataError/SchemaError.
+
+    ``history``: the series' latest values, oldest first, at least ``lags`` of them; ``horizon``: 1..H (default H);
+    ``end``: the time of the last value, or ``times``: one time per value (then checked: no duplicates, in
+    order, regular steps); neither: the end of the history stored in the package (one-series models only)."""
+    t = manifest["task"]
+    L, H, freq, ts_col, sid_col = int(t["lags"]), int(t["horizon"]), str(t["freq"]), t["timestamp"], t.get("series_column")
+    unknown = [str(k) for k in body if k not in HISTORY_KEYS]
+    if unknown:
+        raise SchemaError(f"Unknown key(s) {unknown} in a history request; it takes {', '.join(HISTORY_KEYS)} "
+                          "(or send {\"records\": [...]} instead).")
+    hist = body["history"]
+    if not isinstance(hist, list) or not hist:
+        raise SchemaError("'history' must be a non-empty list of numbers: the series' latest values, oldest first.")
+    for i, v in enumerate(hist):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise SchemaError(f"'history' must hold numbers (the series' latest values, oldest first); item {i} is {v!r}.")
+    if len(hist) < L:
+        raise DataError(f"'history' has {len(hist)} value(s); this model reads a window of the last {L} (lags): send at "
+                        f"least {L} values.")
+    h = body.get("horizon", H)
+    if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= H:
+        raise DataError(f"'horizon' must be a whole number from 1 to {H} (the most steps this model was trained to "
+                        f"forecast); got {h!r}.")
+    times = body.get("times")
+    if times is not None:
+        if not isinstance(times, list) or len(times) != len(hist):
+            raise SchemaError(f"'times' must be a list of {len(hist)} times, one per 'history' value.")
+        tt = pd.DatetimeIndex([_time(v, f"'times' item {i}") for i, v in enumerate(times)])
+        dup = tt[tt.duplicated()]
+        if len(dup):
+            raise DataError(f"'times' has duplicate timestamps: {dup[0].isoformat()} appears more than once; a series has "
+                            "one value per time.")
+        if not tt.is_monotonic_increasing:
+            i = int(np.flatnonzero(np.diff(tt.asi8) < 0)[0])
+            raise DataError(f"'times' are not in time order: {tt[i + 1].isoformat()} comes after {tt[i].isoformat()}; "
+                            "send the history oldest first.")
+        grid = pd.date_range(tt[0], periods=len(tt), freq=freq)
+        if not (grid == tt).all():
+            i = int(np.flatnonzero(grid != tt)[0])
+            raise DataError(f"'times' are not consecutive {freq!r} steps: item {i} is {tt[i].isoformat()}, expected "
+                            f"{grid[i].isoformat()}; fill missing steps first (this model forecasts from a regular series).")
+        end = tt[-1]
+        if body.get("end") is not None and _time(body["end"], "'end'") != end:
+            raise DataError("'end' and the last of 'times' differ; send one of them.")
+    elif body.get("end") is not None:
+        end = _time(body["end"], "'end'")
+        if not len(pd.date_range(end, periods=1, freq=freq).intersection([end])):
+            raise DataError(f"'end' {end.isoformat()} is not on this model's {freq!r} grid (e.g. {t.get('next')!r}).")
+    else:
+        if sid_col:
+            raise SchemaError(f"This model forecasts many series: say when the history ends with 'end' (or 'times').")
+        end = pd.date_range(end=pd.Timestamp(t["next"]), periods=2, freq=freq)[0]
+    nxt = pd.date_range(end, periods=h + 1, freq=freq)[1:]
+    cols: dict[str, list[Any]] = {ts_col: [x.isoformat() for x in nxt], "history": [list(map(float, hist))] * h,
+                                  "history_end": [end.isoformat()] * h}
+    if sid_col:
+        cols[sid_col] = [None] * h
+    return cols, h
 
 
 class ForecastCodec:
@@ -44,13 +121,26 @@ class ForecastCodec:
     def _names(self) -> list[str]:
         return [self.ts_col] + (["timestamp"] if self.ts_col != "timestamp" else [])
 
-    def _encode(self, times: Sequence[Any], ids: Sequence[Any] | None, rows: bool = True) -> dict[str, np.ndarray]:
+    def _encode(self, times: Sequence[Any], ids: Sequence[Any] | None, rows: bool = True,
+                histories: Sequence[Any] | None = None, ends: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
         n = len(times)
         window = np.empty((n, self.L), np.float32)
         start = np.empty((n, 1), np.int64)
         step = np.empty((n, 1), np.int64)
         for i, t in enumerate(times):
             where = f" at row {i} (0-based)" if rows else ""
+            if histories is not None and histories[i] is not None:  # the request's own history (expand_request)
+                values = np.asarray(histories[i], np.float32)
+                end = pd.Timestamp(ends[i])  # type: ignore[index]
+                nxt = pd.date_range(end, periods=self.H + 1, freq=self.freq)[1:]
+                ts = pd.Timestamp(t)
+                if len(values) < self.L or ts not in nxt:
+                    raise DataError(f"Row {i}: a history of {len(values)} values ending {end.isoformat()} cannot forecast "
+                                    f"{ts.isoformat()}; it needs >= {self.L} values and a time among the {self.H} after it.")
+                window[i] = values[-self.L:]
+                start[i, 0] = epoch_seconds(nxt[:1])[0]
+                step[i, 0] = int(nxt.get_loc(ts)) + 1
+                continue
             if ids is None:
                 sid = next(iter(self.series)) if len(self.series) == 1 else None
                 if sid is None:
@@ -101,7 +191,7 @@ class ForecastCodec:
                           f"{sorted(map(str, keys))[:10]}.")
 
     def _extra(self, keys: Sequence[Any]) -> list[str]:
-        return [str(c) for c in keys if c not in self._names() and c != self.sid_col]
+        return [str(c) for c in keys if c not in self._names() and c != self.sid_col and c not in HISTORY_COLUMNS]
 
     def encode_frame(self, df: pd.DataFrame, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         name = self._pick(list(df.columns))
@@ -117,7 +207,9 @@ class ForecastCodec:
         arr = np.asarray(values, dtype=object).reshape(-1)
         self.last_extra_, self.last_unknown_ = self._extra(list(cols)), {}
         ids = np.asarray(cols[self.sid_col], dtype=object).reshape(-1).tolist() if self.sid_col and self.sid_col in cols else None
-        return self._encode(arr.tolist(), ids)
+        hist = list(cols["history"]) if "history" in cols else None
+        ends = list(cols["history_end"]) if hist is not None and "history_end" in cols else None
+        return self._encode(arr.tolist(), ids, histories=hist if ends is not None else None, ends=ends)
 
     def encode_row(self, row: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         name = self._pick(list(row))

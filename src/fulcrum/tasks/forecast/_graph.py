@@ -3,7 +3,8 @@
 Inputs   ``window`` float32 (N, L): the last L values before the first forecast step, oldest first
          ``start``  int64   (N, 1): the first forecast step's time, Unix epoch seconds (UTC)
          ``step``   int64   (N, 1): which step (1..H) the ``value`` output holds
-Outputs  ``forecast``, ``lower``, ``upper`` float32 (N, H); ``value`` float64 (N,) = forecast at ``step``
+Outputs  ``forecast``, ``forecast_lower``, ``forecast_upper`` float32 (N, H); ``value``, ``lower``, ``upper``
+         float64 (N,): the forecast and its interval at ``step``
 
 The calendar is computed inside: k = round((start - t0) / step length), Fourier terms of k mod season (a\nconstant table of P rows, gathered: the same bits as the native model's).
 """
@@ -113,20 +114,24 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) ->
         raise ValueError(family)
     forecast = op("Identity", [forecast], out="forecast")
     width = op("Mul", [s, const("q", np.asarray(q, np.float32).reshape(1, H))])
-    op("Sub", [forecast, width], out="lower")
-    op("Add", [forecast, width], out="upper")
-    picked = op("GatherElements", [forecast, op("Sub", ["step", "fc/one"])], axis=1)
+    lo = op("Sub", [forecast, width], out="forecast_lower")
+    hi = op("Add", [forecast, width], out="forecast_upper")
+    at = op("Sub", ["step", "fc/one"])
+    flat = const("flat", i64([-1]))
     # as float64: the number a client gets in JSON is the number Python's predict() shows
-    op("Cast", [op("Reshape", [picked, const("flat", i64([-1]))])], out="value", to=TensorProto.DOUBLE)
+    for src, name in ((forecast, "value"), (lo, "lower"), (hi, "upper")):
+        op("Cast", [op("Reshape", [op("GatherElements", [src, at], axis=1), flat])], out=name, to=TensorProto.DOUBLE)
     graph = helper.make_graph(
         nodes, f"fulcrum_forecast_{family}",
         [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["N", L]),
          helper.make_tensor_value_info("start", TensorProto.INT64, ["N", 1]),
          helper.make_tensor_value_info("step", TensorProto.INT64, ["N", 1])],
         [helper.make_tensor_value_info("value", TensorProto.DOUBLE, ["N"]),
+         helper.make_tensor_value_info("lower", TensorProto.DOUBLE, ["N"]),
+         helper.make_tensor_value_info("upper", TensorProto.DOUBLE, ["N"]),
          helper.make_tensor_value_info("forecast", TensorProto.FLOAT, ["N", H]),
-         helper.make_tensor_value_info("lower", TensorProto.FLOAT, ["N", H]),
-         helper.make_tensor_value_info("upper", TensorProto.FLOAT, ["N", H])],
+         helper.make_tensor_value_info("forecast_lower", TensorProto.FLOAT, ["N", H]),
+         helper.make_tensor_value_info("forecast_upper", TensorProto.FLOAT, ["N", H])],
         initializer=inits)
     opsets = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in extra_opsets.items()]
     m = helper.make_model(graph, opset_imports=opsets, producer_name="fulcrum")

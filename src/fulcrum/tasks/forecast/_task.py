@@ -106,6 +106,15 @@ class ForecastTask(Task):
             fields.append(InputField(t["series_column"], "categorical", ("BYTES",), description="the series to forecast"))
         return fields
 
+    def expand_request(self, manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], int] | None:
+        """``{"history": [...], "horizon": H}`` (optionally ``"end"`` or ``"times"``) on the friendly route: the
+        forecast of the next H steps from the request's own history, with its prediction intervals."""
+        if "history" not in body:
+            return None
+        from ._codec import expand_history
+
+        return expand_history(manifest, body)
+
     def shorthand(self, manifest: Mapping[str, Any]) -> tuple[str, str] | None:
         if manifest["task"].get("series_column"):
             return None
