@@ -19,6 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="server processes (each loads every model)")
+    ray = p.add_argument_group("Ray Serve", "--backend ray runs the same app in Ray Serve replicas behind Ray's HTTP "
+                               "proxy, which binds --host/--port (auth, limits, batching, metrics and monitors "
+                               "unchanged; no TLS: put a TLS proxy in front)")
+    ray.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="local (default: uvicorn in this process, --workers processes) | ray (Ray Serve)")
+    ray.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas (default 2)")
+    ray.add_argument("--min-replicas", type=int, default=None, help="autoscale: at least this many replicas")
+    ray.add_argument("--max-replicas", type=int, default=None, help="autoscale: at most this many replicas")
+    ray.add_argument("--address", metavar="ADDR",
+                     help="the Ray cluster (auto: the one `ray start --head` runs here; HOST:PORT; "
+                          "ray://HOST:10001); default: a local cluster on this machine")
     p.add_argument("--enable-admin", action="store_true", help="turn on /admin routes (need an admin key)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without API keys (logged loudly)")
     p.add_argument("--ssl-certfile", metavar="PEM", help="TLS certificate (with --ssl-keyfile)")
@@ -94,5 +105,11 @@ def settings_from(args: argparse.Namespace) -> object:
 def run(args: argparse.Namespace) -> int:
     from ..serve import run as serve_run
 
+    if getattr(args, "backend", "local") == "ray":
+        from ..serve._ray import run_ray
+
+        run_ray(list(args.refs), settings_from(args), registry=args.registry, replicas=args.replicas,  # type: ignore[arg-type]
+                min_replicas=args.min_replicas, max_replicas=args.max_replicas, address=args.address)
+        return 0
     serve_run(list(args.refs), settings_from(args), registry=args.registry)  # type: ignore[arg-type]
     return 0
