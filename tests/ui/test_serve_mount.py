@@ -58,3 +58,30 @@ def test_live_counts_what_the_server_served(serve_server):
 def test_live_of_a_model_not_served_is_404(serve_server):
     r = httpx.get(serve_server.url + "/ui/api/live", params={"ref": "xss"})
     assert r.status_code == 404 and "xss" in r.json()["error"]
+
+
+def test_standalone_ui_reads_a_running_server(serve_server, ui_registry):
+    """`fulcrum ui --server URL`: the live figures scraped from the server's /metrics and monitor."""
+    from fulcrum.ui import create_standalone_app
+
+    from .conftest import Server
+
+    with httpx.Client() as client:
+        for _ in range(3):
+            assert client.post(serve_server.url + "/v1/models/penguins/predict",
+                               json={"records": [PENGUIN_ROW]}).status_code == 200
+    ui = Server(create_standalone_app(ui_registry, server=serve_server.url)).start()
+    try:
+        d = live(ui)
+        assert d["source"] == f"server {serve_server.url}" and d["served"] == ["penguins@1"] and d["note"] is None
+        assert d["requests"]["requests"]["total"] >= 3 and d["requests"]["predictions"] >= 3
+        assert d["monitor"] is not None and "island" in d["monitor"]["drift"]
+        assert d["live_metric"]["n"] >= 0 and d["trained_metric"]["name"] == "accuracy"
+    finally:
+        ui.stop()
+    gone = Server(create_standalone_app(ui_registry, server="http://127.0.0.1:9")).start()  # nothing listens there
+    try:
+        r = httpx.get(gone.url + "/ui/api/live", timeout=30)
+        assert r.status_code == 502 and "Cannot reach the server http://127.0.0.1:9" in r.json()["error"]
+    finally:
+        gone.stop()
