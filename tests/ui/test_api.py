@@ -216,3 +216,20 @@ def test_histogram_quantile_interpolates_like_prometheus():
     assert histogram_quantile(0.75, buckets) == pytest.approx(0.15)
     assert histogram_quantile(0.5, [(0.1, 0.0), (math.inf, 0.0)]) is None
     assert histogram_quantile(0.99, [(0.1, 0.0), (math.inf, 5.0)]) == 0.1  # beyond the last bound: its edge
+
+
+def test_every_page_and_static_file_is_package_data():
+    """pyproject's package-data globs cover every file the dashboard serves (else a wheel lacks it)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    import fulcrum.ui
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fulcrum"]
+    pkg = Path(fulcrum.ui.__file__).parent
+    served = [p.relative_to(pkg.parent).as_posix() for d in ("pages", "static") for p in (pkg / d).iterdir()]
+    assert len(served) >= 10
+    for path in served:
+        assert any(fnmatch.fnmatch(path, g) for g in globs), f"{path} is not package data in pyproject.toml"
