@@ -20,7 +20,7 @@ _CUSTOM_OPS = {"onnxruntime_extensions": ("onnxruntime_extensions", "get_library
 #: Graph output names by output kind when the manifest's name is not the graph's (tabular packages name
 #: their label and value outputs after the target).
 _KIND_OUTPUT = {"probabilities": "probabilities", "value": "value", "label": "label", "ood_score": "ood_score",
-                "items": "items", "scores": "scores"}
+                "items": "items", "scores": "scores", "text": "text"}
 
 
 def custom_op_libraries(manifest: Mapping[str, Any]) -> list[str]:
@@ -60,6 +60,8 @@ def primary_output(manifest: Mapping[str, Any]) -> str:
     kinds = {o.get("kind") for o in (manifest.get("outputs") or []) if isinstance(o, Mapping)}
     if "items" in kinds:  # a recommender: top-k item ids (N, k), with their ``scores`` beside them
         return "items"
+    if "text" in kinds:  # a transcriber: one string per row (N,)
+        return "text"
     if "probabilities" in kinds or (not kinds and (manifest.get("task") or {}).get("kind") == "classification"):
         return "probabilities"
     return "value"
@@ -83,6 +85,15 @@ def physical_cores() -> int:
 def _first_line(exc: BaseException, limit: int = 300) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def default_providers() -> list[str]:
+    """ONNX Runtime's execution providers: CUDA first when this build has it (onnxruntime-gpu on a CUDA
+    machine; nodes it cannot run fall back to CPU), then CPU."""
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return (["CUDAExecutionProvider"] if cuda else []) + ["CPUExecutionProvider"]
 
 
 class OnnxEngine:
@@ -123,7 +134,7 @@ class OnnxEngine:
         for lib in custom_ops:  # an allowlisted, installed library (custom_op_libraries), never a package file
             opts.register_custom_ops_library(lib)
         try:
-            self.session = ort.InferenceSession(data, opts, providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(data, opts, providers=providers or default_providers())
         except FulcrumError:
             raise
         except Exception as exc:
