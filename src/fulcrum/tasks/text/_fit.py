@@ -3,10 +3,10 @@
 1. pick the text column and clean the rows (missing/empty texts dropped, NUL removed);
 2. split train / validation / test, stratified (the shared splitter);
 3. fit the candidates on train, score on validation:
-   ``ngram``    word + char n-gram TF-IDF + logistic regression, C chosen on validation;
+   ``ngram``    word 1-2 + char 2-5-gram sublinear TF-IDF + logistic regression, C chosen on validation;
    ``minilm``   frozen MiniLM embeddings (cached by content hash) + logistic head, C on validation; with
                 ``fine_tune`` the encoder and head are then trained end to end through the shared Trainer;
-   ``ensemble`` w * MiniLM + (1 - w) * n-gram probabilities, w fitted on validation;
+   ``ensemble`` w * MiniLM + (1 - w) * n-gram probabilities, w in 0.05..0.95 chosen on validation;
 4. keep the best, or the simplest within noise of it (ngram < minilm < ensemble; noise = the binomial
    standard error of the best validation accuracy), refit the n-gram / frozen head on train + validation;
 5. export one graph from raw strings, check it against the Python/torch model, score it on the test split.
@@ -32,7 +32,7 @@ from ._data import DEFAULT_MAX_CHARS, clean_training_texts, text_columns, text_s
 __all__ = ["fit_text", "resolve_text_column", "prepare_splits", "MiniLMRun", "ORDER"]
 
 ORDER = ("ngram", "minilm", "ensemble")  # simplest first
-ENSEMBLE_WEIGHTS = tuple(round(w, 1) for w in np.arange(0.1, 1.0, 0.1))
+ENSEMBLE_WEIGHTS = tuple(round(w, 2) for w in np.arange(0.05, 0.96, 0.05))
 CENTROID_SAMPLE = 2_000  # training texts embedded by a fine-tuned encoder for the OOD centroids
 PARITY_ROWS = 200
 
@@ -109,6 +109,15 @@ def _fit_ngram(tr: list[str], y_tr: np.ndarray, va: list[str], y_va: np.ndarray,
     model.fit_classifier(X_tr, y_tr, k)
     info = {"C": best, "C_scores": {str(C): s[0] for C, s in scores.items()}, **model.describe()}
     return model, scores[best][2], info
+
+
+def ensemble_weight(y: np.ndarray, p_minilm: np.ndarray, p_ngram: np.ndarray) -> tuple[float, dict[str, float]]:
+    """(w, validation accuracy of each w): the MiniLM weight of w * MiniLM + (1 - w) * n-gram that is best on
+    the validation rows ``y`` (accuracy, then log-loss, then the weight nearest 0.5)."""
+    keys = {w: (_accuracy(y, w * p_minilm + (1 - w) * p_ngram), -_log_loss(y, w * p_minilm + (1 - w) * p_ngram),
+                -abs(w - 0.5)) for w in ENSEMBLE_WEIGHTS}
+    best = max(keys, key=lambda w: keys[w])
+    return float(best), {f"{w:g}": keys[w][0] for w in ENSEMBLE_WEIGHTS}
 
 
 # ----------------------------------------------------------------------------- MiniLM
@@ -348,11 +357,10 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
             say(f"   minilm: validation accuracy = {candidates['minilm']['validation_accuracy']:.4f} "
                 f"({'fine-tuned' if cfg.fine_tune else 'frozen embeddings + logistic head'}, C={head_info['C']:g})")
     if "ensemble" in families and ngram is not None and mini is not None:
-        best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: (_accuracy(y_va, w * val_p["minilm"] + (1 - w) * val_p["ngram"]),
-                                                      -_log_loss(y_va, w * val_p["minilm"] + (1 - w) * val_p["ngram"]),
-                                                      -abs(w - 0.5)))
+        best_w, w_scores = ensemble_weight(y_va, val_p["minilm"], val_p["ngram"])
         val_p["ensemble"] = best_w * val_p["minilm"] + (1 - best_w) * val_p["ngram"]
-        candidates["ensemble"] = {"validation_accuracy": _accuracy(y_va, val_p["ensemble"]), "weight_minilm": best_w}
+        candidates["ensemble"] = {"validation_accuracy": _accuracy(y_va, val_p["ensemble"]), "weight_minilm": best_w,
+                                  "weight_scores": w_scores}
         say(f" ensemble: validation accuracy = {candidates['ensemble']['validation_accuracy']:.4f} "
             f"(w_minilm={best_w:g})")
     families = [f for f in families if f in candidates]
@@ -386,7 +394,8 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
         if family in ("ngram", "ensemble") and ngram is not None:
             from ._ngram import NgramModel
 
-            ngram = NgramModel(C=ngram.C, max_word=ngram.max_word, max_char=ngram.max_char, seed=cfg.seed).fit(all_texts, y_all, k)
+            ngram = NgramModel(C=ngram.C, max_word=ngram.max_word, max_char=ngram.max_char, min_df=ngram.min_df,
+                               sublinear=ngram.sublinear, seed=cfg.seed).fit(all_texts, y_all, k)
             refit["ngram"] = {"C": ngram.C, "rows": len(all_texts)}
         if family in ("minilm", "ensemble") and mini is not None and not cfg.fine_tune:
             E_all = mini.embeddings(all_texts)
@@ -443,7 +452,8 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
         profile["centroids"] = {"labels": names, "dim": int(centroids.shape[1])}
     model_meta: dict[str, Any] = {
         "family": family, "max_length": mini.max_length if mini is not None and family != "ngram" else None,
-        "selection": why, "describe": {f: {k2: v for k2, v in c.items() if k2 != "C_scores"} for f, c in candidates.items()},
+        "selection": why, "describe": {f: {k2: v for k2, v in c.items() if k2 not in ("C_scores", "weight_scores")}
+                                  for f, c in candidates.items()},
     }
     if family != "ngram":
         model_meta["encoder"] = {"package": PACKAGE, "name": "all-MiniLM-L6-v2", "layers": 6, "hidden": 384,

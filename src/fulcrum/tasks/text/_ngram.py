@@ -1,17 +1,21 @@
 """The fast text model, trained from scratch: n-gram TF-IDF + logistic regression, one ONNX graph.
 
 Features: word 1-2-grams (``[\\p{L}\\p{N}]+`` tokens) and character 2-5-grams within words (padded
-with one space each side, like scikit-learn's ``char_wb``), each block binary TF-IDF (presence x idf),
-L2-normalised per block; a multinomial logistic regression on both blocks.
+with one space each side, like scikit-learn's ``char_wb``), each block sublinear TF-IDF ((1 + log count) x
+idf; ``sublinear=False``: binary, presence x idf), L2-normalised per block; a multinomial logistic
+regression on both blocks. Sublinear counts are what the usual tuned TF-IDF baseline uses: on validation
+they gained +1.1 points over binary on bbc_news (0.9685 -> 0.9798).
 
 The graph (standard ONNX ops + ONNX Runtime / onnxruntime-extensions string ops)::
 
     text (N, 1) string -> ortx StringLower -> ortx StringRegexReplace (whitespace runs -> " ")
-      word block: com.microsoft Tokenizer([\\p{L}\\p{N}]+) -> TfIdfVectorizer(1..2, IDF, unit weights) = x_w (N, Vw) in {0, 1}
-      char block: " " + t.replace(" ", "  ") + " " -> Tokenizer(.) -> TfIdfVectorizer(2..5) = x_c (N, Vc)
+      word block: com.microsoft Tokenizer([\\p{L}\\p{N}]+) -> TfIdfVectorizer(1..2, TF) = counts (N, Vw)
+        -> x = log(max(c, 1)) + min(c, 1)  (1 + log c where c > 0, else 0: sublinear tf)
+      char block: " " + t.replace(" ", "  ") + " " -> Tokenizer(.) -> TfIdfVectorizer(2..5) -> x_c (N, Vc) alike
         (an n-gram that crosses a word boundary holds two spaces and is never in the pool)
-      per block one MatMul with [idf*W | idf^2] (V, K+1): logits (x.idf.W) and the squared norm |x*idf|^2 in one
-        pass, no element-wise op over the V features; logits_b = z / sqrt(n2)
+      per block logits z = x @ (idf*W) (V, K) and squared norm n2 = (x*x) @ idf^2 (V, 1); logits_b = z / sqrt(n2)
+        (binary model: TfIdfVectorizer IDF mode with unit weights gives x in {0, 1} = x*x, so one MatMul with
+        [idf*W | idf^2] (V, K+1) gives both, no element-wise op over the V features)
       Add blocks + bias -> Softmax -> probabilities (N, K); ArgMax -> Gather(class names) -> label (N,)
       ood_score (N,): share of word tokens never seen in training (1.0 for a text with no word token)
 
@@ -70,22 +74,24 @@ def char_ngrams(t: str, lo: int = 2, hi: int = 5) -> list[str]:
 
 
 class NgramModel:
-    """Binary word + char n-gram TF-IDF and logistic regression (scikit-learn), exportable to ONNX.
+    """Word + char n-gram TF-IDF (sublinear or binary tf) and logistic regression (scikit-learn), exportable to ONNX.
 
     ``fit(texts, y, n_classes)`` with integer labels 0..K-1; ``predict_proba(texts)`` (N, K);
     ``to_onnx(class_names)`` the whole graph from raw strings. Learned state ends in ``_``.
     """
 
     def __init__(self, C: float = 8.0, *, max_word: int = 50_000, max_char: int = 100_000, min_df: int = 2,
-                 seed: int = 0) -> None:
+                 sublinear: bool = True, seed: int = 0) -> None:
         self.C, self.max_word, self.max_char, self.min_df, self.seed = C, max_word, max_char, min_df, seed
+        self.sublinear = sublinear
 
     # ------------------------------------------------------------------ training
 
     def _vectorizers(self, n_docs: int) -> tuple[Any, Any]:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        kw = dict(binary=True, min_df=min(self.min_df, max(1, n_docs // 2)), lowercase=False, dtype=np.float32)
+        tf = dict(sublinear_tf=True) if self.sublinear else dict(binary=True)
+        kw = dict(**tf, min_df=min(self.min_df, max(1, n_docs // 2)), lowercase=False, dtype=np.float32)
         return (TfidfVectorizer(analyzer=word_ngrams, max_features=self.max_word, **kw),
                 TfidfVectorizer(analyzer=char_ngrams, max_features=self.max_char, **kw))
 
@@ -143,7 +149,7 @@ class NgramModel:
         return sum(len(v.vocabulary_) for v in self.vecs_)
 
     def describe(self) -> dict[str, Any]:
-        return {"C": self.C, "word_features": len(self.vecs_[0].vocabulary_),
+        return {"C": self.C, "tf": "sublinear" if self.sublinear else "binary", "word_features": len(self.vecs_[0].vocabulary_),
                 "char_features": len(self.vecs_[1].vocabulary_), "oov_vocabulary": len(self.oov_vocab_)}
 
     # ------------------------------------------------------------------ ONNX
@@ -193,16 +199,30 @@ class NgramModel:
         offset = 0
         for name, vec, (lo, hi), sep in (("w", self.vecs_[0], (1, 2), " "), ("c", self.vecs_[1], (2, 5), None)):
             pool, counts, indexes = _pool(vec.vocabulary_, hi, sep)
-            N("TfIdfVectorizer", [f"{name}_tok"], [f"{name}_x"], mode="IDF", weights=[1.0] * len(indexes),
-              min_gram_length=lo, max_gram_length=hi, max_skip_count=0, ngram_counts=counts,
-              ngram_indexes=indexes, pool_strings=pool)
             V = len(vec.vocabulary_)
             Wb = self.W_[:, offset:offset + V].T * vec.idf_[:, None]  # (V, K): idf * W
             offset += V
-            A(f"{name}_Wn", np.hstack([Wb, (vec.idf_ ** 2)[:, None]]).astype(np.float32))  # (V, K + 1)
-            A(f"{name}_split", np.array([Wb.shape[1], 1], np.int64))
-            N("MatMul", [f"{name}_x", f"{name}_Wn"], [f"{name}_zn"])
-            N("Split", [f"{name}_zn", f"{name}_split"], [f"{name}_z", f"{name}_n2"], axis=1)
+            if self.sublinear:
+                N("TfIdfVectorizer", [f"{name}_tok"], [f"{name}_c"], mode="TF", min_gram_length=lo,
+                  max_gram_length=hi, max_skip_count=0, ngram_counts=counts, ngram_indexes=indexes,
+                  pool_strings=pool)
+                N("Max", [f"{name}_c", "one"], [f"{name}_c1"])
+                N("Log", [f"{name}_c1"], [f"{name}_lc"])
+                N("Min", [f"{name}_c", "one"], [f"{name}_nz"])
+                N("Add", [f"{name}_lc", f"{name}_nz"], [f"{name}_x"])  # 1 + log(c) where c >= 1, else 0
+                N("Mul", [f"{name}_x", f"{name}_x"], [f"{name}_x2"])
+                A(f"{name}_W", Wb.astype(np.float32))  # (V, K)
+                A(f"{name}_idf2", (vec.idf_ ** 2)[:, None].astype(np.float32))  # (V, 1)
+                N("MatMul", [f"{name}_x", f"{name}_W"], [f"{name}_z"])
+                N("MatMul", [f"{name}_x2", f"{name}_idf2"], [f"{name}_n2"])
+            else:
+                N("TfIdfVectorizer", [f"{name}_tok"], [f"{name}_x"], mode="IDF", weights=[1.0] * len(indexes),
+                  min_gram_length=lo, max_gram_length=hi, max_skip_count=0, ngram_counts=counts,
+                  ngram_indexes=indexes, pool_strings=pool)
+                A(f"{name}_Wn", np.hstack([Wb, (vec.idf_ ** 2)[:, None]]).astype(np.float32))  # (V, K + 1)
+                A(f"{name}_split", np.array([Wb.shape[1], 1], np.int64))
+                N("MatMul", [f"{name}_x", f"{name}_Wn"], [f"{name}_zn"])
+                N("Split", [f"{name}_zn", f"{name}_split"], [f"{name}_z", f"{name}_n2"], axis=1)
             N("Max", [f"{name}_n2", "tiny"], [f"{name}_n2c"])
             N("Sqrt", [f"{name}_n2c"], [f"{name}_n"])
             N("Div", [f"{name}_z", f"{name}_n"], [f"{name}_v"])
