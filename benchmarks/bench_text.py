@@ -87,6 +87,7 @@ def quality(datasets: list[str], cap: int | None) -> None:
     print(f"\n== quality: Fulcrum text default vs tuned TF-IDF + LR (C by 5-fold CV), same test rows ({_load()})")
     for name in datasets:
         df = _dataset(name, cap)
+        print(f"  [{name}] start ({_load()})", flush=True)
         t0, c0 = time.perf_counter(), time.process_time()
         trained = TextTask().fit(df, {"target": "label", "progress": False}, source=f"builtin:{name}",
                                  log=lambda msg: print(f"   [{name}] {msg}", flush=True))
@@ -109,8 +110,10 @@ def quality(datasets: list[str], cap: int | None) -> None:
         print(f"  tfidf+LR (C={info['C']:<4g}) accuracy {ok_b.mean():.4f}  macro-F1 {f1_score(y, pred_b.astype(str), average='macro'):.4f}"
               f"  fit {info['fit_s']:.0f} s wall / {info['cpu_s']:.0f} CPU-s (incl. CV)")
         cands = ", ".join(f"{k} {v['validation_accuracy']:.4f}" for k, v in m["metrics"]["candidates"].items())
-        print(f"  validation: {cands}")
-        print(f"  fulcrum - baseline: {diff:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}) -> {verdict}", flush=True)
+        ens = m["metrics"]["candidates"].get("ensemble")
+        print(f"  validation: {cands}" + (f" (w_minilm {ens['weight_minilm']:g}, chosen on validation)" if ens else ""))
+        print(f"  fulcrum - baseline: {diff:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}, paired bootstrap) -> {verdict}"
+              f"  [{_load()}]", flush=True)
 
 
 # ----------------------------------------------------------------------------- speed
