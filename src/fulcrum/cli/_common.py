@@ -56,7 +56,7 @@ def human_size(n: int | None) -> str:
 
 
 METRIC_ORDER = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2",
-                "ndcg@10", "recall@10", "map@10", "coverage@10")
+                "ndcg@10", "recall@10", "map@10", "coverage@10", "wer", "cer")
 
 
 def metrics_lines(metrics: dict[str, Any]) -> str:
