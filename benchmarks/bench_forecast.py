@@ -76,7 +76,7 @@ def main() -> None:
     peers_python = str(Path(a.peers_venv) / "bin" / "python")
     if not Path(peers_python).exists():
         raise SystemExit(f"no peers virtualenv at {a.peers_venv}: run `make bench-peers` first")
-    print(f"load average before: {os.getloadavg()}")
+    print(f"load average before: {os.getloadavg()}", flush=True)
     fulcrum = {}
     for name in names:
         fulcrum[name] = r = run_fulcrum(name, a.folds, a.test_folds)
@@ -86,9 +86,9 @@ def main() -> None:
         task = {"series": {k: {kk: v[kk] for kk in ("values", "season", "horizon", "origins")} for k, v in fulcrum.items()}}
         (Path(tmp) / "task.json").write_text(json.dumps(task))
         proc = subprocess.run([peers_python, str(HERE / "peers" / "run_forecast_peer.py"), "--in", str(Path(tmp) / "task.json"),
-                               "--out", str(Path(tmp) / "out.json")], capture_output=True, text=True)
+                               "--out", str(Path(tmp) / "out.json")], stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            raise SystemExit(f"peer run failed:\n{proc.stderr[-3000:]}")
+            raise SystemExit("peer run failed (its stderr is above)")
         peers = json.loads((Path(tmp) / "out.json").read_text())
     rows: dict[str, dict[str, Any]] = {}
     systems = ["fulcrum", *PEERS]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -54,6 +55,7 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
                     fc.append(None)
             out[name][m] = {"forecasts": fc, "seconds": time.perf_counter() - t0, "errors": errors}
+            print(f"peer {name} {m}: {out[name][m]['seconds']:.1f} s", file=sys.stderr, flush=True)
     return out
 
 

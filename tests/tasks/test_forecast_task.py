@@ -120,6 +120,9 @@ def test_detection(task):
      "Duplicate timestamps"),
     (pd.DataFrame({"date": ["2020-01-01", "2020-01-02", "2020-01-09", "2020-02-13", "2020-05-02", "2020-05-03"],
                    "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}), "irregular"),
+    # history shorter than the window + backtest folds it needs
+    (pd.DataFrame({"date": pd.date_range("2020-01-01", periods=20, freq="D").strftime("%Y-%m-%d"),
+                   "y": np.arange(20.0)}), "The shortest series has 20 steps"),
 ])
 def test_bad_tables_through_the_cli(table, message, tmp_path, capsys):
     path = tmp_path / "series.csv"
@@ -249,3 +252,68 @@ def test_cli_reports_measured_coverage_and_predicts_intervals(tmp_path, capsys):
     assert (p["upper"] - p["prediction"]).iloc[1] > (p["upper"] - p["prediction"]).iloc[0]  # 5 years ahead: wider
     m = Registry(tmp_path / "reg").load("n").manifest
     assert m["outputs"][2]["description"].endswith(f"{m['metrics']['coverage']['measured']:.1%})")
+
+
+@pytest.fixture(scope="module")
+def with_flag(tmp_path_factory):
+    # El Nino temperatures plus a made-up known-future 0/1 flag (a "holiday" on a random 20% of months) that adds 3
+    # degrees where it is set: only a model that reads the flag at the forecast step can know
+    root = tmp_path_factory.mktemp("cov")
+    frame = load_builtin("elnino")
+    flag = (np.random.default_rng(0).random(len(frame)) < 0.2).astype(int)
+    frame = frame.assign(temperature=frame["temperature"] + 3.0 * flag, holiday=flag)
+    frame.to_csv(root / "flagged.csv", index=False)
+    reg = root / "reg"
+    for name, extra in (("flag", []), ("noflag", ["--set", "covariates=[]"])):
+        assert main(["train", str(root / "flagged.csv"), "--target", "temperature", "--name", name, "--no-progress",
+                     "--registry", str(reg), "--set", "model=ar", *extra]) == 0
+    return Registry(reg), root
+
+
+def test_known_future_covariate_is_used_and_required(with_flag, tmp_path, capsys):
+    from test_every_task import Server
+
+    registry, root = with_flag
+    m, m0 = registry.load("flag").manifest, registry.load("noflag").manifest
+    assert m["task"]["covariates"] == ["holiday"] and m0["task"]["covariates"] == []
+    assert [i["name"] for i in m["inputs"]] == ["date", "holiday"]
+    assert m["onnx"]["windows_off"] == 0
+    mase, mase0 = m["metrics"]["test"]["mase"], m0["metrics"]["test"]["mase"]
+    assert mase < 0.8 * mase0, (mase, mase0)  # the flag explains 3 degrees the series' past cannot
+    with Server("flag", registry) as c:
+        on = c.post("/v1/models/flag/predict", json={"records": [{"date": "2011-03-01", "holiday": 1}]})
+        off = c.post("/v1/models/flag/predict", json={"records": [{"date": "2011-03-01", "holiday": 0}]})
+        assert on.status_code == off.status_code == 200, on.text
+        assert 2.0 < on.json()["predictions"][0] - off.json()["predictions"][0] < 4.0
+        r = c.post("/v1/models/flag/predict", json={"records": [{"date": "2011-03-01"}]})
+        assert r.status_code == 422 and "holiday" in r.text
+        r = c.post("/v1/models/flag/predict", json={"records": [{"date": "2011-03-01", "holiday": None}]})
+        assert r.status_code == 422 and "holiday" in r.text
+        hist = (load_builtin("elnino")["temperature"].to_numpy()[-24:]).tolist()
+        r = c.post("/v1/models/flag/predict", json={"history": hist, "horizon": 2, "holiday": [0, 1]})
+        assert r.status_code == 200, r.text
+        p = r.json()["predictions"]
+        r = c.post("/v1/models/flag/predict", json={"history": hist, "horizon": 2})
+        assert r.status_code == 422 and "'holiday' is a known-future covariate" in r.text
+    pd.DataFrame({"date": ["2011-01-01"]}).to_csv(tmp_path / "when.csv", index=False)
+    rc = main(["predict", "flag", str(tmp_path / "when.csv"), "--registry", str(root / "reg")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Missing known-future covariate(s) ['holiday']" in err, err
+
+
+def test_horizon_out_of_range_through_the_cli(tmp_path, capsys):
+    load_builtin("nile").to_csv(tmp_path / "nile.csv", index=False)
+    reg = tmp_path / "reg"
+    rc = main(["train", str(tmp_path / "nile.csv"), "--target", "volume", "--name", "h0", "--no-progress",
+               "--registry", str(reg), "--set", "horizon=0"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "horizon must be >= 1" in err and not (reg / "h0").exists()
+    assert main(["train", str(tmp_path / "nile.csv"), "--target", "volume", "--name", "n", "--no-progress",
+                 "--registry", str(reg), "--set", "model=ar"]) == 0
+    capsys.readouterr()
+    pd.DataFrame({"date": ["1971-01-01", "1976-01-01"]}).to_csv(tmp_path / "when.csv", index=False)
+    out = tmp_path / "p.csv"
+    rc = main(["predict", "n", str(tmp_path / "when.csv"), "--registry", str(reg), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc != 0 and "not one of the 5 steps" in err and "at most 5 steps ahead" in err, err
+    assert not out.exists()

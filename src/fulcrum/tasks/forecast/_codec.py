@@ -42,9 +42,10 @@ def expand_history(manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tupl
     order, regular steps); neither: the end of the history stored in the package (one-series models only)."""
     t = manifest["task"]
     L, H, freq, ts_col, sid_col = int(t["lags"]), int(t["horizon"]), str(t["freq"]), t["timestamp"], t.get("series_column")
-    unknown = [str(k) for k in body if k not in HISTORY_KEYS]
+    covs = list(t.get("covariates") or [])
+    unknown = [str(k) for k in body if k not in HISTORY_KEYS and k not in covs]
     if unknown:
-        raise SchemaError(f"Unknown key(s) {unknown} in a history request; it takes {', '.join(HISTORY_KEYS)} "
+        raise SchemaError(f"Unknown key(s) {unknown} in a history request; it takes {', '.join(HISTORY_KEYS + tuple(covs))} "
                           "(or send {\"records\": [...]} instead).")
     hist = body["history"]
     if not isinstance(hist, list) or not hist:
@@ -93,6 +94,12 @@ def expand_history(manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tupl
                                   "history_end": [end.isoformat()] * h}
     if sid_col:
         cols[sid_col] = [None] * h
+    for c in covs:
+        v = body.get(c)
+        if not isinstance(v, list) or len(v) != h:
+            raise DataError(f"{c!r} is a known-future covariate of this model: send its {h} value(s) for the forecast "
+                            f"steps as a list, e.g. \"{c}\": [{', '.join(['0'] * min(h, 3))}{', ...' if h > 3 else ''}].")
+        cols[c] = list(v)
     return cols, h
 
 
@@ -104,7 +111,8 @@ class ForecastCodec:
         self.freq = history["freq"]
         self.H = int(history["horizon"])
         self.L = int(history["lags"])
-        self.input_names = ["window", "start", "step"]
+        self.covs: list[str] = list(history.get("covariates") or [])
+        self.input_names = ["window", "start", "step"] + (["future"] if self.covs else [])
         self.last_extra_: list[str] | None = None
         self.last_unknown_: dict[str, list[str]] | None = None
         self.series: dict[str, tuple[np.ndarray, pd.DatetimeIndex, dict[pd.Timestamp, int], dict[pd.Timestamp, int]]] = {}
@@ -121,12 +129,37 @@ class ForecastCodec:
     def _names(self) -> list[str]:
         return [self.ts_col] + (["timestamp"] if self.ts_col != "timestamp" else [])
 
+    def _cov_values(self, get: Any, n: int, rows: bool = True) -> np.ndarray | None:
+        """(n, C) the rows' known-future covariates (``get(name)`` -> the column's values or None)."""
+        if not self.covs:
+            return None
+        missing = [c for c in self.covs if get(c) is None]
+        if missing:
+            raise SchemaError(f"Missing known-future covariate(s) {missing}: this model needs each one's value at the time "
+                              "it forecasts (e.g. the holiday flag of that day); add them to every row.")
+        out = np.empty((n, len(self.covs)), np.float32)
+        for j, c in enumerate(self.covs):
+            vals = list(get(c))
+            for i, v in enumerate(vals):
+                try:
+                    x = float(v)
+                except (TypeError, ValueError):
+                    x = None
+                if x is None or not np.isfinite(x):
+                    where = f"row {i} (0-based)" if rows else "the row"
+                    raise DataError(f"Known-future covariate {c!r} at {where} is {v!r}; this model needs a number there "
+                                    "(its value at the time to forecast).")
+                out[i, j] = x
+        return out
+
     def _encode(self, times: Sequence[Any], ids: Sequence[Any] | None, rows: bool = True,
-                histories: Sequence[Any] | None = None, ends: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
+                histories: Sequence[Any] | None = None, ends: Sequence[Any] | None = None,
+                covs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         n = len(times)
         window = np.empty((n, self.L), np.float32)
         start = np.empty((n, 1), np.int64)
         step = np.empty((n, 1), np.int64)
+        feeds_future = {} if covs is None else {"future": np.repeat(covs[:, None, :], self.H, axis=1)}
         for i, t in enumerate(times):
             where = f" at row {i} (0-based)" if rows else ""
             if histories is not None and histories[i] is not None:  # the request's own history (expand_request)
@@ -181,7 +214,7 @@ class ForecastCodec:
             window[i] = values[o - self.L:o]
             start[i, 0] = epoch_seconds(self.times[sid][o:o + 1])[0]
             step[i, 0] = j - o + 1
-        return {"window": window, "start": start, "step": step}
+        return {"window": window, "start": start, "step": step, **feeds_future}
 
     def _pick(self, keys: Sequence[Any]) -> str:
         for name in self._names():
@@ -191,13 +224,15 @@ class ForecastCodec:
                           f"{sorted(map(str, keys))[:10]}.")
 
     def _extra(self, keys: Sequence[Any]) -> list[str]:
-        return [str(c) for c in keys if c not in self._names() and c != self.sid_col and c not in HISTORY_COLUMNS]
+        return [str(c) for c in keys if c not in self._names() and c != self.sid_col and c not in HISTORY_COLUMNS
+                and c not in self.covs]
 
     def encode_frame(self, df: pd.DataFrame, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         name = self._pick(list(df.columns))
         self.last_extra_, self.last_unknown_ = self._extra(list(df.columns)), {}
         ids = df[self.sid_col].tolist() if self.sid_col and self.sid_col in df.columns else None
-        return self._encode(df[name].tolist(), ids)
+        covs = self._cov_values(lambda c: df[c].tolist() if c in df.columns else None, len(df))
+        return self._encode(df[name].tolist(), ids, covs=covs)
 
     def encode_columns(self, cols: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         name = self._pick(list(cols))
@@ -209,14 +244,17 @@ class ForecastCodec:
         ids = np.asarray(cols[self.sid_col], dtype=object).reshape(-1).tolist() if self.sid_col and self.sid_col in cols else None
         hist = list(cols["history"]) if "history" in cols else None
         ends = list(cols["history_end"]) if hist is not None and "history_end" in cols else None
-        return self._encode(arr.tolist(), ids, histories=hist if ends is not None else None, ends=ends)
+        covs = self._cov_values(lambda c: np.asarray(cols[c], dtype=object).reshape(-1).tolist() if c in cols else None, len(arr))
+        return self._encode(arr.tolist(), ids, histories=hist if ends is not None else None, ends=ends, covs=covs)
 
     def encode_row(self, row: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         name = self._pick(list(row))
         self.last_extra_, self.last_unknown_ = self._extra(list(row)), {}
         ids = [row[self.sid_col]] if self.sid_col and self.sid_col in row else None
-        return self._encode([row[name]], ids, rows=False)
+        covs = self._cov_values(lambda c: [row[c]] if c in row else None, 1, rows=False)
+        return self._encode([row[name]], ids, rows=False, covs=covs)
 
     def dummy(self) -> dict[str, np.ndarray]:
         sid = next(iter(self.series))
-        return self._encode([self.series[sid][1][0]], [sid] if self.sid_col else None)
+        covs = np.zeros((1, len(self.covs)), np.float32) if self.covs else None
+        return self._encode([self.series[sid][1][0]], [sid] if self.sid_col else None, covs=covs)

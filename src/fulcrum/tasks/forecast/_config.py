@@ -18,7 +18,9 @@ class ForecastConfig(TaskConfig):
     """Options of a forecasting run.
 
     ``timestamp`` / ``series``: the time column and the optional series-id column (None: inferred; a
-    table with no id column is one series). ``freq`` (a pandas alias such as ``MS``, ``W-SAT``, ``h``),
+    table with no id column is one series). ``covariates``: known-future covariate columns (None: every other
+    numeric column; [] none): the ``ar``, ``linear`` and ``lightgbm`` models use their values at each forecast step,
+    and a request must carry them for the times it forecasts. ``freq`` (a pandas alias such as ``MS``, ``W-SAT``, ``h``),
     ``season`` (steps per seasonal cycle), ``horizon`` (steps forecast) and ``lags`` (the window the model
     reads) are inferred when None. ``folds``: rolling-origin backtest folds, each ``horizon`` steps apart;
     the last ``test_folds`` of them are held out (reported metrics and interval coverage), the others choose
@@ -34,6 +36,7 @@ class ForecastConfig(TaskConfig):
     target: str | None = None
     timestamp: str | None = None
     series: str | None = None
+    covariates: list[str] | None = None
     model: Literal["auto", "seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp"] = "auto"
     freq: str | None = None
     season: int | None = None

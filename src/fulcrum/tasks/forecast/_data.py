@@ -138,10 +138,12 @@ class Series:
     id: str
     times: pd.DatetimeIndex
     values: np.ndarray
+    covs: np.ndarray | None = None  # (n, C) known-future covariates on the same grid (missing ones carried forward)
 
 
 def prepare_series(frame: pd.DataFrame, target: str, timestamp: str | None, series: str | None, freq: str | None,
-                   log: Callable[[str], None] | None = None) -> tuple[list[Series], dict[str, Any]]:
+                   log: Callable[[str], None] | None = None,
+                   covariates: list[str] | None = None) -> tuple[list[Series], dict[str, Any]]:
     """Read a time-series table into regular series: the checks, the frequency and what was filled.
 
     Refused with one :class:`DataError` each: no time column, a non-numeric target, duplicate timestamps
@@ -171,12 +173,36 @@ def prepare_series(frame: pd.DataFrame, target: str, timestamp: str | None, seri
     if sid_col is not None and sid_col not in frame.columns:
         raise DataError(f"No series column {sid_col!r}; the table's columns are {list(map(str, frame.columns))[:10]}.")
     ids = frame[sid_col].astype(str) if sid_col else pd.Series(ONE_SERIES, index=frame.index)
-    ignored = [str(c) for c in frame.columns if c not in (target, ts_col, sid_col)]
-    notes: dict[str, Any] = {"timestamp": ts_col, "series_column": sid_col, "ignored_columns": ignored}
+    others = [c for c in frame.columns if c not in (target, ts_col, sid_col)]
+    if covariates is None:  # every other numeric (or boolean) column
+        cov_cols = [str(c) for c in others if pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])]
+    else:
+        missing = [c for c in covariates if c not in frame.columns or c in (target, ts_col, sid_col)]
+        if missing:
+            raise DataError(f"No covariate column(s) {missing}; the table's other columns are {list(map(str, others))[:10]}.")
+        cov_cols = [str(c) for c in covariates]
+    ignored = [str(c) for c in others if str(c) not in cov_cols]
+    notes: dict[str, Any] = {"timestamp": ts_col, "series_column": sid_col, "ignored_columns": ignored,
+                             "covariates": cov_cols}
+    cov_frame = pd.DataFrame(index=frame.index)
+    for c in cov_cols:
+        v = pd.to_numeric(frame[c].astype("float64") if pd.api.types.is_bool_dtype(frame[c]) else frame[c], errors="coerce")
+        bad_c = frame[c].notna() & v.isna()
+        if bad_c.any():
+            i = int(np.flatnonzero(bad_c.to_numpy())[0])
+            raise DataError(f"The covariate {c!r} must be numeric (e.g. a 0/1 holiday flag); row {i} holds {frame[c].iloc[i]!r}. "
+                            "Encode it as numbers, or leave it out with --set covariates=[].")
+        cov_frame[c] = v
+    if cov_cols:
+        say(f"known-future covariate(s): {', '.join(cov_cols)} (their values at each forecast step are inputs; a request "
+            "must carry them)")
     if ignored:
-        say(f"note: ignored column(s) {', '.join(ignored)}: this Fulcrum forecasts from the series' own past and "
-            "calendar (known-future covariates are not used yet)")
+        say(f"note: ignored column(s) {', '.join(ignored)}: "
+            + ("not numeric, so not usable as known-future covariates" if covariates is None
+               else "not among the covariates asked for (--set covariates=...)"))
     df = pd.DataFrame({"t": times, "y": y, "id": ids})
+    for j, c in enumerate(cov_cols):
+        df[f"c{j}"] = cov_frame[c].to_numpy()
     n_bad_t = int(df["t"].isna().sum())
     if n_bad_t:
         say(f"note: dropped {n_bad_t} row(s) whose {ts_col!r} is empty or not a date")
@@ -233,7 +259,14 @@ def prepare_series(frame: pd.DataFrame, target: str, timestamp: str | None, seri
         filled["leading_missing_dropped"] += lead
         filled["missing_values"] += n_nan - lead
         s = s.interpolate(method="linear", limit_direction="both")
-        out.append(Series(str(k), pd.DatetimeIndex(s.index), s.to_numpy(dtype=np.float64)))
+        covs = None
+        if cov_cols:
+            cf = pd.DataFrame(g[[f"c{j}" for j in range(len(cov_cols))]].to_numpy(dtype=np.float64)[on], index=t[on]).reindex(s.index)
+            n_cov_nan = int(cf.isna().to_numpy().sum())
+            if n_cov_nan:
+                filled["missing_covariates"] = filled.get("missing_covariates", 0) + n_cov_nan
+            covs = cf.ffill().bfill().fillna(0.0).to_numpy(dtype=np.float64)
+        out.append(Series(str(k), pd.DatetimeIndex(s.index), s.to_numpy(dtype=np.float64), covs))
     if filled["missing_timestamps"] or filled["missing_values"] or filled["off_grid_rows"]:
         say(f"note: {filled['missing_timestamps']} missing timestamp(s) on the {freq!r} grid inserted; "
             f"{filled['missing_values']} missing value(s) filled by linear interpolation"

@@ -57,14 +57,18 @@ def plan(series: list[Series], freq: str, cfg: ForecastConfig, say: Callable[[st
     return Spec(int(L), int(H), int(P), int(J))
 
 
-def windows(s: Series, k: np.ndarray, origins: Sequence[int], L: int, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(W (N, L), Y (N, H), k of the first forecast step (N,)) at the given origins (index of the first step)."""
+def windows(s: Series, k: np.ndarray, origins: Sequence[int], L: int, H: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(W (N, L), Y (N, H), k of the first forecast step (N,), Z (N, H, C) the known-future covariates at the H
+    target steps) at the given origins (index of the first step)."""
     o = np.asarray(list(origins), dtype=np.int64)
+    C = 0 if s.covs is None else s.covs.shape[1]
     if not len(o):
-        return np.zeros((0, L)), np.zeros((0, H)), np.zeros(0, np.int64)
+        return np.zeros((0, L)), np.zeros((0, H)), np.zeros(0, np.int64), np.zeros((0, H, C))
     idx = o[:, None] + np.arange(-L, 0)[None, :]
     tgt = o[:, None] + np.arange(H)[None, :]
-    return s.values[idx], s.values[tgt], k[o]
+    Z = s.covs[tgt] if C else np.zeros((len(o), H, 0))
+    return s.values[idx], s.values[tgt], k[o], Z
 
 
 def _scale(v: np.ndarray, m: int) -> float:
@@ -92,22 +96,22 @@ def backtest(series: list[Series], ks: list[np.ndarray], spec: Spec, cfg: Foreca
             n = len(s.values)
             cut = n - H * (F - fold)
             parts.append(windows(s, k, range(L, cut - H + 1), L, H))
-            W, Y, kk = windows(s, k, [cut], L, H)
-            tests.append((W, Y, kk, _scale(s.values[:cut], m)))
+            W, Y, kk, Z = windows(s, k, [cut], L, H)
+            tests.append((W, Y, kk, Z, _scale(s.values[:cut], m)))
             origins = list(range(cut, min(cut + H, n - H + 1)))
             cals.append((*windows(s, k, origins, L, H), np.asarray(origins), np.full(len(origins), n),
-                         np.full(len(origins), tests[-1][3])))
-        Wtr, Ytr, ktr = (np.concatenate([p[i] for p in parts]) for i in range(3))
-        Wte, Yte, kte = (np.concatenate([t[i] for t in tests]) for i in range(3))
-        Wc, Yc, kc, oc, nc, sc = (np.concatenate([c[i] for c in cals]) for i in range(6))
-        scale = np.asarray([t[3] for t in tests])[:, None]
+                         np.full(len(origins), tests[-1][4])))
+        Wtr, Ytr, ktr, Ztr = (np.concatenate([p[i] for p in parts]) for i in range(4))
+        Wte, Yte, kte, Zte = (np.concatenate([t[i] for t in tests]) for i in range(4))
+        Wc, Yc, kc, Zc, oc, nc, sc = (np.concatenate([c[i] for c in cals]) for i in range(7))
+        scale = np.asarray([t[4] for t in tests])[:, None]
         _, _, s_win = window_features(Wte, np.float64)
         _, _, s_cal = window_features(Wc, np.float64)
         for fam in families:
-            model = make_model(fam, spec, cfg).fit(Wtr, ktr, Ytr)
+            model = make_model(fam, spec, cfg).fit(Wtr, ktr, Ytr, Ztr)
             flops[fam] += int(getattr(model, "training_flops_", 0))
-            fc = model.predict(Wc, kc)
-            out[fam].append({"f": model.predict(Wte, kte), "y": Yte, "scale": scale, "s": s_win,
+            fc = model.predict(Wc, kc, Zc)
+            out[fam].append({"f": model.predict(Wte, kte, Zte), "y": Yte, "scale": scale, "s": s_win,
                              "cal": {"f": fc, "y": Yc, "s": s_cal, "o": oc, "n": nc, "scale": sc[:, None]}})
     return {"folds": out, "flops": flops}
 
@@ -154,7 +158,8 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     if not cfg.target:
         raise DataError("No target column given; pass --target COLUMN (the values to forecast).")
     target = cfg.target
-    series, notes = prepare_series(frame, target, cfg.timestamp, cfg.series, cfg.freq, say)
+    series, notes = prepare_series(frame, target, cfg.timestamp, cfg.series, cfg.freq, say, cfg.covariates)
+    covs = list(notes.get("covariates") or [])
     freq = notes["freq"]
     spec = plan(series, freq, cfg, say)
     L, H, P = spec.lags, spec.horizon, spec.season
@@ -215,13 +220,13 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
 
     # ---- refit on every window, export, parity
     allw = [windows(s, k, range(L, len(s.values) - H + 1), L, H) for s, k in zip(series, ks)]
-    W_all, Y_all, k_all = (np.concatenate([w[i] for w in allw]) for i in range(3))
-    model = make_model(family, spec, cfg).fit(W_all, k_all, Y_all)
+    W_all, Y_all, k_all, Z_all = (np.concatenate([w[i] for w in allw]) for i in range(4))
+    model = make_model(family, spec, cfg).fit(W_all, k_all, Y_all, Z_all)
     fit_s = time.perf_counter() - t_start
     flops = int(sum(bt["flops"].values()) + getattr(model, "training_flops_", 0))
-    model_bytes = build_graph(model, spec, t0, step_s, q)
-    W_p, k_p = W_all[-PARITY_WINDOWS:], k_all[-PARITY_WINDOWS:]
-    parity = _parity(model_bytes, model, W_p, k_p, t0, step_s)
+    model_bytes = build_graph(model, spec, t0, step_s, q, n_cov=len(covs))
+    W_p, k_p, Z_p = W_all[-PARITY_WINDOWS:], k_all[-PARITY_WINDOWS:], Z_all[-PARITY_WINDOWS:]
+    parity = _parity(model_bytes, model, W_p, k_p, t0, step_s, Z_p)
     if parity["windows_off"] > max(2, 0.02 * len(W_p)):
         raise DataError(f"The exported forecasting graph disagrees with the {family} model on {parity['windows_off']} of "
                         f"{len(W_p)} windows (max relative difference {parity['max_rel_diff']:.2e}); this is a bug, please "
@@ -231,18 +236,24 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     # ---- stored history (the state a request without history forecasts from), profile, manifest
     ts_col, sid_col = notes["timestamp"], notes["series_column"]
     history = {"format": 1, "freq": freq, "lags": L, "horizon": H, "series_column": sid_col,
-               "series": {s.id: {"end": s.times[-1].isoformat(), "values": [float(v) for v in s.values[-(L + cfg.folds * H):]]}
+               "covariates": covs,
+               "series": {s.id: {"end": s.times[-1].isoformat(), "values": [float(v) for v in s.values[-(L + cfg.folds * H):]],
+                                 **({"covariates": s.covs[-(L + cfg.folds * H):].tolist()} if covs else {})}
                           for s in series}}
     future = []
     for s in series:
         nxt = pd.date_range(s.times[-1], periods=H + 1, freq=freq)[1:]
-        for t in nxt:
-            future.append({ts_col: t.isoformat(), **({sid_col: s.id} if sid_col else {})})
+        for t in nxt:  # (covariates: the last known values; these rows time the model, nobody scores them)
+            future.append({ts_col: t.isoformat(), **({sid_col: s.id} if sid_col else {}),
+                           **{c: float(s.covs[-1, j]) for j, c in enumerate(covs)}})
     test_frame = pd.DataFrame(future)
     inputs = [{"name": ts_col, "kind": "datetime", "dtype": "string",
                "description": f"the time to forecast: one of the {H} steps after the stored history's end"}]
     if sid_col:
         inputs.append({"name": sid_col, "kind": "categorical", "dtype": "string", "categories": [s.id for s in series]})
+    for c in covs:
+        inputs.append({"name": c, "kind": "numeric", "dtype": "float64",
+                       "description": "known-future covariate: its value at the time to forecast (required)"})
     values = np.concatenate([s.values for s in series])
     profile = {"n_rows": int(len(values)), "columns": {sid_col: {"kind": "categorical", "top": {series[0].id: 1.0}}} if sid_col else {},
                "target": {"kind": "numeric", "mean": float(values.mean()), "std": float(values.std())}}
@@ -250,7 +261,7 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     manifest: dict[str, Any] = {
         "libraries": library_versions(),
         "task": {"workload": "forecast", "kind": "regression", "target": target, "labels": None,
-                 "timestamp": ts_col, "series_column": sid_col, "freq": freq, "season": P, "horizon": H, "lags": L,
+                 "timestamp": ts_col, "series_column": sid_col, "covariates": covs, "freq": freq, "season": P, "horizon": H, "lags": L,
                  "series": len(series), "next": pd.date_range(series[0].times[-1], periods=2, freq=freq)[1].isoformat()},
         "inputs": inputs,
         "outputs": [{"name": "value", "kind": "value", "description": "the forecast for the row's time"},
@@ -287,15 +298,18 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
                           "windows": (W_all, Y_all, k_all)})
 
 
-def _parity(model_bytes: bytes, model: Any, W: np.ndarray, k: np.ndarray, t0: int, step_s: float) -> dict[str, Any]:
+def _parity(model_bytes: bytes, model: Any, W: np.ndarray, k: np.ndarray, t0: int, step_s: float,
+            Z: np.ndarray | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     if not len(W):
         return {"max_rel_diff": 0.0, "windows_off": 0, "parity_windows": 0}
     sess = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     start = (np.int64(t0) + np.round(k * step_s).astype(np.int64)).reshape(-1, 1)
-    got = sess.run(["forecast"], {"window": W.astype(np.float32), "start": start,
-                                  "step": np.ones((len(W), 1), np.int64)})[0]
-    ref = model.predict(W, k)
+    feeds = {"window": W.astype(np.float32), "start": start, "step": np.ones((len(W), 1), np.int64)}
+    if Z is not None and Z.shape[2]:
+        feeds["future"] = Z.astype(np.float32)
+    got = sess.run(["forecast"], feeds)[0]
+    ref = model.predict(W, k, Z)
     rel = np.abs(got - ref).max(axis=1) / np.maximum(np.abs(ref).max(axis=1), 1e-6)
     return {"max_rel_diff": float(rel.max()), "windows_off": int((rel > 1e-4).sum()), "parity_windows": int(len(W))}

@@ -3,6 +3,7 @@
 Inputs   ``window`` float32 (N, L): the last L values before the first forecast step, oldest first
          ``start``  int64   (N, 1): the first forecast step's time, Unix epoch seconds (UTC)
          ``step``   int64   (N, 1): which step (1..H) the ``value`` output holds
+         ``future`` float32 (N, H, C): known-future covariates at the H steps (only in a model trained with them)
 Outputs  ``forecast``, ``forecast_lower``, ``forecast_upper`` float32 (N, H); ``value``, ``lower``, ``upper``
          float64 (N,): the forecast and its interval at ``step``
 
@@ -22,7 +23,7 @@ __all__ = ["build_graph", "OPSET"]
 OPSET = 17
 
 
-def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) -> bytes:
+def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray, n_cov: int = 0) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -59,6 +60,17 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) ->
         ph = op("Mod", [kk, const(f"P{n[0]}", i64([P]))], fmod=0)
         return op("Gather", [const(f"table{n[0]}", fourier_table(P, J)), ph], axis=0)
 
+    def zs() -> str:  # (N, H, C) standardized known-future covariates
+        cov = model.cov
+        return op("Div", [op("Sub", ["future", const("zmu", cov.mu.astype(np.float32).reshape(1, 1, -1))]),
+                          const("zsd", cov.sd.astype(np.float32).reshape(1, 1, -1))])
+
+    def with_cov(z: str) -> str:  # + sum_c zs[:, h, c] gamma[c, h]
+        if not n_cov or not getattr(getattr(model, "cov", None), "n", 0):
+            return z
+        g = const("gamma", model.gamma.T.astype(np.float32).reshape(1, H, -1))
+        return op("Add", [z, op("ReduceSum", [op("Mul", [zs(), g]), const("ax2r", i64([2]))], keepdims=0)])
+
     extra_opsets: dict[str, int] = {}
     family = model.family
     if family == "seasonal_naive":
@@ -70,14 +82,14 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) ->
             feats = op("Concat", [x, f], axis=1)
         z = op("Add", [op("MatMul", [feats, const("W", model.coef.astype(np.float32))]),
                        const("b", model.intercept.astype(np.float32).reshape(1, H))])
-        forecast = op("Add", [op("Mul", [z, s]), last])
+        forecast = op("Add", [op("Mul", [with_cov(z), s]), last])
     elif family == "ar":
         z = op("Div", [op("Sub", ["window", const("mu", np.float32([model.mu]))]), const("sd", np.float32([model.sd]))])
         if J:
             z = op("Concat", [z, op("Reshape", [fourier(k), const("f2", i64([-1, 2 * J]))])], axis=1)
         r = op("Add", [op("MatMul", [z, const("W", model.coef.astype(np.float32))]),
                        const("b", model.intercept.astype(np.float32).reshape(1, H))])
-        forecast = op("Add", [op("Mul", [r, "fc/sd"]), "fc/mu"])
+        forecast = op("Add", [op("Mul", [with_cov(r), "fc/sd"]), "fc/mu"])
     elif family == "ets":
         forecast = op("MatMul", ["window", const("M", model.M.astype(np.float32))])
     elif family == "mlp":
@@ -100,7 +112,10 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) ->
         if J:
             kk = op("Add", [k, const("ar", i64(np.arange(H)).reshape(1, H))])  # (N, H)
             parts.append(fourier(kk))
-        F = L - 1 + 1 + 2 * J
+        C = model.cov.n if n_cov else 0
+        if C:
+            parts.append(zs())
+        F = L - 1 + 1 + 2 * J + C
         op("Reshape", [op("Concat", parts, axis=2), const("rows", i64([-1, F]))], out="features")
         tree_model, tree_out = _lightgbm(model.booster, F)
         nodes.extend(tree_model.graph.node)
@@ -125,7 +140,8 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray) ->
         nodes, f"fulcrum_forecast_{family}",
         [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["N", L]),
          helper.make_tensor_value_info("start", TensorProto.INT64, ["N", 1]),
-         helper.make_tensor_value_info("step", TensorProto.INT64, ["N", 1])],
+         helper.make_tensor_value_info("step", TensorProto.INT64, ["N", 1])]
+        + ([helper.make_tensor_value_info("future", TensorProto.FLOAT, ["N", H, n_cov])] if n_cov else []),
         [helper.make_tensor_value_info("value", TensorProto.DOUBLE, ["N"]),
          helper.make_tensor_value_info("lower", TensorProto.DOUBLE, ["N"]),
          helper.make_tensor_value_info("upper", TensorProto.DOUBLE, ["N"]),

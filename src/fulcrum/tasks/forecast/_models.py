@@ -71,6 +71,59 @@ def fourier(k: np.ndarray, season: int, J: int, dtype: Any = np.float32) -> np.n
     return fourier_table(season, J)[np.mod(k, season)].astype(dtype)
 
 
+class Covariates:
+    """Known-future covariates (N, H, C): standardized by their training mean / std (constants of the graph)."""
+
+    def __init__(self) -> None:
+        self.mu = np.zeros(0)
+        self.sd = np.ones(0)
+
+    def fit(self, Z: np.ndarray | None) -> "Covariates":
+        if Z is not None and Z.shape[-1]:
+            flat = np.asarray(Z, np.float64).reshape(-1, Z.shape[-1])
+            self.mu, self.sd = flat.mean(0), flat.std(0)
+            self.sd[self.sd == 0] = 1.0
+        return self
+
+    @property
+    def n(self) -> int:
+        return len(self.mu)
+
+    def __call__(self, Z: np.ndarray | None, n: int, H: int, dtype: Any = np.float64) -> np.ndarray:
+        if not self.n:
+            return np.zeros((n, H, 0), dtype)
+        if Z is None or Z.shape[-1] != self.n:
+            raise DataError(f"This model needs {self.n} known-future covariate(s) at each forecast step.")
+        return ((np.asarray(Z, dtype) - self.mu.astype(dtype)) / self.sd.astype(dtype)).astype(dtype)
+
+
+def ridge_steps(X: np.ndarray, Zs: np.ndarray, T: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge per horizon step: T[:, h] ~ X coef[:, h] + Zs[:, h] gamma[:, h] + b[h] (one shared solve without
+    covariates). -> (coef (F, H), gamma (C, H), b (H,))."""
+    N, F = X.shape
+    H, C = T.shape[1], Zs.shape[2]
+    if C == 0:
+        mx, mt = X.mean(0), T.mean(0)
+        Xc, Tc = X - mx, T - mt
+        coef = np.linalg.solve(Xc.T @ Xc + alpha * np.eye(F), Xc.T @ Tc)
+        return coef, np.zeros((0, H)), mt - mx @ coef
+    coef, gamma, b = np.empty((F, H)), np.empty((C, H)), np.empty(H)
+    for h in range(H):
+        Xh = np.concatenate([X, Zs[:, h, :]], axis=1)
+        mx, mt = Xh.mean(0), T[:, h].mean()
+        Xc = Xh - mx
+        w = np.linalg.solve(Xc.T @ Xc + alpha * np.eye(F + C), Xc.T @ (T[:, h] - mt))
+        coef[:, h], gamma[:, h], b[h] = w[:F], w[F:], mt - mx @ w
+    return coef, gamma, b
+
+
+def cov_effect(Zs: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """(N, H): sum over covariates of Zs[:, h, c] * gamma[c, h]."""
+    if not Zs.shape[2]:
+        return np.zeros(Zs.shape[:2])
+    return np.einsum("nhc,ch->nh", Zs, gamma)
+
+
 class SeasonalNaive:
     family = "seasonal_naive"
 
@@ -79,10 +132,10 @@ class SeasonalNaive:
         P, L = spec.season, spec.lags
         self.index = np.array([L - P + (h % P) for h in range(spec.horizon)] if P > 1 else [L - 1] * spec.horizon)
 
-    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "SeasonalNaive":
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "SeasonalNaive":
         return self
 
-    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(W, np.float64)[:, self.index]
 
     def describe(self) -> dict[str, Any]:
@@ -104,20 +157,17 @@ class LinearAR:
         x, last, s = window_features(W, dtype)
         return np.concatenate([x, fourier(k, self.spec.season, self.spec.fourier, dtype)], axis=1), last, s
 
-    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "LinearAR":
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "LinearAR":
         X, last, s = self.features(W, k)
         T = (np.asarray(Y, np.float64) - last) / s
-        mx, mt = X.mean(0), T.mean(0)
-        Xc, Tc = X - mx, T - mt
-        A = Xc.T @ Xc + self.alpha * np.eye(X.shape[1])
-        self.coef = np.linalg.solve(A, Xc.T @ Tc)
-        self.intercept = mt - mx @ self.coef
-        self.training_flops_ = int(2 * X.shape[0] * X.shape[1] ** 2 + 2 * X.shape[1] ** 3)
+        self.cov = Covariates().fit(Z)
+        self.coef, self.gamma, self.intercept = ridge_steps(X, self.cov(Z, len(X), self.spec.horizon), T, self.alpha)
+        self.training_flops_ = int(2 * X.shape[0] * X.shape[1] ** 2 + 2 * X.shape[1] ** 3) * (self.spec.horizon if self.cov.n else 1)
         return self
 
-    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
         X, last, s = self.features(W, k)
-        return last + s * (X @ self.coef + self.intercept)
+        return last + s * (X @ self.coef + cov_effect(self.cov(Z, len(X), self.spec.horizon), self.gamma) + self.intercept)
 
     def describe(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "features": int(self.coef.shape[0]) if self.coef is not None else None}
@@ -147,7 +197,7 @@ class RawAR:
         z = (np.asarray(W, dtype) - dtype(self.mu)) / dtype(self.sd)
         return np.concatenate([z, fourier(k, self.spec.season, self.spec.fourier, dtype)], axis=1)
 
-    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "RawAR":
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "RawAR":
         W = np.asarray(W, np.float64)
         self.mu, self.sd = float(W.mean()), float(W.std()) or 1.0
         X = self.features(W, k)
@@ -165,13 +215,15 @@ class RawAR:
             if loo < best[0]:
                 best = (loo, a)
         self.alpha = best[1]
-        self.coef = np.linalg.solve(Xc.T @ Xc + self.alpha * np.eye(X.shape[1]), Xc.T @ Tc)
-        self.intercept = mt - mx @ self.coef
+        self.cov = Covariates().fit(Z)
+        self.coef, self.gamma, self.intercept = ridge_steps(X, self.cov(Z, len(X), self.spec.horizon), T, self.alpha)
         self.training_flops_ = int(2 * X.shape[0] * X.shape[1] ** 2 * (len(self.ALPHAS) + 1) + 4 * X.shape[1] ** 3)
         return self
 
-    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
-        return self.mu + self.sd * (self.features(W, k) @ self.coef + self.intercept)
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+        X = self.features(W, k)
+        return self.mu + self.sd * (X @ self.coef + cov_effect(self.cov(Z, len(X), self.spec.horizon), self.gamma)
+                                    + self.intercept)
 
     def describe(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "mean": self.mu, "std": self.sd, "alpha_by": "leave-one-out on training windows"}
@@ -188,8 +240,9 @@ class LightGBMAR:
         self.spec, self.trees, self.leaves, self.lr, self.seed = spec, trees, leaves, lr, seed
         self.booster: Any = None
 
-    def rows(self, W: np.ndarray, k: np.ndarray, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(N*H, L-1+1+2J) rows in (window, step) order, last, s."""
+    def rows(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None,
+             dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N*H, L-1+1+2J+C) rows in (window, step) order, last, s."""
         H, P, J = self.spec.horizon, self.spec.season, self.spec.fourier
         x, last, s = window_features(W, dtype)
         N = len(x)
@@ -197,14 +250,16 @@ class LightGBMAR:
         hs = np.broadcast_to(np.arange(1, H + 1, dtype=dtype)[None, :, None], (N, H, 1))
         kk = (np.asarray(k, np.int64)[:, None] + np.arange(H)[None, :]).reshape(-1)
         fs = fourier(kk, P, J, dtype).reshape(N, H, 2 * J)
-        return np.concatenate([xs, hs, fs], axis=2).reshape(N * H, -1), last, s
+        zs = self.cov(Z, N, H, dtype)
+        return np.concatenate([xs, hs, fs, zs], axis=2).reshape(N * H, -1), last, s
 
-    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "LightGBMAR":
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "LightGBMAR":
         import lightgbm as lgb
 
         from ..tabular._export import _float32_thresholds
 
-        X, last, s = self.rows(W, k)
+        self.cov = Covariates().fit(Z)
+        X, last, s = self.rows(W, k, Z)
         T = ((np.asarray(Y, np.float64) - last.astype(np.float64)) / s.astype(np.float64)).reshape(-1)
         params = {"objective": "l2", "num_leaves": self.leaves, "learning_rate": self.lr, "min_data_in_leaf": 10,
                   "feature_fraction": 0.9, "bagging_fraction": 0.9, "bagging_freq": 1, "seed": self.seed,
@@ -215,8 +270,8 @@ class LightGBMAR:
         self.training_flops_ = int(X.shape[0] * X.shape[1] * self.trees * 6)
         return self
 
-    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
-        X, last, s = self.rows(W, k)
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+        X, last, s = self.rows(W, k, Z)
         out = self.booster.predict(X).reshape(len(last), self.spec.horizon)
         return last.astype(np.float64) + s.astype(np.float64) * out
 
@@ -243,7 +298,7 @@ class MLPAR:
         x, last, s = window_features(W, dtype)
         return np.concatenate([x, fourier(k, self.spec.season, self.spec.fourier, dtype)], axis=1), last, s
 
-    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "MLPAR":
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "MLPAR":
         import torch
         from torch import nn
 
@@ -286,7 +341,7 @@ class MLPAR:
         X = np.asarray(X, np.float32)
         return (X @ p["lin_w"] + p["lin_b"]) + np.maximum(X @ p["hid_w"] + p["hid_b"], 0) @ p["out_w"]
 
-    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
         X, last, s = self.features(W, k)
         return last.astype(np.float64) + s.astype(np.float64) * self.raw(X).astype(np.float64)
 
@@ -343,7 +398,7 @@ class ETS:
         self.params: dict[str, float] | None = None
         self.M: np.ndarray | None = None  # (L, H)
 
-    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray) -> "ETS":
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "ETS":
         L, H, P = self.spec.lags, self.spec.horizon, self.spec.season
         W, Y = np.asarray(W, np.float64), np.asarray(Y, np.float64)
         _, _, s = window_features(W, np.float64)
@@ -363,7 +418,7 @@ class ETS:
         self.training_flops_ = int(n_sets * 2 * len(W) * L * H)
         return self
 
-    def predict(self, W: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(W, np.float64) @ self.M
 
     def describe(self) -> dict[str, Any]:

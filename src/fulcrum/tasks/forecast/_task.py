@@ -16,14 +16,18 @@ __all__ = ["ForecastTask"]
 class ForecastTask(Task):
     """Forecasting: a time column and a numeric target (optionally a series id) -> the next H steps.
 
-    Models: ``seasonal_naive`` (the baseline), ``linear`` (ridge on the lag window + calendar Fourier terms),
-    ``lightgbm`` (one global tree ensemble over (window, step) rows); direct multi-step, chosen by rolling-origin
-    backtest MASE, with split-conformal intervals. ``model.onnx`` takes the window and the first step's time.
+    Models: ``seasonal_naive`` (the baseline), ``ets`` (exponential smoothing as a linear map of the window),
+    ``ar`` (ridge on the window's levels + calendar), ``linear`` (ridge on the window relative to its last value +
+    calendar), ``lightgbm`` (one global tree ensemble over (window, step) rows), ``mlp`` (a small network trained by
+    the shared Trainer); direct multi-step, chosen by rolling-origin backtest MASE, with split-conformal intervals
+    from every backtest origin. ``model.onnx`` takes the window, the first step's time (and the known-future
+    covariates at the H steps when the model has them).
     """
 
     name: ClassVar[str] = "forecast"
-    summary: ClassVar[str] = ("time-series forecasting: seasonal-naive, ridge and LightGBM on lag windows + calendar, "
-                              "chosen by rolling-origin backtest, conformal intervals")
+    summary: ClassVar[str] = ("time-series forecasting: seasonal-naive, exponential smoothing, ridge AR, LightGBM and a "
+                              "small MLP on lag windows + calendar (+ known-future covariates), chosen by rolling-origin "
+                              "backtest, conformal intervals")
     kinds: ClassVar[tuple[str, ...]] = ("regression",)
     config_class: ClassVar[type | None] = ForecastConfig
 
@@ -72,9 +76,10 @@ class ForecastTask(Task):
         rows = []
         for s, h in hist["series"].items():
             times = pd.date_range(end=pd.Timestamp(h["end"]), periods=len(h["values"]), freq=hist["freq"])
-            for when, v in list(zip(times, h["values"]))[-n_test:]:
+            covs = h.get("covariates") or [[]] * len(h["values"])
+            for when, v, z in list(zip(times, h["values"], covs))[-n_test:]:
                 rows.append({t["timestamp"]: when.isoformat(), **({t["series_column"]: s} if t.get("series_column") else {}),
-                             t["target"]: float(v)})
+                             **dict(zip(hist.get("covariates") or [], z)), t["target"]: float(v)})
         return frame, frame.iloc[:0], pd.DataFrame(rows)
 
     def evaluate(self, manifest: Mapping[str, Any], truth: Sequence[Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,6 +109,9 @@ class ForecastTask(Task):
             limits={"horizon": t["horizon"]}, example=t.get("next"))]
         if t.get("series_column"):
             fields.append(InputField(t["series_column"], "categorical", ("BYTES",), description="the series to forecast"))
+        for c in t.get("covariates") or []:
+            fields.append(InputField(c, "numeric", ("FP64", "FP32", "INT64", "INT32"), description=(
+                "known-future covariate: its value at the time to forecast (required)")))
         return fields
 
     def expand_request(self, manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tuple[dict[str, list[Any]], int] | None:
@@ -126,7 +134,7 @@ class ForecastTask(Task):
                                "MatMul or a tree ensemble); its time is ONNX Runtime's call overhead, so int8 saves "
                                "nothing and costs accuracy",
                "int8-static": "as int8-dynamic: nothing to gain on so small a graph",
-               "pruned": "no neural network to prune (ridge, trees or seasonal naive)",
+               "pruned": "nothing worth pruning: the one neural candidate (mlp) has a single 32-unit layer",
                "distilled": "the models are already small; a student would be no smaller or faster",
                "trees": "for the tabular task's tree ensembles", "shallow": "for the tabular task's tree ensembles"}
         return [VariantKind("onnx-fp32")], why
@@ -143,4 +151,11 @@ class ForecastTask(Task):
 
             depth = math.ceil(math.log2(max(int(d.get("leaves", 15)), 2)))
             return int(int(d.get("trees", 300)) * depth * H + 4 * L + 4 * H), "trees x depth comparisons x horizon"
+        if m["family"] == "ar":
+            return int(2 * (L + 2 * J) * H + 2 * L + 4 * H), "standardize the window + features x horizon MatMul + intervals"
+        if m["family"] == "ets":
+            return int(2 * L * H + 4 * L + 4 * H), "window x (L, H) smoothing map + intervals"
+        if m["family"] == "mlp":
+            F, hid = L - 1 + 2 * J, int((m.get("describe") or {}).get("hidden", 32))
+            return int(2 * (F * H + F * hid + hid * H) + 4 * L + 4 * H), "linear skip + one ReLU layer + intervals"
         return int(H + 4 * L), "a gather of the last season + window scale"
