@@ -7,7 +7,7 @@ from fulcrum.data import BuiltinDataset, builtin_info, infer_task, list_builtin,
 from fulcrum.errors import DataError
 
 NAMES = ["bbc_news", "breast_cancer", "co2", "diabetes", "digits", "digits_images", "elnino", "interactions", "iris",
-         "nile", "penguins",
+         "lfw_faces", "nile", "penguins",
          "speech_commands", "sunspots", "tweets", "wine"]
 # speech_commands is synthesized with espeak-ng on first load: tests/tasks/test_speech_task.py loads it
 LOADED = [n for n in NAMES if n != "speech_commands"]

@@ -159,3 +159,16 @@ def test_static_int8_through_fulcrum_optimize(trained, capsys):
 
     ops = {n.op_type for n in onnx.load_from_string(graph).graph.node}
     assert "QuantizeLinear" in ops and "Loop" in ops  # the CNN quantized, the pre-processing kept float
+
+
+def test_builtin_lfw_faces_real_photographs_from_scikit_image_train(tmp_path, capsys):
+    from fulcrum.data import load_builtin
+
+    frame = load_builtin("lfw_faces")
+    assert frame["label"].value_counts().to_dict() == {"face": 100, "not_face": 100}
+    assert decode_image(frame["image"][0], "L").shape == (50, 50, 1)
+    rc, out, err = cli(capsys, "train", "builtin:lfw_faces", "--name", "faces", "--registry", tmp_path / "reg",
+                       "--set=epochs=12", "--set=image_size=16", "--no-progress")
+    assert rc == 0, err
+    m = Registry(tmp_path / "reg").load("faces").manifest
+    assert m["metrics"]["primary"]["value"] >= 0.75  # face vs background on 40 held-out photographs

@@ -71,6 +71,13 @@ _DATASETS: dict[str, BuiltinDataset] = {
             workload="image",
         ),
         BuiltinDataset(
+            "lfw_faces", "label", "classification", 200, 2,
+            "Real photographs: 100 face crops and 100 background crops from Labeled Faces in the Wild, 25x25 grey, as "
+            "scikit-image ships them (skimage/data/lfw_subset.npy), as 50x50 PNG files, base64 in column 'image', "
+            "classes face / not_face.",
+            workload="image",
+        ),
+        BuiltinDataset(
             "speech_commands", "label", "classification", 1008, 3,
             "Spoken command words (yes, no, up, down, left, right, stop, go, zero-nine) synthesized with espeak-ng: "
             "7 English voices x 4 variants = 28 speakers, 2 clips each at seeded speeds and pitches, mixed with "
@@ -235,5 +242,6 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "elnino": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("elnino"),
     "interactions": lambda: __import__("fulcrum.tasks.recommend._data", fromlist=["make_interactions"]).make_interactions(),
     "digits_images": lambda: __import__("fulcrum.tasks.image._data", fromlist=["digits_images"]).digits_images(),
+    "lfw_faces": lambda: __import__("fulcrum.tasks.image._data", fromlist=["lfw_faces"]).lfw_faces(),
     "speech_commands": lambda: __import__("fulcrum.tasks.speech._synth", fromlist=["speech_commands"]).speech_commands(),
 }

@@ -19,6 +19,7 @@ import base64
 import binascii
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,7 +30,8 @@ from ...errors import DataError, SchemaError
 from .. import _media as media
 
 __all__ = ["IMAGE_SUFFIXES", "FORMATS", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "decode_image", "to_base64",
-           "image_columns", "path_columns", "read_folder", "is_image_folder", "load_paths", "digits_images"]
+           "image_columns", "path_columns", "read_folder", "is_image_folder", "load_paths", "digits_images",
+           "lfw_faces"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 FORMATS = ("PNG", "JPEG", "WEBP")
@@ -97,7 +99,10 @@ def decode_image(value: Any, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES, m
         if not _looks_encoded(data):
             raise SchemaError(f"{where} is not a PNG, JPEG or WebP file (unknown signature); send one of those.")
         try:
-            with Image.open(io.BytesIO(data), formats=list(FORMATS)) as probe:
+            with warnings.catch_warnings():  # Pillow warns of 89-179 MP images at open; max_pixels decides below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                probe = Image.open(io.BytesIO(data), formats=list(FORMATS))
+            with probe:
                 w, h = probe.size
                 if w * h > max_pixels:
                     raise SchemaError(f"{where} is {w}x{h} = {w * h} pixels, more than this model's limit of "
@@ -246,6 +251,33 @@ def digits_images(scale: int = 4) -> pd.DataFrame:
         buf = io.BytesIO()
         pil.save(buf, format="PNG", optimize=False)
         rows.append({"image": to_base64(buf.getvalue()), "label": str(int(y))})
+    return pd.DataFrame(rows)
+
+
+def lfw_faces(scale: int = 2) -> pd.DataFrame:
+    """200 real photographs from Labeled Faces in the Wild as scikit-image ships them (``skimage/data/lfw_subset.npy``
+    inside its wheel: 100 face crops, then 100 crops of the same photos' backgrounds, 25x25 grey), as PNG files
+    upscaled ``scale`` times (bilinear): ``image`` (base64 PNG), ``label`` (``face`` / ``not_face``). The file is read
+    straight from the installed package (nothing is downloaded; scikit-image itself is not imported)."""
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.find_spec("skimage")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = next((Path(d) / "data" / "lfw_subset.npy" for d in locations
+                 if (Path(d) / "data" / "lfw_subset.npy").is_file()), None)
+    if path is None:
+        raise DataError("builtin:lfw_faces reads scikit-image's bundled LFW subset, and scikit-image is not installed "
+                        "(or ships without it); pip install 'scikit-image>=0.19'.")
+    faces = np.load(path, allow_pickle=False)  # (200, 25, 25) float in [0, 1]
+    rows = []
+    for i, img in enumerate(faces):
+        px = np.clip(np.round(np.asarray(img, np.float64) * 255.0), 0, 255).astype(np.uint8)
+        pil = Image.fromarray(px, mode="L").resize((25 * scale, 25 * scale), Image.BILINEAR)
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG", optimize=False)
+        rows.append({"image": to_base64(buf.getvalue()), "label": "face" if i < 100 else "not_face"})
     return pd.DataFrame(rows)
 
 
