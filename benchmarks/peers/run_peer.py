@@ -216,6 +216,7 @@ def check() -> None:
     import catboost
     import flaml
     import lightgbm
+    import statsforecast  # benchmarks/bench_forecast.py (run_forecast_peer.py)
     import statsmodels
     import torch
     import transformers
@@ -226,6 +227,7 @@ def check() -> None:
         raise SystemExit(f"torch {torch.__version__} is a CUDA build; the peers' venv wants the CPU wheel torch==2.13.0")
     mods = {"autogluon.tabular": autogluon.tabular, "flaml": flaml, "lightgbm": lightgbm, "xgboost": xgboost,
             "catboost": catboost, "torch": torch, "transformers": transformers, "statsmodels": statsmodels,
+            "statsforecast": statsforecast,
             "vega_datasets": vega_datasets}
     print("peers: " + ", ".join(f"{k} {getattr(m, '__version__', '?')}" for k, m in mods.items()))
 
