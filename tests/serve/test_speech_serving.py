@@ -139,3 +139,48 @@ def test_bad_clips_are_422_naming_the_row(served, case, value, message):
 def test_a_body_over_the_server_limit_is_413(served):
     r = served.post("/v1/models/kws/predict", json={"audio": ["A" * 500_000]})
     assert r.status_code == 413
+
+
+# -- multipart uploads and out-of-scope clips (silence, steady noise), reported per request --------------------
+
+
+def test_multipart_upload_of_clips_agrees_with_json_and_keeps_the_limits(served):
+    audio = _good_clips()
+    json_preds = served.post("/v1/models/kws/predict", json={"audio": audio}).json()["predictions"]
+    files = [("audio", (f"{i}.{'flac' if i == 3 else 'wav'}", base64.b64decode(a), "audio/wav"))
+             for i, a in enumerate(audio)]
+    r = served.post("/v1/models/kws/predict", files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == json_preds
+    long = wav(tone(3.0, 8000), 8000)
+    r = served.post("/v1/models/kws/predict", files=[files[0], ("audio", ("long.wav", long, "audio/wav"))])
+    assert r.status_code == 422 and "max_seconds" in r.text and "'long.wav'" in r.text, r.text
+    big = wav(tone(2.0, 16000, 2))
+    r = served.post("/v1/models/kws/predict", files=[("audio", ("big.wav", big, "audio/wav"))])
+    assert r.status_code == 422 and "(max_bytes)" in r.text and "'big.wav'" in r.text, r.text
+    r = served.post("/v1/models/kws/predict", files=[("audio", ("cut.wav", base64.b64decode(audio[0])[:60], "audio/wav"))])
+    assert r.status_code == 422 and "'cut.wav'" in r.text, r.text
+    r = served.post("/v1/models/kws/predict", files=[("audio", ("huge.wav", bytes(500_000), "audio/wav"))])
+    assert r.status_code == 413
+
+
+def test_silence_and_steady_noise_are_flagged_out_of_scope_and_words_are_not(served):
+    from fulcrum.tasks.speech._data import decode_audio
+
+    # the same words, voices and variants as training, but other random speeds, pitches and noise (seed 1)
+    held_out = list(clips(**{**SMALL, "seed": 1})["audio"])
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    odd = [np.zeros(16000), np.zeros(4000), 1e-4 * rng.standard_normal(16000),  # silence, near-silence
+           0.1 * rng.standard_normal(16000), 0.4 * rng.uniform(-1, 1, 12000),  # white noise
+           0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 50 * t) + 0.05 * rng.standard_normal(16000)]
+    flags, scores = [], []
+    batches = [held_out[i: i + 6] for i in range(0, len(held_out), 6)] + [[b64(wav(x.astype(np.float32))) for x in odd]]
+    for batch in batches:  # a few requests: the server's body limit is 400 kB
+        r = served.post("/v1/models/kws/predict", json={"audio": batch})
+        assert r.status_code == 200, r.text
+        flags, scores = flags + r.json()["ood"], scores + r.json()["ood_scores"]
+    n = len(held_out)
+    assert flags[n:] == [True] * len(odd), scores[n:]
+    assert sum(flags[:n]) <= 0.25 * n, scores[:n]
+    assert decode_audio(held_out[0]).std() > 0.01  # the held-out clips are words, not silence

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ...errors import ConfigError, DataError, SchemaError
 from .._base import Trained
+from .._media import OOD_BASIS
 from .._metrics import classification_metrics
 from ._config import SpeechConfig
 from ._data import SAMPLE_RATE, audio_columns, decode_audio, fix_length, load_paths, path_columns
@@ -219,20 +220,58 @@ def cnn_flops(spec: dict[str, Any], h: int, w: int) -> int:
 
 
 def export_package_graph(net: Any, p: FeatureParams, names: list[str], W_tr: np.ndarray, y_tr: np.ndarray,
-                         W_va: np.ndarray) -> tuple[bytes, np.ndarray, dict[str, float]]:
-    """(graph bytes, centroids, OOD thresholds from the validation split)."""
+                         W_va: np.ndarray, augment: Any = None) -> tuple[bytes, np.ndarray, dict[str, float]]:
+    """(graph bytes, centroids, OOD thresholds: quantiles of the scores of the training and validation clips and of
+    ``augment``-ed views of the training clips; see _media.ood_thresholds)."""
+    from .._media import augmented_views, ood_thresholds
     from ..image._cnn import fused_copy, predict_torch
     from ..image._fit import class_centroids, ood_scores
     from ._graph import export_cnn, full_graph
 
     _, F_tr = predict_torch(net, W_tr, batch=128)
     centroids = class_centroids(F_tr, y_tr, len(names))
-    graph = full_graph(export_cnn(fused_copy(net.cnn), p), p, names, centroids, net.band_mean, net.band_std)
-    thresholds: dict[str, float] = {}
-    if len(W_va):
-        ood = ood_scores(predict_torch(net, W_va, batch=128)[1], centroids)
-        thresholds = {"p95": float(np.percentile(ood, 95)), "p99": float(np.percentile(ood, 99))}
+    graph = full_graph(export_cnn(fused_copy(net.cnn), p), p, names, centroids, net.band_mean, net.band_std,
+                       *ood_levels(W_tr, p))
+    va = ood_scores(predict_torch(net, W_va, batch=128)[1], centroids) if len(W_va) else np.zeros(0, np.float32)
+    views = [ood_scores(predict_torch(net, W, batch=128)[1], centroids) for W in augmented_views(augment, W_tr)]
+    thresholds = ood_thresholds(ood_scores(F_tr, centroids), va, *views)
     return graph.SerializeToString(), centroids, thresholds
+
+
+SILENCE_MARGIN_DB = 30.0
+
+
+def clip_levels(W: np.ndarray, p: FeatureParams, silence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip (N, S): its loudest log-mel value, and its loudest frame's log energy (log-sum-exp over the mel
+    bands) less the mean over its sounding frames (log energy over ``silence``; all frames when None). The graph
+    computes the same from its ``logmel`` edge (see _graph.full_graph)."""
+    from scipy.special import logsumexp
+
+    from ._features import logmel_numpy
+
+    peaks, ranges = [], []
+    for s in range(0, len(W), 256):
+        L = logmel_numpy(W[s: s + 256], p)[:, 0].astype(np.float64)  # (n, T, M)
+        e = logsumexp(L, axis=2)  # (n, T)
+        on = e > silence if silence is not None else np.ones_like(e, bool)
+        mean_on = (e * on).sum(1) / np.maximum(on.sum(1), 1)
+        peaks.append(L.reshape(len(L), -1).max(1))
+        ranges.append(e.max(1) - mean_on)
+    if not peaks:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(peaks), np.concatenate(ranges)
+
+
+def ood_levels(W: np.ndarray, p: FeatureParams) -> tuple[float, float]:
+    """(silence_level, steady_level) of the graph's gates from the training clips: the quietest clip's loudest
+    log-mel value less 30 dB (ln(1000) in log power), and half the 1st percentile of the clips' rise over their
+    mean level. Without training clips: -3.0 (about -55 dBFS of white noise) and 1.0."""
+    if not len(W):
+        return -3.0, 1.0
+    peaks, _ = clip_levels(W, p)
+    silence = float(peaks.min() - SILENCE_MARGIN_DB / 10 * np.log(10))
+    _, ranges = clip_levels(W, p, silence)
+    return silence, float(0.5 * np.percentile(ranges, 1))
 
 
 def _mean_logmel(W: np.ndarray, p: FeatureParams) -> np.ndarray:
@@ -311,7 +350,7 @@ def fit_speech(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", c
         f"{', stopped early' if result.stopped_early else ''})")
 
     t0 = time.perf_counter()
-    model_bytes, centroids, thresholds = export_package_graph(net, p, names, W_tr, y_tr, W_va)
+    model_bytes, centroids, thresholds = export_package_graph(net, p, names, W_tr, y_tr, W_va, augment)
     export_s = time.perf_counter() - t0
 
     # ---- the graph on the test split, from PCM (front end included); parity vs torch and vs numpy's FFT
@@ -339,7 +378,8 @@ def fit_speech(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", c
     rms = np.sqrt((W_tr.astype(np.float64) ** 2).mean(1)) if len(W_tr) else np.zeros(0)
     profile = {"n_rows": int(len(y_tr)), "audio_column": prep.column, "columns": {},
                "audio": {"rms": _quantiles(rms), "seconds": cfg.seconds, "sample_rate": SAMPLE_RATE},
-               "ood": {"score": "1 - max cosine(CNN features, class centroid)", "thresholds": thresholds},
+               "ood": {"score": "1 - max cosine(CNN features, class centroid); 1 for silence or steady noise",
+                       "thresholds": thresholds, "thresholds_of": OOD_BASIS},
                "target": {"kind": "categorical", "top": {names[c]: float(np.mean(y_tr == c)) for c in range(k)}}}
     limits = {"max_bytes": int(cfg.max_bytes), "max_seconds": float(cfg.max_seconds),
               "formats": ["WAV", "FLAC", "OGG"], "sample_rate": SAMPLE_RATE}

@@ -9,7 +9,12 @@
       -> logmel (N, 1, T, n_mels)    the edge static int8 starts from (the front end stays float)
       -> the CNN (torch.onnx.export, BatchNorm folded; (x - mean) / std inside) -> logits, features
       -> Softmax -> probabilities (N, K); ArgMax -> Gather -> label (N,)
-      -> ood_score (N,): 1 - max cosine(features, class centroid)
+      -> ood_score (N,): 1 - max cosine(features, class centroid), or 1 for
+         silence: the clip's loudest log-mel value (normalization undone, read from the ``logmel`` edge) under
+             ``silence_level`` (set at training: 30 dB under the quietest training clip's), or
+         steady sound (hiss, hum, a tone): its loudest frame's log energy less the mean of its sounding frames'
+             (those over ``silence_level``) under ``steady_level`` (half the training clips' 1st percentile);
+         words rise and fall, steady noise does not (see _fit.clip_levels, the same figures in numpy)
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def _constants_to_initializers(model: Any) -> Any:
 
 
 def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.ndarray, band_mean: Any = None,
-               band_std: Any = None) -> Any:
+               band_std: Any = None, silence_level: float | None = None, steady_level: float | None = None) -> Any:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -78,8 +83,38 @@ def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.
             N("Div", ["features", "fnorm_safe"], ["funit"]),
             N("MatMul", ["funit", "centroids_t"], ["cosines"]),
             N("ReduceMax", ["cosines", "axis1"], ["best_cos"], keepdims=0),
-            N("Sub", ["one_f", "best_cos"], ["ood_score"])]
-    inits = fe_inits + list(cnn.graph.initializer) + [
+            N("Sub", ["one_f", "best_cos"], ["ood_score" if silence_level is None else "embedding_ood"])]
+    gate = []
+    if silence_level is not None:  # silence and steady noise are out of scope whatever the CNN makes of them: 1
+        gate = [N("Mul", [EDGE, "ood_band_std"], ["ood_scaled"]), N("Add", ["ood_scaled", "ood_band_mean"], ["ood_raw"]),
+                N("ReduceMax", ["ood_raw", "axes123"], ["ood_peak"], keepdims=0),
+                N("Less", ["ood_peak", "silence_level"], ["is_silent"]),
+                N("Cast", ["is_silent"], ["silent_f"], to=TensorProto.FLOAT),
+                N("ReduceLogSumExp", ["ood_raw", "axes3"], ["frame_e"], keepdims=0),  # (N, 1, T) log energy
+                N("Greater", ["frame_e", "silence_level"], ["sounding_b"]),
+                N("Cast", ["sounding_b"], ["sounding"], to=TensorProto.FLOAT),
+                N("Mul", ["frame_e", "sounding"], ["frame_e_on"]),
+                N("ReduceSum", ["frame_e_on", "axes12"], ["e_sum"], keepdims=0),
+                N("ReduceSum", ["sounding", "axes12"], ["n_on"], keepdims=0),
+                N("Max", ["n_on", "one_f"], ["n_on_safe"]),
+                N("Div", ["e_sum", "n_on_safe"], ["e_mean"]),
+                N("ReduceMax", ["frame_e", "axes12"], ["e_max"], keepdims=0),
+                N("Sub", ["e_max", "e_mean"], ["e_range"]),
+                N("Less", ["e_range", "steady_level"], ["is_steady"]),
+                N("Cast", ["is_steady"], ["steady_f"], to=TensorProto.FLOAT),
+                N("Max", ["embedding_ood", "silent_f", "steady_f"], ["ood_score"])]
+        tail += gate
+        M = p.n_mels
+        gate = [numpy_helper.from_array(np.ones(M, np.float32) if band_std is None
+                                        else np.asarray(band_std, np.float32), "ood_band_std"),
+                numpy_helper.from_array(np.zeros(M, np.float32) if band_mean is None
+                                        else np.asarray(band_mean, np.float32), "ood_band_mean"),
+                helper.make_tensor("axes123", TensorProto.INT64, [3], [1, 2, 3]),
+                helper.make_tensor("axes12", TensorProto.INT64, [2], [1, 2]),
+                helper.make_tensor("axes3", TensorProto.INT64, [1], [3]),
+                helper.make_tensor("silence_level", TensorProto.FLOAT, [], [float(silence_level)]),
+                helper.make_tensor("steady_level", TensorProto.FLOAT, [], [float(steady_level or 0.0)])]
+    inits = fe_inits + list(cnn.graph.initializer) + gate + [
         helper.make_tensor("class_names", TensorProto.STRING, [k], [str(c).encode() for c in labels]),
         helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
         helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12]),
