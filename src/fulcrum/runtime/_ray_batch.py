@@ -121,6 +121,19 @@ def _predict_units(batch: dict[str, np.ndarray], job: dict[str, Any]) -> dict[st
     return {"id": np.asarray(out_ids, dtype=np.int64), "result": np.asarray(out_frames, dtype=object)}
 
 
+def _batches(ds: Any) -> Any:
+    """The dataset's output batches; a failure of Ray itself (not of the rows) becomes one FulcrumError."""
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+    except FulcrumError:
+        raise
+    except Exception as exc:  # a worker that kept dying, a lost object, a cluster going away
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = " ".join((lines[-1] if lines else type(exc).__name__).split())[:300]
+        raise FulcrumError(f"Batch prediction on Ray failed ({type(exc).__name__}: {why}); nothing was written. "
+                           "Rerun the command (or use --backend local).") from None
+
+
 def predict_file_ray(
     predictor: Any,
     input_path: str | os.PathLike[str],
@@ -183,7 +196,7 @@ def predict_file_ray(
             notice(f"predicting {units} {'chunk' if files is None else 'file'}(s) on Ray Data "
                    f"({int(ray.cluster_resources().get('CPU', 1))} CPU(s) in the cluster)")
         expected, total = 0, 0
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(ds):
             for unit, blob in zip(batch["id"].tolist(), batch["result"]):
                 if unit != expected:  # a duplicated, missing or reordered unit: never written
                     raise DataError(f"Ray returned unit {unit} where unit {expected} was due; nothing was written. "

@@ -104,10 +104,20 @@ def run_ray(refs: list[str], settings: ServeSettings, *, registry: Any, **option
 
     from ._app import configure_logging
 
+    import signal
+
+    import ray
+
+    def stop(signum: int, frame: Any) -> None:  # SIGTERM ends the server as Ctrl-C does: cleanly
+        raise SystemExit(0)
+
     configure_logging(settings.log_level)
     deploy(refs, settings, registry=registry, **options)
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             time.sleep(1.0)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         serve.delete(APP_NAME)
+        ray.shutdown()  # a local cluster this process started stops with it; a remote one is left running
