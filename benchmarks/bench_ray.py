@@ -81,9 +81,14 @@ def training(rows: int, epochs: int) -> None:
 
     print(f"== training: MLP {cfg.hidden_sizes}, {cut} training rows x {X.shape[1]} features, {epochs} epochs, "
           f"global batch {cfg.batch_size}")
+    # one torch thread, as in a Ray worker with 1 CPU (Ray sets OMP_NUM_THREADS=1 there): on a busy 2-core box
+    # torch's default 2 spinning intra-op threads made the same loop ~10x slower per epoch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     t = time.perf_counter()
     local = Trainer(cfg, callbacks=[Clock()]).fit(model(), train, val, **kw)
     local_s = time.perf_counter() - t
+    torch.set_num_threads(threads)
 
     import ray
 
@@ -101,7 +106,7 @@ def training(rows: int, epochs: int) -> None:
         ray.shutdown()
     print(f"  ray.init (local cluster, 2 CPUs): {init_s:.1f} s (start-up, paid once per process)")
     print(f"  {'run':<26}{'fit wall s':>11}{'steady s/epoch':>16}{'val accuracy':>14}")
-    print(f"  {'local Trainer (1 process)':<26}{local_s:>11.1f}{_steady_epoch_s(local.history):>16.3f}"
+    print(f"  {'local Trainer (1 thread)':<26}{local_s:>11.1f}{_steady_epoch_s(local.history):>16.3f}"
           f"{local.history[-1]['val_accuracy']:>14.4f}")
     for w, (secs, res) in out.items():
         print(f"  {f'Ray Train, {w} worker(s)':<26}{secs:>11.1f}{_steady_epoch_s(res.history):>16.3f}"
