@@ -82,6 +82,7 @@ class _ListCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # one build at a time: a reader arriving mid-build waits for it
         self._stamp: dict[str, tuple[Any, ...]] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._priced: dict[str, dict[tuple[str, int], tuple[int, dict[str, Any]]]] = {}
@@ -103,9 +104,14 @@ class _ListCache:
         with self._lock:
             if self._stamp.get(key) == stamp and key in self._rows:
                 return self._rows[key]
-        rows = self._build(registry, key)
-        with self._lock:
-            self._stamp[key], self._rows[key] = stamp, rows
+        with self._building:
+            stamp = self.stamp(key)
+            with self._lock:
+                if self._stamp.get(key) == stamp and key in self._rows:
+                    return self._rows[key]  # built while this reader waited
+            rows = self._build(registry, key)
+            with self._lock:
+                self._stamp[key], self._rows[key] = stamp, rows
         return rows
 
     def _build(self, registry: Any, key: str) -> list[dict[str, Any]]:

@@ -129,7 +129,7 @@
   var modelCols = [["name", "name"], ["version", "version"], [null, "aliases"], ["task", "task"], ["metric_value", "primary metric"],
     ["size_bytes", "size"], ["training_usd", "training cost"], ["usd_per_million", "$/1M predictions"], ["created", "created"]];
   // rows drawn per request (?rows=N to change); "Show more" fetches the next ones, so 1,000 versions stay fast
-  var PAGE_ROWS = Math.max(1, parseInt(params.get("rows") || "100", 10) || 100);
+  var PAGE_ROWS = Math.max(1, parseInt(params.get("rows") || "50", 10) || 50);
   function modelRow(m) {
     return el("tr", { "data-ref": m.ref },
       el("td", null, link("version", { ref: m.ref }, m.name)),
