@@ -249,10 +249,14 @@ def test_server_returns_text_on_the_friendly_route_and_v2(trained):
         assert r.status_code == 422 and "row 1" in r.text and "1.5 s" in r.text
 
 
-def test_optimize_measures_fp32_and_dynamic_int8_by_wer(trained, capsys):
+def test_optimize_measures_fp32_and_dynamic_int8_by_wer(trained):
+    from fulcrum.optimize import BenchSettings, OptimizeOptions, optimize_package
+
     _, table, reg = trained
-    rc, out, err = cli(capsys, "optimize", "tr", "--variants", "onnx-fp32,int8-dynamic", "--registry", reg.root)
-    assert rc == 0, err
+    fast = BenchSettings(warmup=1, rounds=2, round_s=0.0, min_calls_b1=3, min_calls_big=1, batch=8)
+    report = optimize_package("tr", registry=reg, variants=["onnx-fp32", "int8-dynamic"],
+                              options=OptimizeOptions(bench=fast))
+    assert report.measured and sorted(report.built) == ["int8-dynamic", "onnx-fp32"], report.skipped
     variants = reg.load("tr").manifest["variants"]
     for vid in ("base", "onnx-fp32", "int8-dynamic"):
         assert 0 <= variants[vid]["metrics"]["wer"], variants[vid]
@@ -318,3 +322,16 @@ def test_clip_longer_than_the_window_is_refused(small, tmp_path, capsys):
     t.to_csv(small / "long.csv", index=False)
     line = _bad(capsys, tmp_path, small / "long.csv")
     assert "2.00 s long, longer than the 1.5 s window" in line and "seconds=" in line
+
+
+def test_time_limit_stops_training_after_the_epoch_that_passes_it(small):
+    from fulcrum.errors import ConfigError
+    from fulcrum.tasks.speech import TranscribeConfig
+
+    with pytest.raises(ConfigError, match="time_limit"):
+        TranscribeConfig(time_limit=0)
+    frame = pd.read_csv(small / "table.csv")
+    trained = get_task("transcribe").fit(frame, {"epochs": 5, "width": 4, "hidden": 8, "layers": 1, "seconds": 1.5,
+                                                 "time_limit": 1e-3, "audio_root": str(small), "progress": False})
+    m = trained.manifest["model"]
+    assert m["epochs"] == 1 and m["stopped_early"]
