@@ -151,7 +151,7 @@ def test_int8_variant_quantizes_the_encoder_only(ensemble_package):
     pkg, trained = ensemble_package
     kinds, _ = TextTask().variant_kinds(pkg.manifest)
     int8 = next(k for k in kinds if k.kind == "int8-dynamic")
-    assert int8.params["per_channel"] and int8.params["reduce_range"] and int8.params["weight_type"] == "QUInt8"
+    assert int8.params["per_channel"] and int8.params["reduce_range"] and int8.params["weight_type"] == "QInt8"
     model_bytes, _, notes = TextTask().build_variant("int8-dynamic", int8.params, pkg, None)
     graph = onnx.load_from_string(model_bytes)
     ops = [n.op_type for n in graph.graph.node]

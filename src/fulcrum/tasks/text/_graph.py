@@ -8,12 +8,18 @@ MiniLM graph::
                           -> Pad to max_length }             (the op takes one string per call)
       -> trim to the longest row (ReduceMax + Slice); attention_mask = Range(T) < length
       -> MiniLM encoder + masked mean pooling + Linear + Softmax          (torch.onnx.export)
+         fused by ONNX Runtime's transformer optimizer (:func:`fuse_encoder`): EmbedLayerNormalization,
+         one Attention per block, SkipLayerNormalization, BiasGelu (com.microsoft, built into onnxruntime)
       -> probabilities (N, K); ArgMax -> Gather(class names) -> label (N,)
       -> ood_score (N,) = 1 - max cosine(embedding, class centroid of normalised training embeddings)
 
 Known differences from the Hugging Face tokenizer: ortx does not NFD-decompose, so accents outside
 Latin-1 (Japanese dakuten, Cyrillic й, Greek tonos, Hangul syllables) are not stripped the same way;
 on 57,220 real English texts (four datasets) the ids were identical.
+
+The fused operators are what makes the int8 variant fast: dynamic quantization turns each Attention
+into QAttention and each remaining MatMul into DynamicQuantizeMatMul (see ``_variants.INT8_PARAMS``).
+The sequence axis stays dynamic: a batch is cut to its longest row, so one text is never padded.
 
 It runs with plain ``onnxruntime`` after ``SessionOptions.register_custom_ops_library(
 onnxruntime_extensions.get_library_path())`` (see :func:`session`). Pitfalls avoided: ortx stops
@@ -35,10 +41,14 @@ import onnx
 import torch
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
-__all__ = ["session", "tokenizer_nodes", "export_encoder_head", "minilm_graph", "ensemble_graph", "run_graph",
+__all__ = ["session", "tokenizer_nodes", "export_encoder_head", "fuse_encoder", "FUSED_OPS", "MS_DOMAIN", "minilm_graph", "ensemble_graph", "run_graph",
            "EncoderHead", "CLEAN_PATTERN", "CONTRIB", "OPSET"]
 
 CONTRIB = "ai.onnx.contrib"
+MS_DOMAIN = "com.microsoft"
+# what fuse_encoder leaves in an n-layer encoder: op type -> count per layer (None: exactly one in all)
+FUSED_OPS: dict[str, int | None] = {"EmbedLayerNormalization": None, "Attention": 1, "BiasGelu": 1,
+                                     "LayerNormalization": 2, "Sum": 2}
 OPSET = 17
 # Hugging Face BertNormalizer.clean_text drops NUL, U+FFFD and control/format characters (tab, LF, CR stay
 # as whitespace); RE2 syntax for ortx StringRegexReplace.
@@ -160,9 +170,10 @@ class EncoderHead(torch.nn.Module):
         return probs, 1.0 - cos.max(dim=-1).values
 
 
-def export_encoder_head(module: EncoderHead) -> ModelProto:
+def export_encoder_head(module: EncoderHead, fuse: bool = True) -> ModelProto:
     """input_ids, attention_mask -> probabilities, ood_score (legacy TorchScript exporter, opset 17:
-    3-15 s here against ~30 s for dynamo, and the same parity)."""
+    3-15 s here against ~30 s for dynamo, and the same parity), fused by :func:`fuse_encoder` unless
+    ``fuse=False``."""
     ids = torch.tensor([[101, 7592, 2088, 102], [101, 2460, 102, 0]])
     mask = (ids > 0).long()
     buf = io.BytesIO()
@@ -173,7 +184,66 @@ def export_encoder_head(module: EncoderHead) -> ModelProto:
                           input_names=["input_ids", "attention_mask"], output_names=["probabilities", "ood_score"],
                           dynamic_axes={"input_ids": {0: "N", 1: "T"}, "attention_mask": {0: "N", 1: "T"},
                                         "probabilities": {0: "N"}, "ood_score": {0: "N"}})
-    return onnx.load_from_string(buf.getvalue())
+    model = onnx.load_from_string(buf.getvalue())
+    if not fuse:
+        return model
+    cfg = module.encoder.config
+    return fuse_encoder(model, int(cfg["num_attention_heads"]), int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]))
+
+
+def fuse_encoder(model: ModelProto, num_heads: int, hidden_size: int, n_layers: int) -> ModelProto:
+    """The exported encoder + head with ONNX Runtime's BERT fusions (Python pass only, ``opt_level=0``, so
+    the result is still a portable graph for any CPU): one EmbedLayerNormalization, and per block one
+    Attention (QAttention once quantized), a BiasGelu and two residual ``Sum -> LayerNormalization``.
+
+    The residuals are first fused into SkipLayerNormalization and then written back as Sum(x, skip, bias)
+    + LayerNormalization: at batch 1 (about 30 tokens) onnxruntime 1.32's CPU SkipLayerNormalization kernel
+    took ~70 us a call against ~13 + 13 us for Sum + LayerNormalization, 15% of the int8 graph's time.
+    ``Sum`` rather than ``Add`` because onnxruntime re-fuses Add + LayerNormalization when a session loads.
+
+    Each fusion keeps the graph's results; if some do not match (an encoder or onnxruntime change), the
+    graph is still right but slower, and a warning says so."""
+    import logging
+
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    src = onnx.ModelProto()
+    src.CopyFrom(model)
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # per-fusion info lines
+    try:
+        fused = optimize_model(src, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0,
+                               use_gpu=False).model
+    finally:
+        quiet.setLevel(level)
+    _unfuse_skip_layer_norm(fused)
+    counts: dict[str, int] = {}
+    for node in fused.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    want = {op: n_layers * per if per else 1 for op, per in FUSED_OPS.items()}
+    if any(counts.get(op, 0) != n for op, n in want.items()):
+        warnings.warn(f"ONNX Runtime's transformer optimizer did not fuse the MiniLM encoder fully (wanted {want}, "
+                      f"got { {op: counts.get(op, 0) for op in want} }): the graph is right but slower.", stacklevel=2)
+    if not any(o.domain == MS_DOMAIN for o in fused.opset_import):
+        fused.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return fused
+
+
+def _unfuse_skip_layer_norm(model: ModelProto) -> None:
+    """SkipLayerNormalization(x, skip, gamma, beta[, bias]) -> Sum(x, skip[, bias]) -> LayerNormalization, in place."""
+    nodes = []
+    for n in model.graph.node:
+        if n.op_type != "SkipLayerNormalization" or any(o for o in n.output[1:]):
+            nodes.append(n)
+            continue
+        eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-12)
+        terms = [n.input[0], n.input[1]] + [b for b in n.input[4:5] if b]
+        nodes += [helper.make_node("Sum", terms, [n.output[0] + "/sum"], name=n.name + "/sum"),
+                  helper.make_node("LayerNormalization", [n.output[0] + "/sum", n.input[2], n.input[3]], [n.output[0]],
+                                   name=n.name + "/ln", axis=-1, epsilon=eps)]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
 
 
 def _rename_outputs(model: ModelProto, mapping: dict[str, str]) -> None:
