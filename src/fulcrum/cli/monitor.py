@@ -40,7 +40,17 @@ def collect(reg: Any, ref: str, data: str | None = None, records_db: str | None 
     if data is not None:
         frame = read_table(data)
         mon = Monitor.from_package(pkg, window=max(1, len(frame)))
-        mon.observe(frame)
+        watched = [str(o["name"]) for o in m.get("outputs") or [] if o.get("kind") == "monitored"]
+        scores = None
+        if watched:  # quantities the graph reports per input (e.g. an image's brightness): run it, as the server does
+            import numpy as np
+
+            from ..runtime import Predictor
+
+            out = Predictor(pkg).predict_columns({str(c): frame[c].to_numpy() for c in frame.columns})
+            frame = frame.assign(**{k: np.asarray(out[k], dtype=np.float64).reshape(-1) for k in watched if k in out})
+            scores = out.get("ood_score") if mon.graph_scores else None
+        mon.observe(frame, scores=scores)
         snapshot: dict[str, Any] | None = mon.snapshot()
         origin = f"file {data}"
     else:

@@ -176,7 +176,9 @@ def _node_inputs(node: Any) -> list[str]:
 
 def split_graph(model: Any, edge: str) -> tuple[Any, Any]:
     """(head, tail): ``head`` computes ``edge`` from the graph's inputs; ``tail`` computes the graph's outputs
-    from ``edge`` alone. A :class:`~fulcrum.errors.ConfigError` when ``edge`` does not cut the graph in two."""
+    from ``edge`` alone. Outputs computed from the inputs without ``edge`` (e.g. an image's size, for the monitor)
+    are ``head``'s too, after ``edge``. A :class:`~fulcrum.errors.ConfigError` when ``edge`` does not cut the graph
+    in two."""
     import onnx
     from onnx import helper
 
@@ -196,7 +198,8 @@ def split_graph(model: Any, edge: str) -> tuple[Any, Any]:
     leaks = sorted({n for node in tail_nodes for n in _node_inputs(node)
                     if n != edge and n not in inits and n in produced_by_head})
     outputs = [o.name for o in g.output]
-    if not tail_nodes or leaks or any(o not in downstream for o in outputs) or edge not in produced_by_head:
+    early = [o for o in g.output if o.name not in downstream and o.name in produced_by_head and o.name != edge]
+    if not tail_nodes or leaks or not any(o in downstream for o in outputs) or edge not in produced_by_head:
         raise ConfigError(f"The graph's edge {edge!r} does not split it into a front part and a model part "
                           f"({'also read after it: ' + ', '.join(leaks[:5]) if leaks else 'not a cut'}); quantize the "
                           "whole graph instead (no scope).")
@@ -211,8 +214,8 @@ def split_graph(model: Any, edge: str) -> tuple[Any, Any]:
         m.ir_version = model.ir_version
         return m
 
-    head = part(head_nodes, list(g.input), [edge_vi], f"{g.name}_head")
-    tail = part(tail_nodes, [edge_vi], list(g.output), f"{g.name}_tail")
+    head = part(head_nodes, list(g.input), [edge_vi, *early], f"{g.name}_head")
+    tail = part(tail_nodes, [edge_vi], [o for o in g.output if o.name in downstream], f"{g.name}_tail")
     return head, tail
 
 
@@ -231,8 +234,9 @@ def join_graphs(head: Any, tail: Any, name: str = "fulcrum") -> Any:
     for m in (head, tail):
         for o in m.opset_import:
             opsets[o.domain] = max(opsets.get(o.domain, 0), int(o.version))
+    fed = {i.name for i in tail.graph.input}
     graph = helper.make_graph(list(head.graph.node) + list(tail.graph.node), name, list(head.graph.input),
-                              list(tail.graph.output),
+                              list(tail.graph.output) + [o for o in head.graph.output if o.name not in fed],
                               initializer=list(head.graph.initializer) + list(tail.graph.initializer))
     out = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
     out.ir_version = max(int(head.ir_version), int(tail.ir_version))

@@ -152,6 +152,7 @@ class Predictor:
             self._native_engine()
             self._onnx: Any = None
             self._encoder: Any = None
+            self.monitored: list[str] = []
         else:
             from ._engines import OnnxEngine, custom_op_libraries, graph_output
 
@@ -172,7 +173,10 @@ class Predictor:
                 if (isinstance(o, Mapping) and o.get("kind") in ("interval_lower", "interval_upper")
                         and o.get("name") in self._onnx.output_names):
                     self._extra.append((str(o["name"]), str(o["name"])))
-            self._fetch = [self._onnx.primary, *(g for g, _ in self._extra)]
+            #: per-row quantities for the input monitor (output kind "monitored", e.g. an image's brightness)
+            self.monitored = [str(o["name"]) for o in m.get("outputs") or [] if isinstance(o, Mapping)
+                              and o.get("kind") == "monitored" and o.get("name") in self._onnx.output_names]
+            self._fetch = [self._onnx.primary, *(g for g, _ in self._extra), *self.monitored]
 
     def _graph_file(self, engine: str, variant: str | None) -> str | None:
         pkg, m = self.package, self.package.manifest
@@ -343,10 +347,11 @@ class Predictor:
             extra: dict[str, np.ndarray] = {}
         else:
             feeds = self._encoded(self._encoder.encode_columns(cols, on_unknown))
-            if self._extra:
+            if self._extra or self.monitored:
                 got = self._onnx.outputs(feeds, self._fetch)
                 out = got[0]
                 extra = {key: _extra_output(v, key) for (_, key), v in zip(self._extra, got[1:])}
+                extra.update(zip(self.monitored, got[1 + len(self._extra):]))
             else:
                 out, extra = self._onnx.output(feeds), {}
         if self._classifier:

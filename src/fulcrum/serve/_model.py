@@ -227,6 +227,8 @@ class ServedModel:
         self.notes = [str(o["name"]) for o in outputs if o.get("kind") == "note"
                       and str(o["name"]) in (getattr(predictor, "outputs", None) or [])]
         self.output_names.extend(self.notes)
+        #: per-row quantities the graph reports for the monitor only (kind "monitored"): observed, not answered
+        self.monitored = [str(k) for k in getattr(predictor, "monitored", None) or []]
         self.load_seconds = 0.0
         self.batcher: Any = None  # set by the model set
         # called with each batch's OOD scores (metrics), once per batch rather than per request
@@ -502,9 +504,11 @@ class ServedModel:
         graph_scores = outputs.pop("ood_score", None)
         if graph_scores is not None:  # the graph's own out-of-distribution score (e.g. embedding distance)
             outputs["ood"] = np.asarray(graph_scores, dtype=np.float64).reshape(-1)
+        watched = {k: outputs.pop(k) for k in self.monitored if k in outputs}
         if self.monitor is not None:
             try:  # one pass: observe scores the rows (unless the graph did) and adds them to the window
-                scores = np.asarray(self.monitor.observe(cols, scores=outputs.get("ood")), dtype=np.float64).reshape(-1)
+                scores = np.asarray(self.monitor.observe({**cols, **watched} if watched else cols,
+                                                         scores=outputs.get("ood")), dtype=np.float64).reshape(-1)
                 if scores.shape[0] == total:
                     outputs["ood"] = scores
                     if self.on_scores is not None:
@@ -527,6 +531,7 @@ class ServedModel:
                 out = pred.predict_columns(cols)
                 extra = {"ood_score": np.asarray(out["ood_score"])} if "ood_score" in out else {}
                 extra.update({k: np.asarray(out[k]) for k in self.notes if k in out})
+                extra.update({k: np.asarray(out[k], dtype=np.float64).reshape(-1) for k in self.monitored if k in out})
                 extra.update({k: np.asarray(out[k], dtype=np.float64).reshape(-1) for k in self.intervals if k in out})
                 if "probabilities" in out:
                     return {"probabilities": np.asarray(out["probabilities"]), **extra}

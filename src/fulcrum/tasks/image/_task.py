@@ -132,6 +132,12 @@ class ImageTask(Task):
         from ._cnn import conv_flops
 
         m = manifest["model"]
+        if m.get("family") == "efficientnet_lite0":
+            from ._pretrained import flops
+
+            return flops(int(m["image_size"]), int(m["spec"]["classes"])), (
+                "EfficientNet-Lite0: 2 x k x k x C_in x C_out x H x W per convolution (depthwise: x C once) + the "
+                "head, at the graph's size (the resize not counted)")
         return conv_flops(m["spec"], int(m["image_size"])), (
             "2 x 9 x C_in x C_out x H x W per convolution + the head, at the training size (the resize not counted)")
 

@@ -36,6 +36,10 @@ def variant_kinds(manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[
     why = {"int8-dynamic": "dynamic int8 quantizes MatMuls only; a CNN's work is in its convolutions, which static "
                            "int8 (calibrated on training images) covers",
            "trees": "for tree ensembles only", "shallow": "for tree ensembles only"}
+    if (manifest.get("model") or {}).get("family") == "efficientnet_lite0":
+        why["pruned"] = why["distilled"] = ("for the CNN trained from scratch; this model is a frozen pretrained "
+                                            "EfficientNet-Lite0 with a trained head")
+        return [VariantKind("int8-static", "graph", dict(INT8_PARAMS)), VariantKind("onnx-fp32")], why
     return [VariantKind("int8-static", "graph", dict(INT8_PARAMS)), VariantKind("onnx-fp32"),
             VariantKind("pruned", "task", dict(PRUNE_DEFAULTS)),
             VariantKind("distilled", "task", dict(DISTILL_DEFAULTS))], why
