@@ -242,7 +242,7 @@ class Trainer:
                     xb = augment(xb)
                 with autocast():
                     out = module(xb)  # (B, K)
-                    loss = loss_fn(out.float(), yb)
+                    loss = loss_fn(out.float() if amp is not None else out, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -263,7 +263,8 @@ class Trainer:
             if Xv is not None:  # every rank scores the whole validation split with the same weights
                 module.eval()
                 with torch.inference_mode(), autocast():
-                    vout = core(Xv).float()
+                    vout = core(Xv)
+                    vout = vout.float() if amp is not None else vout
                     logs["val_loss"] = float(loss_fn(vout, yv))
                     if metric_fn is not None:
                         logs.update({f"val_{k}": float(v) for k, v in metric_fn(vout, yv).items()})
