@@ -86,6 +86,15 @@ _DATASETS: dict[str, BuiltinDataset] = {
             workload="speech",
         ),
         BuiltinDataset(
+            "speech_phrases", "text", "transcription", 1152, 4,  # type: ignore[arg-type]
+            "Short spoken phrases (28 commands such as 'turn left', 'go back', 'open the door', and digit sequences "
+            "such as 'three seven two') synthesized with espeak-ng: 8 English voices x 4 variants, 36 clips each at "
+            "seeded speeds and pitches, mixed with white/brown noise at 30/20/10 dB SNR; 3 s, 16 kHz, base64 WAV in "
+            "column 'audio', transcript in 'text', 'voice' and 'speaker'. Generated on first use into the data cache "
+            "(needs espeak-ng).",
+            workload="transcribe",
+        ),
+        BuiltinDataset(
             "interactions", "item", "ranking", 14468, 4,  # type: ignore[arg-type]
             "Generated user-item interactions with known latent structure (no real interaction data ships inside "
             "an installable package): 600 users, 400 items, 4-dimensional taste vectors and Zipf-like item "
@@ -244,4 +253,5 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "digits_images": lambda: __import__("fulcrum.tasks.image._data", fromlist=["digits_images"]).digits_images(),
     "lfw_faces": lambda: __import__("fulcrum.tasks.image._data", fromlist=["lfw_faces"]).lfw_faces(),
     "speech_commands": lambda: __import__("fulcrum.tasks.speech._synth", fromlist=["speech_commands"]).speech_commands(),
+    "speech_phrases": lambda: __import__("fulcrum.tasks.speech._phrases", fromlist=["speech_phrases"]).speech_phrases(),
 }

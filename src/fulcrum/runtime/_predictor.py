@@ -94,6 +94,11 @@ def top_lists(items: np.ndarray, scores: np.ndarray) -> tuple[list[list[str]], l
     return ids_out, sc_out
 
 
+def _as_str(v: Any) -> str:
+    """A text output cell (ONNX Runtime gives str; bytes from other engines) as str."""
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
 def _is_row(r: Any) -> bool:
     return isinstance(r, (list, tuple, np.ndarray)) and not isinstance(r, (str, bytes))
 
@@ -144,6 +149,8 @@ class Predictor:
         #: a recommender's graph: ``items`` (N, k) ids, "" where a row has fewer than k (its own k, or no unseen
         #: items left), and ``scores`` (N, k); a prediction is the row's list of ids
         self._items = primary_output(m) == "items"
+        #: a graph that writes text (a transcriber): ``text`` (N,) strings; a prediction is the row's string
+        self._text = primary_output(m) == "text"
         self._extra: list[tuple[str, str]] = []  # (graph output, key in our results): ood_score when present
 
         graph_file = self._graph_file(engine, variant)
@@ -294,7 +301,8 @@ class Predictor:
     def predict_outputs(self, data: Any, *, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
         """Every output by kind: ``probabilities`` or ``value``, and ``ood_score`` when the graph has one."""
         main, extra = self._run_all(data, on_unknown)
-        return {"probabilities" if self._classifier else "items" if self._items else "value": main, **extra}
+        key = "probabilities" if self._classifier else "items" if self._items else "text" if self._text else "value"
+        return {key: main, **extra}
 
     def predict_proba(self, data: Any, **kw: Any) -> np.ndarray:
         if not self._classifier:
@@ -332,6 +340,8 @@ class Predictor:
         if self._classifier:
             result: dict[str, Any] = {PREDICTION: self.labels[int(out.argmax())]}  # type: ignore[index]
             result.update(zip(self._proba_keys, out.tolist()))
+        elif self._text:
+            result = {PREDICTION: _as_str(out)}
         else:
             result = {PREDICTION: float(out)}
         for key, v in extra.items():
@@ -365,7 +375,10 @@ class Predictor:
             notes = {key: v for key, v in (extra or {}).items() if key != "scores"}
             return pd.DataFrame({PREDICTION: pd.Series(ids, dtype=object), "scores": pd.Series(scores, dtype=object),
                                  **notes})
-        if self._classifier:
+        if self._text:  # one string per row
+            frame: dict[str, Any] = {PREDICTION: pd.Series([_as_str(t) for t in np.asarray(out).reshape(-1)],
+                                                           dtype=object)}
+        elif self._classifier:
             assert self._labels_arr is not None
             frame = {PREDICTION: self._labels_arr[out.argmax(axis=1)]}
             for j, lab in enumerate(self.labels or []):

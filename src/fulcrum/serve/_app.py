@@ -668,8 +668,9 @@ def create_app(
             k = len(model.labels)
             outputs = [{"name": model.label_output, "datatype": "BYTES", "shape": [-1]},
                        {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]}]
-        else:
-            outputs = [{"name": model.output_names[0], "datatype": "FP64", "shape": [-1]}]
+        else:  # values (FP64), or one string per row (a transcriber's text)
+            outputs = [{"name": model.output_names[0], "datatype": "BYTES" if getattr(model, "text", False) else "FP64",
+                        "shape": [-1]}]
         if "ood_score" in model.output_names:
             outputs.append({"name": "ood_score", "datatype": "FP32", "shape": [-1],
                             "parameters": {"threshold": model.ood_threshold}})

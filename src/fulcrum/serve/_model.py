@@ -209,10 +209,13 @@ class ServedModel:
         self.classifier = any(o.get("kind") == "probabilities" for o in outputs) or (
             not outputs and self.kind == "classification")
         self.items = any(o.get("kind") == "items" for o in outputs)  # a recommender: top-k ids and scores
+        self.text = not self.items and any(o.get("kind") == "text" for o in outputs)  # a transcriber: one string
         if self.classifier:
             self.output_names = [self.label_output, "probabilities"]
         elif self.items:
             self.output_names = [next(o["name"] for o in outputs if o.get("kind") == "items"), "scores"]
+        elif self.text:
+            self.output_names = [str(next(o["name"] for o in outputs if o.get("kind") == "text"))]
         else:
             value_out = next((o["name"] for o in outputs if o.get("kind") == "value"), self.target)
             self.output_names = [str(value_out)]
@@ -291,6 +294,10 @@ class ServedModel:
             (result,) = self.run_batch([(cols, 1)])
         except Exception as exc:
             raise ArtifactError(f"Warm-up inference of {self.ref} failed: {exc}") from exc
+        if "text" in result:  # strings: one per row
+            if len(result["text"]) != 1:
+                raise ArtifactError(f"Warm-up inference of {self.ref} gave no text output.")
+            return
         main = result.get("probabilities", result.get("value", result.get("scores")))
         if main is None or not np.all(np.isfinite(np.asarray(main, dtype=np.float64))):
             raise ArtifactError(f"Warm-up inference of {self.ref} gave non-finite or no outputs.")
@@ -537,6 +544,8 @@ class ServedModel:
                     return {"probabilities": np.asarray(out["probabilities"]), **extra}
                 if self.items:  # (N, k) ids and scores
                     return {"items": np.asarray(out[self.target]), "scores": np.asarray(out["scores"]), **extra}
+                if self.text:  # (N,) strings
+                    return {"text": np.asarray(out[self.target], dtype=object).reshape(-1), **extra}
                 value = out.get("value", out.get(self.target))
                 if value is not None:
                     return {"value": np.asarray(value, dtype=np.float64).reshape(-1), **extra}

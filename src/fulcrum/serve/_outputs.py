@@ -68,6 +68,10 @@ def _ood(model: Any, result: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"ood_scores": [round(v, 4) for v in values], "ood": [v >= threshold for v in values]}
 
 
+def _text(v: Any) -> str:
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
 def friendly_body(model: Any, result: dict[str, np.ndarray], top_k: int | None, decimals: int | None) -> dict[str, Any]:
     """``{"predictions": [...], "probabilities": [{label: p}, ...], "ood_scores": [...], "ood": [...]}``
     (probabilities for classifiers; OOD fields when monitoring is on)."""
@@ -113,6 +117,8 @@ def _friendly(model: Any, result: dict[str, np.ndarray], top_k: int | None, deci
         if decimals is not None:
             scores = [[round(v, decimals) for v in r] for r in scores]
         return {"predictions": ids, "scores": scores}
+    if "text" in result:  # a transcriber: one string per row
+        return {"predictions": [_text(t) for t in np.asarray(result["text"], dtype=object).reshape(-1).tolist()]}
     value = np.asarray(result["value"], dtype=np.float64)
     if decimals is not None:
         value = np.round(value, decimals)
@@ -168,6 +174,11 @@ def _v2_model_outputs(
         if want is None or "scores" in want:
             outs.append({"name": "scores", "datatype": "FP32" if decimals is None else "FP64",
                          "shape": list(scores.shape), "data": _finite_list(scores)})
+        return outs
+    if "text" in result:  # (N,) strings
+        texts = [_text(t) for t in np.asarray(result["text"], dtype=object).reshape(-1).tolist()]
+        if want is None or model.output_names[0] in want:
+            outs.append({"name": model.output_names[0], "datatype": "BYTES", "shape": [len(texts)], "data": texts})
         return outs
     value = np.asarray(result["value"], dtype=np.float64)
     if decimals is not None:

@@ -129,6 +129,9 @@ class Recorder:
                 from ..runtime._predictor import top_lists
 
                 outputs = top_lists(result["items"], result["scores"])[0]
+            elif "text" in result:  # a transcriber: the row's text
+                outputs = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
+                           for t in np.asarray(result["text"], dtype=object).reshape(-1).tolist()]
             else:
                 outputs = [_plain(float(v)) for v in np.asarray(result["value"]).tolist()]
             records.append((model.name, model.version, request_id, inputs, outputs))

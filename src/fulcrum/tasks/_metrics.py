@@ -15,6 +15,7 @@ PRIMARY = {"classification": "accuracy", "regression": "r2"}
 GREATER_IS_BETTER = {
     "accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True, "r2": True,
     "log_loss": False, "loss": False, "rmse": False, "mae": False,
+    "wer": False, "cer": False,  # transcription: word / character error rates
 }
 
 

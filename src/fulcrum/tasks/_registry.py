@@ -29,6 +29,7 @@ FALLBACK = "tabular"
 # name -> "module:Class", in detection order (the fallback last)
 _REGISTERED: dict[str, str] = {
     "image": "fulcrum.tasks.image._task:ImageTask",
+    "transcribe": "fulcrum.tasks.speech._transcribe:TranscribeTask",  # before speech: audio + transcripts
     "speech": "fulcrum.tasks.speech._task:SpeechTask",
     "text": "fulcrum.tasks.text._task:TextTask",
     "forecast": "fulcrum.tasks.forecast._task:ForecastTask",

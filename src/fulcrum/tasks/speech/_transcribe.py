@@ -528,7 +528,8 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
     net = _net(p, cfg, len(vocab), band_mean, band_std)
     augment = _augment_features(cfg, p)
     n_params = int(sum(q.numel() for q in net.parameters()))
-    say(f"training log-mel + conv + bidirectional GRU (width {cfg.width}, hidden {cfg.hidden}, {cfg.layers} layers, "
+    say(f"training log-mel + conv + {'dilated 1-D convolutions' if cfg.model == 'conv' else 'bidirectional GRU'} "
+        f"(width {cfg.width}, hidden {cfg.hidden}, {cfg.layers} layers, "
         f"{n_params} parameters), CTC over {len(vocab) - 1} characters, for up to {cfg.epochs} epochs"
         + (f", augmentation: {augment.describe}" if augment is not None else ""))
 
