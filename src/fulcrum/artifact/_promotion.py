@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConstraintError, DataError, FulcrumError, RegistryError
 from ._names import format_ref, validate_alias
+from ..tasks._metrics import greater_is_better
 
 if TYPE_CHECKING:  # numpy and pandas are imported where used: `fulcrum.artifact` stays quick to import
     import numpy as np
@@ -53,8 +54,6 @@ CONFIDENCE = 0.95
 BOOTSTRAP_ROUNDS = 2000
 BOOTSTRAP_SEED = 0
 _CHUNK_CELLS = 4_000_000  # resampled row indices held in memory at once
-_GREATER = {"accuracy": True, "balanced_accuracy": True, "f1": True, "r2": True, "log_loss": False, "mae": False,
-            "rmse": False}
 
 
 def _label(v: Any) -> str:
@@ -260,7 +259,7 @@ def compare_on_rows(
     target = m["task"]["target"]
     metric = metric or ((m.get("metrics") or {}).get("primary") or {}).get("name") or (
         "accuracy" if old.kind == "classification" else "r2")
-    greater = _GREATER.get(metric, True)
+    greater = greater_is_better(metric)
     rows = rows[rows[target].notna()].reset_index(drop=True)
     n = len(rows)
     if n == 0:
@@ -355,31 +354,35 @@ def compare_versions(
         "(a bias in its favour)")
     try:
         rows = held_out_rows(old_pkg, data)
-    except DataError as exc:
-        if not same_split:
-            return {**base, "comparable": False, "reason": f"they cannot be scored on the same rows: {exc}"}
-        # same data and split: the recorded test metrics are on the same rows, only without an interval
-        ov = ((om.get("metrics") or {}).get("primary") or {}).get("value")
-        nv = ((nm.get("metrics") or {}).get("primary") or {}).get("value")
-        if not isinstance(ov, (int, float)) or not isinstance(nv, (int, float)):
-            return {**base, "comparable": False, "reason": f"they cannot be scored on the same rows: {exc}"}
-        metric = old_metric or "metric"
-        greater = _GREATER.get(metric, True)
-        delta = float(nv) - float(ov)
-        drop = -delta if greater else delta
-        n = ((om.get("data") or {}).get("rows") or {}).get("test")
-        return {**base, "comparable": True, "metric": metric, "greater_is_better": greater, "old_value": float(ov),
-                "new_value": float(nv), "delta": delta, "interval": None, "confidence": None,
-                "method": f"recorded test metrics (no interval: {exc})", "rows": n,
-                "rows_desc": f"the {n} held-out test rows both versions recorded",
-                "verdict": "worse (no interval to judge noise)" if drop > 0 else "not worse",
-                "worse": drop > max_drop + 1e-12, "caveat": None}
-    try:
         result = compare_on_rows(Predictor(old_pkg), Predictor(new_pkg), rows, metric=old_metric, max_drop=max_drop,
                                  rows_desc=f"the {len(rows)} held-out test rows of {old_pkg.ref}")
     except FulcrumError as exc:
-        return {**base, "comparable": False, "reason": f"they cannot be scored on the same rows: {exc}"}
+        # rows this comparison cannot score (the data is gone, or the task's metric is not per row, e.g. a
+        # forecast's backtest MASE): with the same data and split the recorded test metrics are on the same rows,
+        # only without an interval
+        if not same_split:
+            return {**base, "comparable": False, "reason": f"they cannot be scored on the same rows: {exc}"}
+        return {**base, **_recorded(om, nm, old_metric, exc, max_drop)}
     return {**base, **result, "caveat": caveat}
+
+
+def _recorded(om: dict[str, Any], nm: dict[str, Any], metric: str | None, exc: Exception,
+              max_drop: float) -> dict[str, Any]:
+    """The comparison from the test metrics both manifests recorded on the same split (no interval)."""
+    ov = ((om.get("metrics") or {}).get("primary") or {}).get("value")
+    nv = ((nm.get("metrics") or {}).get("primary") or {}).get("value")
+    if not metric or not isinstance(ov, (int, float)) or not isinstance(nv, (int, float)):
+        return {"comparable": False, "reason": f"they cannot be scored on the same rows: {exc}"}
+    greater = greater_is_better(metric)
+    delta = float(nv) - float(ov)
+    drop = -delta if greater else delta
+    n = ((om.get("data") or {}).get("rows") or {}).get("test")
+    return {"comparable": True, "metric": metric, "greater_is_better": greater, "old_value": float(ov),
+            "new_value": float(nv), "delta": delta, "interval": None, "confidence": None,
+            "method": f"recorded test metrics (no interval: {exc})", "rows": n,
+            "rows_desc": f"the {n} held-out test rows both versions recorded",
+            "verdict": "worse (no interval to judge noise)" if drop > 0 else "not worse",
+            "worse": drop > max_drop + 1e-12, "caveat": None}
 
 
 # ----------------------------------------------------------------------------- the move

@@ -118,10 +118,10 @@ def _check_onnx(pkg: Any) -> str:
 
 
 def _metric(manifest: Mapping[str, Any]) -> tuple[str, bool]:
-    from ..tasks import GREATER_IS_BETTER, PRIMARY
+    from ..tasks import PRIMARY, greater_is_better
 
     name = (manifest.get("metrics") or {}).get("primary", {}).get("name") or PRIMARY.get(manifest["task"]["kind"], "metric")
-    return name, GREATER_IS_BETTER.get(name, True)
+    return name, greater_is_better(name)
 
 
 def load_context(pkg: Any, data: Any = None) -> _Context:

@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._base import InputCodec, InputField, Task, TaskExample, Trained, VariantContext, VariantKind
-from ._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, regression_metrics
+from ._metrics import GREATER_IS_BETTER, PRIMARY, classification_metrics, greater_is_better, regression_metrics
 from ._registry import FALLBACK, detect_task, get_task, list_tasks, register_task, task_names
 
 # heavy names (the tabular recipe imports torch through the trainer), imported on first use (PEP 562)
@@ -30,7 +30,7 @@ _LAZY = {
 __all__ = [
     "Task", "Trained", "TaskExample", "VariantContext", "VariantKind", "InputField", "InputCodec",
     "get_task", "detect_task", "list_tasks", "task_names", "register_task", "FALLBACK",
-    "classification_metrics", "regression_metrics", "PRIMARY", "GREATER_IS_BETTER", *_LAZY,
+    "classification_metrics", "regression_metrics", "PRIMARY", "GREATER_IS_BETTER", "greater_is_better", *_LAZY,
 ]
 
 

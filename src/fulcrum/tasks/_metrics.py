@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "regression_metrics", "PRIMARY", "GREATER_IS_BETTER"]
+__all__ = ["classification_metrics", "regression_metrics", "PRIMARY", "GREATER_IS_BETTER", "greater_is_better"]
 
 # The metric that ranks models (auto selection, benchmarks) for each task kind.
 PRIMARY = {"classification": "accuracy", "regression": "r2"}
@@ -16,7 +16,26 @@ GREATER_IS_BETTER = {
     "accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True, "r2": True,
     "log_loss": False, "loss": False, "rmse": False, "mae": False,
     "wer": False, "cer": False,  # transcription: word / character error rates
+    "mase": False, "smape": False, "mape": False, "mse": False,  # forecasts
+    "coverage": True,  # recommendations: share of the catalogue recommended
 }
+# ranking metrics at a cut-off k ("ndcg@10"): all higher-is-better
+_AT_K_GREATER = ("ndcg", "recall", "map", "precision", "hit_rate", "mrr")
+
+
+def greater_is_better(name: str) -> bool:
+    """Whether a higher value of the metric ``name`` is better: the one answer the promotion guard, the optimizer
+    and the dashboard use for every task. An unknown name is refused, never guessed (a wrong guess would let a
+    worse model through the promotion guard)."""
+    key = str(name).strip().lower()
+    if key in GREATER_IS_BETTER:
+        return GREATER_IS_BETTER[key]
+    if "@" in key and key.split("@", 1)[0] in _AT_K_GREATER:
+        return True
+    from ..errors import ConfigError
+
+    raise ConfigError(f"metric {name!r} is unknown, so Fulcrum cannot tell whether higher or lower is better; "
+                      f"use one of {sorted(GREATER_IS_BETTER)} or <{'|'.join(_AT_K_GREATER)}>@k")
 
 
 def _finite(x: float) -> float | None:

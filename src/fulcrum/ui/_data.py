@@ -305,7 +305,7 @@ def variants_detail(registry: Any, ref: str, batch: int = 1) -> dict[str, Any]:
         d["id"] = vid
         d["pareto"] = False
         rows.append(d)
-    greater = (pkg.manifest.get("selection") or {}).get("greater", True)
+    greater = _greater(pkg.manifest)
     _mark_pareto(rows, greater=bool(greater))
     # where each alias of this model points: a version of it, and when that version is a
     # materialized variant of this one, which variant
@@ -321,6 +321,17 @@ def variants_detail(registry: Any, ref: str, batch: int = 1) -> dict[str, Any]:
     return clean({"ref": pkg.ref, "batch": batch, "metric": (pkg.manifest.get("metrics") or {}).get("primary"),
                   "greater_is_better": bool(greater), "variants": rows, "aliases": aliases,
                   "selected_variant": pkg.manifest.get("selected_variant")})
+
+
+def _greater(manifest: dict[str, Any]) -> bool:
+    """Whether a higher primary metric is better (a forecast's MASE or a transcription's WER is lower-is-better)."""
+    from ..tasks import greater_is_better
+
+    name = ((manifest.get("metrics") or {}).get("primary") or {}).get("name")
+    try:
+        return greater_is_better(name) if name else bool((manifest.get("selection") or {}).get("greater", True))
+    except ConfigError:  # a metric this Fulcrum does not know: the package's own word, if it has one
+        return bool((manifest.get("selection") or {}).get("greater", True))
 
 
 def _mark_pareto(rows: list[dict[str, Any]], *, greater: bool) -> None:
