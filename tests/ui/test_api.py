@@ -230,6 +230,6 @@ def test_every_page_and_static_file_is_package_data():
     globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["fulcrum"]
     pkg = Path(fulcrum.ui.__file__).parent
     served = [p.relative_to(pkg.parent).as_posix() for d in ("pages", "static") for p in (pkg / d).iterdir()]
-    assert len(served) >= 10
+    assert len(served) >= 5  # the pages' one shell, ui.js, ui.css, Chart.js and its licence
     for path in served:
         assert any(fnmatch.fnmatch(path, g) for g in globs), f"{path} is not package data in pyproject.toml"

@@ -90,7 +90,7 @@ def create_ui_app(registry: Any, *, state: Any = None, auth: bool = False, serve
     (a standalone ``fulcrum ui``). ``server``/``server_key``: a running server whose ``/metrics``
     and monitor the live page reads (standalone only)."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse, RedirectResponse, Response
+    from fastapi.responses import HTMLResponse, RedirectResponse, Response
     from starlette.staticfiles import StaticFiles
 
     from ._data import compare_detail, costs_detail, models_list, variants_detail, version_detail
@@ -152,10 +152,16 @@ def create_ui_app(registry: Any, *, state: Any = None, auth: bool = False, serve
     async def api_live(ref: str | None = None) -> Response:
         return await run(live.read, ref)
 
+    shell = (HERE / "pages" / "page.html").read_text(encoding="utf-8")
+
     def page(name: str) -> Callable[..., Any]:
+        # one shell for every page: the page's own name (a constant of PAGES, never request data) picks what
+        # ui.js draws
+        charts = "" if name == "models" else '<script src="static/chart.umd.min.js"></script>\n'  # a table only
+        html = shell.replace("{title}", name.capitalize()).replace("{page}", name).replace("{charts}", charts)
+
         async def handler() -> Any:
-            return FileResponse(HERE / "pages" / f"{name}.html", media_type="text/html; charset=utf-8",
-                                headers=dict(_SECURITY_HEADERS))
+            return HTMLResponse(html, headers=dict(_SECURITY_HEADERS))
         handler.__name__ = f"page_{name}"
         return handler
 
