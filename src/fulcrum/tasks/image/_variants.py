@@ -15,13 +15,12 @@ distilled      task     a CNN of half the width trained on the package's probabi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError
 from .._base import VariantKind
 
 __all__ = ["variant_kinds", "build_variant", "recreate_prepared", "recreate_splits", "INT8_PARAMS"]
@@ -45,34 +44,14 @@ def variant_kinds(manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[
             VariantKind("distilled", "task", dict(DISTILL_DEFAULTS))], why
 
 
-def _source_frame(package: Any, data: Any) -> pd.DataFrame:
+def recreate_prepared(package: Any, data: Any = None) -> Any:
+    from .._source import training_table
+    from ._config import ImageConfig
+    from ._fit import prepare_splits
     from ._task import ImageTask
 
     m = package.manifest
-    source = (m.get("data") or {}).get("source")
-    if data is None:
-        if not source or source in ("dataframe", "estimator"):
-            raise DataError(f"{package.ref} was trained on an in-memory table, so its training images cannot be re-read; "
-                            "pass the same data (Python: data=frame; CLI: --data PATH).")
-        if not source.startswith("builtin:") and not Path(source).exists():
-            raise DataError(f"The training data {source!r} of {package.ref} no longer exists; pass the same data with "
-                            "--data PATH (Python: data=...).")
-        data = source
-    return data if isinstance(data, pd.DataFrame) else ImageTask().read(data)
-
-
-def recreate_prepared(package: Any, data: Any = None) -> Any:
-    from ... import data as D
-    from ._config import ImageConfig
-    from ._fit import prepare_splits
-
-    m = package.manifest
-    frame = _source_frame(package, data)
-    stored = (m.get("data") or {}).get("fingerprint")
-    if stored and D.fingerprint(frame.reset_index(drop=True)) != stored:
-        raise DataError(f"The data differs from the data {package.ref} was trained on (fingerprint mismatch), so its "
-                        "held-out test split cannot be re-created; pass the original training data with --data PATH.")
-    source = data if isinstance(data, str) else (m.get("data") or {}).get("source") or "dataframe"
+    frame, source = training_table(package, data, ImageTask().read, what="images")
     return prepare_splits(frame, ImageConfig.coerce({**m["config"], "progress": False}), str(source))
 
 

@@ -707,25 +707,10 @@ class TranscribeTask(Task):
         return error_rates(_texts(list(truth)), hyps)
 
     def splits(self, package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        from ... import data as D
+        from .._source import training_table
 
         m = package.manifest
-        source = (m.get("data") or {}).get("source")
-        if data is None:
-            if not source or source in ("dataframe", "estimator"):
-                raise DataError(f"{package.ref} was trained on an in-memory table, so its training clips cannot be "
-                                "re-read; pass the same data (Python: data=frame; CLI: --data PATH).")
-            if not source.startswith("builtin:") and not Path(source).exists():
-                raise DataError(f"The training data {source!r} of {package.ref} no longer exists; pass the same data "
-                                "with --data PATH (Python: data=...).")
-            data = source
-        frame = data if isinstance(data, pd.DataFrame) else self.read(data)
-        stored = (m.get("data") or {}).get("fingerprint")
-        if stored and D.fingerprint(frame.reset_index(drop=True)) != stored:
-            raise DataError(f"The data differs from the data {package.ref} was trained on (fingerprint mismatch), so "
-                            "its held-out test split cannot be re-created; pass the original training data with "
-                            "--data PATH.")
-        src = data if isinstance(data, str) else source or "dataframe"
+        frame, src = training_table(package, data, self.read, what="clips")
         prep = prepare_transcripts(frame, TranscribeConfig.coerce({**m["config"], "progress": False}), str(src))
         col = prep.column
         return tuple(s.rename(columns={col: "audio"}) if col != "audio" else s for s in prep.splits)  # type: ignore[return-value]

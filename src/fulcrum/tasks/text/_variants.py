@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError
 from .._base import VariantKind
 
 __all__ = ["variant_kinds", "build_variant", "quantize_int8", "INT8_PARAMS", "training_frames", "recreate_splits"]
@@ -97,24 +97,12 @@ def recreate_splits(package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.Da
     package's recorded source: the same clean-up (empty texts dropped, NUL removed) and the same seeded,
     stratified split, after checking the stored fingerprint of the table."""
     from ... import data as D
+    from .._source import training_table
     from ._config import TextConfig
     from ._fit import prepare_splits
 
     m = package.manifest
-    source = (m.get("data") or {}).get("source")
-    if data is None:
-        if not source or source in ("dataframe", "estimator"):
-            raise DataError(f"{package.ref} was trained on an in-memory table, so its training data cannot be re-read; "
-                            "pass the same table (Python: data=frame; CLI: --data FILE).")
-        if not source.startswith("builtin:") and not Path(source).exists():
-            raise DataError(f"The training data {source!r} of {package.ref} no longer exists; pass the same table with "
-                            "--data FILE (Python: data=...).")
-        data = source
-    frame = data if isinstance(data, pd.DataFrame) else D.read_table(data)
-    stored = (m.get("data") or {}).get("fingerprint")
-    if stored and D.fingerprint(frame.reset_index(drop=True)) != stored:
-        raise DataError(f"The data differs from the data {package.ref} was trained on (fingerprint mismatch), so its "
-                        "held-out test split cannot be re-created; pass the original training table with --data FILE.")
+    frame, _ = training_table(package, data, D.read_table, flag="FILE")
     _, _, splits, _, _ = prepare_splits(frame, TextConfig.coerce(m["config"]))
     return splits
 
