@@ -89,6 +89,10 @@ def test_server_cold_users_and_items_optional_k_and_v2(cold):
         assert r.status_code == 200, r.text
         outs = {o["name"]: o for o in r.json()["outputs"]}
         assert outs["items"]["shape"] == [2, 10] and outs["basis"]["data"] == ["personalized", "popularity"]
+        # the v2 metadata says what infer returns: (N, k) item ids and scores, and the per-row basis
+        meta = {o["name"]: o for o in c.get("/v2/models/cold").json()["outputs"]}
+        assert {n: (o["datatype"], o["shape"]) for n, o in meta.items() if n != "ood_score"} == {
+            n: (outs[n]["datatype"], [-1] * len(outs[n]["shape"])) for n in outs if n != "ood_score"}, (meta, outs)
         bad = c.post("/v1/models/cold/predict", json={"records": [{"user": "u0001", "item": "i0003"}]})
         assert bad.status_code == 422 and "item" in bad.text  # a request names users; an item field is refused
 

@@ -668,9 +668,13 @@ def create_app(
             k = len(model.labels)
             outputs = [{"name": model.label_output, "datatype": "BYTES", "shape": [-1]},
                        {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]}]
+        elif model.items:  # a recommender: (N, k) item ids and their scores
+            outputs = [{"name": model.output_names[0], "datatype": "BYTES", "shape": [-1, -1]},
+                       {"name": "scores", "datatype": "FP32", "shape": [-1, -1]}]
         else:  # values (FP64), or one string per row (a transcriber's text)
             outputs = [{"name": model.output_names[0], "datatype": "BYTES" if getattr(model, "text", False) else "FP64",
                         "shape": [-1]}]
+        outputs += [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in model.notes]  # per-row notes
         if "ood_score" in model.output_names:
             outputs.append({"name": "ood_score", "datatype": "FP32", "shape": [-1],
                             "parameters": {"threshold": model.ood_threshold}})
