@@ -3,6 +3,12 @@
    links are built from encodeURIComponent'd references. Charts: Chart.js (static/chart.umd.min.js). */
 (function () {
   "use strict";
+  // log-scale axes: label only the powers of ten (Chart.js labels 1, 2, 5 of every decade, which pile up)
+  function decade(v) {
+    var l = Math.log10(v);
+    if (!isFinite(l) || Math.abs(l - Math.round(l)) > 1e-9) return "";
+    return v >= 1 ? Number(v).toLocaleString("en-US") : "1e" + Math.round(l);
+  }
   var KEY = "fulcrum_api_key";
   var page = document.body.getAttribute("data-page");
   var params = new URLSearchParams(window.location.search);
@@ -338,12 +344,12 @@
         }
         i++;
       });
-      makeChart("cost-chart", { type: "line", data: { datasets: ds }, options: { scales: { x: { type: "logarithmic", title: { display: true, text: "time serving (s, log)" } }, y: { type: "logarithmic", title: { display: true, text: "cumulative USD (log)" } } } } });
+      makeChart("cost-chart", { type: "line", data: { datasets: ds }, options: { scales: { x: { type: "logarithmic", ticks: { callback: decade }, title: { display: true, text: "time serving (s, log)" } }, y: { type: "logarithmic", ticks: { callback: decade }, title: { display: true, text: "cumulative USD (log)" } } } } });
       var e = d.energy;
       makeChart("energy-chart", { type: "bar", data: { labels: ["energy (kWh)", "CO₂ (g)", "cost (USD)"], datasets: [
         { label: "training", data: [e.training.kwh, e.training.co2_g, e.training.usd], backgroundColor: color(1) },
         { label: "inference (" + e.inference.variant + ", " + count(e.inference.predictions) + " predictions)", data: [e.inference.kwh, e.inference.co2_g, e.inference.usd], backgroundColor: color(0) }] },
-        options: { scales: { y: { type: "logarithmic" } } } });
+        options: { scales: { y: { type: "logarithmic", ticks: { callback: decade } } } } });
       add(body, [el("h2", { text: "Per variant" }), table(["variant", "$/1M", "kWh/1M", "gCO₂/1M", "break-even", "at rate", "build $", "lifetime $"], Object.keys(r.variants).map(function (vid) {
         var v = r.variants[vid];
         return [vid + (v.excluded ? " (excluded)" : ""), usd(v.usd_per_million), num(v.kwh_per_million), num(v.co2_g_per_million), count(v.break_even_predictions), dur(v.break_even_s), usd(v.optimization_usd), usd(v.lifetime_usd)];
