@@ -11,17 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
 from speech_fixtures import needs_espeak, wav
+from test_every_task import Server, cli
 
 import fulcrum
 from fulcrum.artifact import Registry
@@ -31,12 +29,6 @@ from fulcrum.tasks import detect_task, get_task
 pytestmark = needs_espeak
 FAST = ["--set=epochs=2", "--set=width=4", "--set=hidden=16", "--set=layers=1", "--set=seconds=1.5",
         "--no-progress"]
-
-
-def cli(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -194,36 +186,6 @@ def test_predict_cli_python_and_evaluate_wer(trained, tmp_path, capsys):
     rc, text, err = cli(capsys, "evaluate", "tr", labelled, "--registry", reg.root)
     assert rc == 0, err
     assert f"wer                {metrics['wer']:.4f}" in text and "cer" in text
-
-
-class Server:
-    def __init__(self, name: str, registry: Registry) -> None:
-        import uvicorn
-
-        from fulcrum.serve import ServeSettings, create_app
-        from fulcrum.serve._server import uvicorn_config
-
-        s = ServeSettings(poll_interval_s=0.2, usage_flush_s=0.2, access_log=False)
-        self.app = create_app([name], s, registry=registry)
-        self.server = uvicorn.Server(uvicorn_config(self.app, s, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> httpx.Client:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        models = self.app.state.fulcrum.models
-        while not self.server.started or not models.ready:
-            assert not models.failed, models.failed
-            assert self.thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        return self.client
-
-    def __exit__(self, *exc) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def test_server_returns_text_on_the_friendly_route_and_v2(trained):
