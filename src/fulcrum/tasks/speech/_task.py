@@ -99,22 +99,11 @@ class SpeechTask(Task):
     # ------------------------------------------------------------------ inference side
 
     def input_codec(self, manifest: Mapping[str, Any], read_json: ReadJson) -> InputCodec:
-        lim = _limits(manifest)
-        return SpeechCodec(int(manifest["model"]["features"]["samples"]), lim["max_bytes"], lim["max_seconds"],
-                           manifest["task"].get("audio_column"))
+        return audio_codec(manifest, _limits(manifest))
 
     def request_schema(self, manifest: Mapping[str, Any]) -> list[InputField]:
-        lim = _limits(manifest)
-        column = manifest["task"].get("audio_column")
-        limits: dict[str, Any] = {"max_bytes": lim["max_bytes"], "max_seconds": lim["max_seconds"],
-                                  "formats": ["WAV", "FLAC", "OGG"]}
-        if column and column != "audio":
-            limits["aliases"] = [column]
         seconds = manifest["model"]["features"]["samples"] / 16000
-        return [InputField("audio", "audio", ("BYTES",), description=(
-            f"a clip (WAV, FLAC or OGG), base64-encoded: at most {lim['max_bytes']} bytes and {lim['max_seconds']:g} s; "
-            f"any sample rate and mono or stereo (resampled to 16 kHz mono), cut or padded to {seconds:g} s"),
-            limits=limits, example=_example_clip(int(manifest["model"]["features"]["samples"])))]
+        return audio_input(manifest, _limits(manifest), "a clip", f", cut or padded to {seconds:g} s")
 
     def shorthand(self, manifest: Mapping[str, Any]) -> tuple[str, str] | None:
         return ("audio", "audio")
@@ -130,6 +119,25 @@ class SpeechTask(Task):
         m = manifest["model"]
         return int(m["flops_per_clip"]), ("log-mel front end (2 DFT MatMuls, power, mel MatMul) + 2 x 9 x C_in x C_out "
                                           "x H x W per convolution + the head")
+
+
+def audio_codec(manifest: Mapping[str, Any], lim: Mapping[str, Any]) -> InputCodec:
+    """The codec of an audio model (keyword spotting or transcription): clips decoded within ``lim``."""
+    return SpeechCodec(int(manifest["model"]["features"]["samples"]), lim["max_bytes"], lim["max_seconds"],
+                       manifest["task"].get("audio_column"))
+
+
+def audio_input(manifest: Mapping[str, Any], lim: Mapping[str, Any], what: str, tail: str) -> list[InputField]:
+    """The one request field of an audio model: ``what`` a clip is, ``tail`` how it is fitted to the window."""
+    column = manifest["task"].get("audio_column")
+    limits: dict[str, Any] = {"max_bytes": lim["max_bytes"], "max_seconds": lim["max_seconds"],
+                              "formats": ["WAV", "FLAC", "OGG"]}
+    if column and column != "audio":
+        limits["aliases"] = [column]
+    return [InputField("audio", "audio", ("BYTES",), description=(
+        f"{what} (WAV, FLAC or OGG), base64-encoded: at most {lim['max_bytes']} bytes and {lim['max_seconds']:g} s; "
+        f"any sample rate and mono or stereo (resampled to 16 kHz mono){tail}"),
+        limits=limits, example=_example_clip(int(manifest["model"]["features"]["samples"])))]
 
 
 def _limits(manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -718,25 +718,14 @@ class TranscribeTask(Task):
     # ------------------------------------------------------------------ inference side
 
     def input_codec(self, manifest: Mapping[str, Any], read_json: ReadJson) -> InputCodec:
-        from ._codec import SpeechCodec
+        from ._task import audio_codec
 
-        lim = _limits(manifest)
-        return SpeechCodec(int(manifest["model"]["features"]["samples"]), lim["max_bytes"], lim["max_seconds"],
-                           manifest["task"].get("audio_column"))
+        return audio_codec(manifest, _limits(manifest))
 
     def request_schema(self, manifest: Mapping[str, Any]) -> list[InputField]:
-        lim = _limits(manifest)
-        column = manifest["task"].get("audio_column")
-        limits: dict[str, Any] = {"max_bytes": lim["max_bytes"], "max_seconds": lim["max_seconds"],
-                                  "formats": ["WAV", "FLAC", "OGG"]}
-        if column and column != "audio":
-            limits["aliases"] = [column]
-        from ._task import _example_clip
+        from ._task import audio_input
 
-        return [InputField("audio", "audio", ("BYTES",), description=(
-            f"a clip of a short spoken phrase (WAV, FLAC or OGG), base64-encoded: at most {lim['max_bytes']} bytes "
-            f"and {lim['max_seconds']:g} s; any sample rate and mono or stereo (resampled to 16 kHz mono)"),
-            limits=limits, example=_example_clip(int(manifest["model"]["features"]["samples"])))]
+        return audio_input(manifest, _limits(manifest), "a clip of a short spoken phrase", "")
 
     def shorthand(self, manifest: Mapping[str, Any]) -> tuple[str, str] | None:
         return ("audio", "audio")
