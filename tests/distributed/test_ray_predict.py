@@ -85,3 +85,21 @@ def test_ray_predict_refuses_a_folder_without_tables_and_writes_nothing(model, t
     rc = main(["predict", "blobs", str(tmp_path / "empty"), "-o", str(out), "--backend", "ray",
                "--registry", str(model), "--no-progress"])
     assert rc == 1 and "holds no table files" in capsys.readouterr().err and not out.exists()
+
+
+def test_unit_results_travel_as_data_not_pickles():
+    """A worker's result comes back as Arrow + JSON (reading it runs no code), frames and errors unchanged."""
+    import pandas as pd
+
+    from fulcrum.errors import DataError
+    from fulcrum.runtime._ray_batch import _decode, _encode
+
+    frame = pd.DataFrame({"id": [1, 2, 3], "prediction": ["a", "b", None], "proba_a": [0.25, 0.5, 1.0],
+                          "flag": [True, False, True]})
+    frames, notes = _decode(_encode(([frame, frame.iloc[1:]], ["note: x"])))
+    pd.testing.assert_frame_equal(frames[0], frame)
+    pd.testing.assert_frame_equal(frames[1], frame.iloc[1:].reset_index(drop=True))
+    assert notes == ["note: x"]
+    err = _decode(_encode(DataError("row 3: bad value")))
+    assert type(err) is DataError and str(err) == "row 3: bad value"
+    assert not _encode(([frame], [])).startswith(b"\x80")  # not a pickle stream

@@ -11,7 +11,8 @@ How:
   worker process loads the package once (its files travel through the object store and are verified
   against the manifest's checksums, so workers need no shared registry) and keeps the ONNX Runtime
   predictor for the following units;
-- each unit returns its output frames (pickled: they never leave this job) with the unit number; the
+- each unit returns its output frames (Arrow IPC streams plus a JSON header: data, never code, so the
+  driver runs nothing it reads back) with the unit number; the
   driver reads them back in order (``preserve_order``) and writes them with the single-process
   ``TableWriter``: atomic, all or nothing. A unit whose rows are bad returns the error instead of raising
   it, and the driver raises it (with the file and row) before anything is written;
@@ -22,8 +23,9 @@ How:
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -117,8 +119,48 @@ def _predict_units(batch: dict[str, np.ndarray], job: dict[str, Any]) -> dict[st
         except FulcrumError as exc:  # returned, not raised: Ray must not retry a bad row, the driver raises it
             result = exc
         out_ids.append(unit)
-        out_frames.append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        out_frames.append(_encode(result))
     return {"id": np.asarray(out_ids, dtype=np.int64), "result": np.asarray(out_frames, dtype=object)}
+
+
+def _encode(result: Any) -> bytes:
+    """A unit's result as data: ``(frames, notes)`` as a JSON header (notes, frame sizes) and one Arrow IPC stream
+    per frame, or a FulcrumError as its class name and message. Nothing here can run code when it is read back."""
+    import pyarrow as pa
+
+    if isinstance(result, FulcrumError):
+        head, body = {"error": type(result).__name__, "message": str(result)}, b""
+    else:
+        frames, notes = result
+        streams = []
+        for frame in frames:
+            sink = pa.BufferOutputStream()
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            with pa.ipc.new_stream(sink, table.schema) as w:
+                w.write_table(table)
+            streams.append(sink.getvalue().to_pybytes())
+        head, body = {"notes": list(notes), "sizes": [len(b) for b in streams]}, b"".join(streams)
+    raw = json.dumps(head).encode()
+    return struct.pack("<I", len(raw)) + raw + body
+
+
+def _decode(blob: bytes) -> Any:
+    """The inverse of ``_encode``: ``(frames, notes)``, or the FulcrumError the worker returned."""
+    import pyarrow as pa
+
+    from .. import errors
+
+    (n,) = struct.unpack_from("<I", blob)
+    head = json.loads(blob[4:4 + n])
+    if "error" in head:
+        cls = getattr(errors, str(head["error"]), None)
+        cls = cls if isinstance(cls, type) and issubclass(cls, FulcrumError) else FulcrumError
+        return cls(head["message"])
+    frames, at = [], 4 + n
+    for size in head["sizes"]:
+        frames.append(pa.ipc.open_stream(blob[at:at + size]).read_all().to_pandas())
+        at += size
+    return frames, head["notes"]
 
 
 def _batches(ds: Any) -> Any:
@@ -184,7 +226,7 @@ def predict_file_ray(
         import hashlib
 
         pkg_files = _package_files(Path(predictor.package.path))
-        digest = hashlib.sha256(pickle.dumps(sorted((k, hashlib.sha256(v).hexdigest()) for k, v in pkg_files.items()))).hexdigest()
+        digest = hashlib.sha256(json.dumps(sorted((k, hashlib.sha256(v).hexdigest()) for k, v in pkg_files.items())).encode()).hexdigest()
         job = {"package": ray.put(pkg_files), "digest": digest, "threads": 1, "refs": refs, "offsets": offsets,
                "files": [str(f) for f in files] if files is not None else None, "chunk_rows": chunk_rows,
                "keep": list(keep), "on_unknown": on_unknown, "source": str(src), "before_unit": before_unit}
@@ -202,7 +244,7 @@ def predict_file_ray(
                     raise DataError(f"Ray returned unit {unit} where unit {expected} was due; nothing was written. "
                                     "Rerun the command.")
                 expected += 1
-                result = pickle.loads(blob)  # our own worker's output within this job, never a package file
+                result = _decode(blob)
                 if isinstance(result, BaseException):
                     raise result
                 frames, notes = result
