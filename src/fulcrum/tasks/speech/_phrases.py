@@ -16,8 +16,6 @@ every parameter and the espeak-ng version.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
@@ -25,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._data import SAMPLE_RATE, to_base64, to_wav
-from ._synth import DIGITS, VARIANTS, _cache_dir, _mix, _say, _trim, _version, espeak
+from ._data import SAMPLE_RATE, to_wav
+from ._synth import DIGITS, VARIANTS, _base64, _mix, _say, _trim, _version, espeak, recipe_path, store
 
 __all__ = ["PHRASES", "PHRASE_VOICES", "synthesize_phrases", "speech_phrases"]
 
@@ -49,12 +47,9 @@ def synthesize_phrases(phrases: Sequence[str] = PHRASES, voices: Sequence[str] =
     recipe = {"phrases": list(phrases), "voices": list(voices), "variants": list(variants), "numbers": int(numbers),
               "seed": int(seed), "seconds": float(seconds), "generator": GENERATOR, "espeak": _version(exe),
               "rate": SAMPLE_RATE}
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_dir() / "speech" / f"phrases-{key}.parquet"
+    path = recipe_path(recipe, "phrases-")
     if cache and path.exists():
-        df = pd.read_parquet(path)
-        df["audio"] = [to_base64(b) for b in df["audio"]]
-        return df
+        return _base64(pd.read_parquet(path))
     samples = int(round(seconds * SAMPLE_RATE))
     fits = samples - int(2 * MARGIN_S * SAMPLE_RATE)
     rng = np.random.default_rng(seed)
@@ -78,14 +73,7 @@ def synthesize_phrases(phrases: Sequence[str] = PHRASES, voices: Sequence[str] =
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         rows = list(pool.map(make, jobs))
-    df = pd.DataFrame(rows)[["audio", "text", "voice", "speaker"]]
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    df["audio"] = [to_base64(b) for b in df["audio"]]
-    return df
+    return store(pd.DataFrame(rows)[["audio", "text", "voice", "speaker"]], path if cache else None)
 
 
 def speech_phrases() -> pd.DataFrame:

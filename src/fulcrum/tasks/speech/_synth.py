@@ -103,12 +103,9 @@ def synthesize(words: Sequence[str], voices: Sequence[str] = VOICES, variants: S
     recipe = {"words": list(words), "voices": list(voices), "variants": list(variants), "clips": int(clips),
               "seed": int(seed), "seconds": float(seconds), "generator": GENERATOR, "espeak": _version(exe),
               "rate": SAMPLE_RATE}
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_dir() / "speech" / f"{key}.parquet"
+    path = recipe_path(recipe)
     if cache and path.exists():
-        df = pd.read_parquet(path)
-        df["audio"] = [to_base64(b) for b in df["audio"]]
-        return df
+        return _base64(pd.read_parquet(path))
     samples = int(round(seconds * SAMPLE_RATE))
     jobs = []
     rng = np.random.default_rng(seed)
@@ -128,14 +125,28 @@ def synthesize(words: Sequence[str], voices: Sequence[str] = VOICES, variants: S
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         rows = list(pool.map(make, jobs))
-    df = pd.DataFrame(rows)[["audio", "label", "speaker"]]
-    if cache:
+    return store(pd.DataFrame(rows)[["audio", "label", "speaker"]], path if cache else None)
+
+
+def recipe_path(recipe: dict, prefix: str = "") -> Path:
+    """Where the clips of ``recipe`` (everything they depend on) are cached."""
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    return _cache_dir() / "speech" / f"{prefix}{key}.parquet"
+
+
+def _base64(df: pd.DataFrame) -> pd.DataFrame:
+    df["audio"] = [to_base64(b) for b in df["audio"]]
+    return df
+
+
+def store(df: pd.DataFrame, path: Path | None) -> pd.DataFrame:
+    """Cache ``df`` (WAV bytes) at ``path`` atomically (unless None) and return it with base64 audio."""
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         df.to_parquet(tmp, index=False)
         os.replace(tmp, path)
-    df["audio"] = [to_base64(b) for b in df["audio"]]
-    return df
+    return _base64(df)
 
 
 def speech_commands() -> pd.DataFrame:
