@@ -6,14 +6,16 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, SchemaError
 
-__all__ = ["SAMPLE", "to_base64", "encoded_columns", "suffix_columns", "inside_root", "ood_thresholds", "OOD_BASIS", "augmented_views"]
+__all__ = ["SAMPLE", "FileKind", "b64decode", "read_checked", "is_class_folder", "read_class_folder", "load_path_column",
+           "to_base64", "encoded_columns", "suffix_columns", "inside_root", "ood_thresholds", "OOD_BASIS", "augmented_views"]
 
 SAMPLE = 50  # values looked at per column when detecting
 AUG_VIEWS = 4  # augmented views of each training input among the OOD threshold's inputs
@@ -103,3 +105,113 @@ def augmented_views(augment: Any, X: Any, views: int = AUG_VIEWS, seed: int = 0,
         for _ in range(views):
             for s in range(0, len(X), batch):
                 yield np.ascontiguousarray(augment(torch.from_numpy(np.ascontiguousarray(X[s: s + batch]))).numpy())
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """How a media task names its files in messages, and which files it reads."""
+
+    column: str  # the table column the files go to (``image``, ``audio``)
+    suffixes: tuple[str, ...]
+    folder: str  # "In the <folder> folder ..."
+    files: str  # what class folders hold ("image files", "clips")
+    every: str  # "every row needs <every>" ("an image file", "a clip")
+    plural: str  # "images", "clips"
+    not_one: str  # "is not <not_one>" ("an image file", "a WAV or FLAC file")
+    layout: str  # "root/<class>/<image>.png|jpg|webp"
+    folder_of: str  # "a folder of class subfolders of <folder_of>"
+    data_uri: str  # an example data URI
+    send: str  # what to send instead of text that is not base64
+
+
+def b64decode(text: str, where: str, kind: FileKind) -> bytes:
+    """Base64 text or a base64 ``data:`` URI -> bytes; SchemaError naming ``where`` otherwise."""
+    s = text.strip()
+    if s.startswith("data:"):
+        head, _, s = s.partition(",")
+        if ";base64" not in head:
+            raise SchemaError(f"{where}: a data URI must be base64 ({kind.data_uri}).")
+    try:
+        return base64.b64decode(s, validate=True)
+    except (binascii.Error, ValueError):
+        raise SchemaError(f"{where} is not base64: send {kind.send}.") from None
+
+
+def read_checked(path: Path, where: str, max_bytes: int, check: Callable[[bytes], Any]) -> bytes:
+    """The bytes of ``path`` after a size check and ``check`` (a full decode that raises SchemaError); DataError
+    naming ``where`` otherwise."""
+    if not path.is_file():
+        raise DataError(f"{where}: {str(path)!r} is not a file; check the path.")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"{where}: {str(path)!r} has {size} bytes, more than the limit of {max_bytes} (max_bytes).")
+    data = path.read_bytes()
+    try:
+        check(data)
+    except SchemaError as exc:
+        raise DataError(str(exc)) from None
+    return data
+
+
+def is_class_folder(source: Any, suffixes: tuple[str, ...]) -> bool:
+    """Whether ``source`` is a folder with at least one subfolder holding a file ending in one of ``suffixes``."""
+    try:
+        p = Path(os.fspath(source))
+    except TypeError:
+        return False
+    if not p.is_dir():
+        return False
+    for sub in p.iterdir():
+        if sub.is_dir() and not sub.name.startswith("."):
+            if any(f.suffix.lower() in suffixes for f in sub.iterdir() if f.is_file()):
+                return True
+    return False
+
+
+def read_class_folder(source: Any, kind: FileKind, read: Callable[[Path, str], bytes],
+                      log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """``root/<class>/<file>`` -> a table ``kind.column`` (base64), ``label`` (the subfolder), ``path`` (relative).
+
+    ``read(path, where)`` checks and returns each file. A folder inside a class folder, a file of another kind, a
+    symlink out of the root: one DataError naming it. Hidden files are skipped; files directly in the root are
+    left out with a note."""
+    root = Path(os.fspath(source))
+    if not root.is_dir():
+        raise DataError(f"{str(root)!r} is not a folder of class subfolders of {kind.folder_of}.")
+    rows = []
+    stray = [f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in kind.suffixes]
+    if stray and log:
+        log(f"note: {len(stray)} {kind.plural[:-1]}(s) directly in {str(root)!r} are not in a class subfolder and "
+            "were left out")
+    for d in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        for f in sorted(d.iterdir()):
+            if f.name.startswith("."):
+                continue
+            rel = f"{d.name}/{f.name}"
+            where = f"In the {kind.folder} folder {str(root)!r}, file {rel!r}"
+            path = inside_root(root, rel, where, f"every {kind.plural[:-1]}")
+            if f.is_dir():
+                raise DataError(f"{where} is a folder; class folders hold {kind.files} only (one level: "
+                                "root/class/file).")
+            if f.suffix.lower() not in kind.suffixes:
+                raise DataError(f"{where} is not {kind.not_one} (expected {', '.join(kind.suffixes)}); move it out "
+                                "of the class folder.")
+            rows.append({kind.column: to_base64(read(path, where)), "label": d.name, "path": rel})
+    if not rows:
+        raise DataError(f"The folder {str(root)!r} has no {kind.plural} in class subfolders ({kind.layout}).")
+    return pd.DataFrame(rows)
+
+
+def load_path_column(frame: pd.DataFrame, column: str, root: Path, kind: FileKind,
+                     read: Callable[[Path, str], bytes]) -> pd.DataFrame:
+    """A table of paths -> the same table with a ``kind.column`` column (base64) read from inside ``root``."""
+    out = frame.copy()
+    values = []
+    for i, rel in enumerate(frame[column].tolist()):
+        where = f"Row {i} (0-based) of column {column!r}"
+        if not isinstance(rel, str) or not rel.strip():
+            raise DataError(f"{where} has no path; every row needs {kind.every}.")
+        where = f"{where}, file {rel!r},"
+        values.append(to_base64(read(inside_root(root, rel, where, f"every {kind.plural[:-1]}"), where)))
+    out[kind.column] = values
+    return out

@@ -15,10 +15,7 @@ JSON request or a DataFrame alike; a folder ``root/<class>/<file>`` reads into s
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,16 +37,15 @@ DEFAULT_MAX_PIXELS = 4096 * 4096  # width x height of one image (a 100-megapixel
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF")
 
 
+FILES = media.FileKind(column="image", suffixes=IMAGE_SUFFIXES, folder="image", files="image files",
+                       every="an image file", plural="images", not_one="an image file",
+                       layout="root/<class>/<image>.png|jpg|webp", folder_of="images",
+                       data_uri="data:image/png;base64,...",
+                       send="the image file's bytes base64-encoded (PNG, JPEG or WebP)")
+
+
 def _b64decode(text: str, where: str) -> bytes:
-    s = text.strip()
-    if s.startswith("data:"):
-        head, _, s = s.partition(",")
-        if ";base64" not in head:
-            raise SchemaError(f"{where}: a data URI must be base64 (data:image/png;base64,...).")
-    try:
-        return base64.b64decode(s, validate=True)
-    except (binascii.Error, ValueError):
-        raise SchemaError(f"{where} is not base64: send the image file's bytes base64-encoded (PNG, JPEG or WebP).") from None
+    return media.b64decode(text, where, FILES)
 
 
 def _looks_encoded(data: bytes) -> bool:
@@ -155,37 +151,16 @@ def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
     return media.suffix_columns(frame, target, IMAGE_SUFFIXES)
 
 
-def _inside(root: Path, rel: str, where: str) -> Path:
-    return media.inside_root(root, rel, where, "every image")
-
-
-def _read_file(path: Path, where: str, max_bytes: int, max_pixels: int, mode: str | None) -> bytes:
-    if not path.is_file():
-        raise DataError(f"{where}: {str(path)!r} is not a file; check the path.")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise DataError(f"{where}: {str(path)!r} has {size} bytes, more than the limit of {max_bytes} (max_bytes).")
-    data = path.read_bytes()
-    try:
-        decode_image(data, mode or "RGB", max_bytes=max_bytes, max_pixels=max_pixels, where=where)
-    except SchemaError as exc:
-        raise DataError(str(exc)) from None
-    return data
+def _reader(max_bytes: int, max_pixels: int) -> Callable[[Path, str], bytes]:
+    def read(path: Path, where: str) -> bytes:
+        return media.read_checked(path, where, max_bytes, lambda data: decode_image(
+            data, "RGB", max_bytes=max_bytes, max_pixels=max_pixels, where=where))
+    return read
 
 
 def is_image_folder(source: Any) -> bool:
     """Whether ``source`` is a folder with at least one subfolder holding an image file."""
-    try:
-        p = Path(os.fspath(source))
-    except TypeError:
-        return False
-    if not p.is_dir():
-        return False
-    for sub in p.iterdir():
-        if sub.is_dir() and not sub.name.startswith("."):
-            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir() if f.is_file()):
-                return True
-    return False
+    return media.is_class_folder(source, IMAGE_SUFFIXES)
 
 
 def read_folder(source: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -194,47 +169,14 @@ def read_folder(source: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: 
 
     Every file is checked (a file that is not a PNG/JPEG/WebP image, a corrupt or truncated one, one over
     the limits, a symlink out of the root: one DataError naming it). Hidden files are skipped."""
-    root = Path(os.fspath(source))
-    if not root.is_dir():
-        raise DataError(f"{str(root)!r} is not a folder of class subfolders of images.")
-    rows = []
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    stray = [f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    if stray and log:
-        log(f"note: {len(stray)} image(s) directly in {str(root)!r} are not in a class subfolder and were left out")
-    for d in classes:
-        for f in sorted(d.iterdir()):
-            if f.name.startswith("."):
-                continue
-            rel = f"{d.name}/{f.name}"
-            where = f"In the image folder {str(root)!r}, file {rel!r}"
-            path = _inside(root, rel, where)
-            if f.is_dir():
-                raise DataError(f"{where} is a folder; class folders hold image files only (one level: root/class/file).")
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                raise DataError(f"{where} is not an image file (expected {', '.join(IMAGE_SUFFIXES)}); move it out of "
-                                "the class folder.")
-            rows.append({"image": to_base64(_read_file(path, where, max_bytes, max_pixels, None)), "label": d.name,
-                         "path": rel})
-    if not rows:
-        raise DataError(f"The folder {str(root)!r} has no images in class subfolders (root/<class>/<image>.png|jpg|webp).")
-    return pd.DataFrame(rows)
+    return media.read_class_folder(source, FILES, _reader(max_bytes, max_pixels), log)
 
 
 def load_paths(frame: pd.DataFrame, column: str, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> pd.DataFrame:
     """A table of paths -> the same table with an ``image`` column (base64) read from ``root`` (paths resolved
     inside it only)."""
-    out = frame.copy()
-    images = []
-    for i, rel in enumerate(frame[column].tolist()):
-        where = f"Row {i} (0-based) of column {column!r}"
-        if not isinstance(rel, str) or not rel.strip():
-            raise DataError(f"{where} has no path; every row needs an image file.")
-        where = f"{where}, file {rel!r},"
-        images.append(to_base64(_read_file(_inside(root, rel, where), where, max_bytes, max_pixels, None)))
-    out["image"] = images
-    return out
+    return media.load_path_column(frame, column, root, FILES, _reader(max_bytes, max_pixels))
 
 
 def digits_images(scale: int = 4) -> pd.DataFrame:

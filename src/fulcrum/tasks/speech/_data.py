@@ -14,18 +14,15 @@ reads into such a table with ``label`` = the subfolder's name and ``path`` = the
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ...errors import DataError, SchemaError
+from ...errors import SchemaError
 from .. import _media as media
 
 __all__ = ["SAMPLE_RATE", "AUDIO_SUFFIXES", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_SECONDS", "decode_audio", "fix_length",
@@ -38,16 +35,14 @@ DEFAULT_MAX_BYTES = 4 * 1024 * 1024  # encoded size of one clip
 DEFAULT_MAX_SECONDS = 10.0  # duration of one clip
 
 
+FILES = media.FileKind(column="audio", suffixes=AUDIO_SUFFIXES, folder="audio", files="clips", every="a clip",
+                       plural="clips", not_one="a WAV or FLAC file", layout="root/<class>/<clip>.wav|flac",
+                       folder_of="WAV/FLAC clips", data_uri="data:audio/wav;base64,...",
+                       send="the WAV or FLAC file's bytes base64-encoded")
+
+
 def _b64decode(text: str, where: str) -> bytes:
-    s = text.strip()
-    if s.startswith("data:"):
-        head, _, s = s.partition(",")
-        if ";base64" not in head:
-            raise SchemaError(f"{where}: a data URI must be base64 (data:audio/wav;base64,...).")
-    try:
-        return base64.b64decode(s, validate=True)
-    except (binascii.Error, ValueError):
-        raise SchemaError(f"{where} is not base64: send the WAV or FLAC file's bytes base64-encoded.") from None
+    return media.b64decode(text, where, FILES)
 
 
 def _looks_audio(data: bytes) -> bool:
@@ -175,37 +170,16 @@ def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
     return media.suffix_columns(frame, target, AUDIO_SUFFIXES)
 
 
-def _inside(root: Path, rel: str, where: str) -> Path:
-    return media.inside_root(root, rel, where, "every clip")
-
-
-def _read_file(path: Path, where: str, max_bytes: int, max_seconds: float) -> bytes:
-    if not path.is_file():
-        raise DataError(f"{where}: {str(path)!r} is not a file; check the path.")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise DataError(f"{where}: {str(path)!r} has {size} bytes, more than the limit of {max_bytes} (max_bytes).")
-    data = path.read_bytes()
-    try:
-        decode_audio(data, max_bytes=max_bytes, max_seconds=max_seconds, where=where)
-    except SchemaError as exc:
-        raise DataError(str(exc)) from None
-    return data
+def _reader(max_bytes: int, max_seconds: float) -> Callable[[Path, str], bytes]:
+    def read(path: Path, where: str) -> bytes:
+        return media.read_checked(path, where, max_bytes, lambda data: decode_audio(
+            data, max_bytes=max_bytes, max_seconds=max_seconds, where=where))
+    return read
 
 
 def is_audio_folder(source: Any) -> bool:
     """Whether ``source`` is a folder with at least one subfolder holding a .wav or .flac file."""
-    try:
-        p = Path(os.fspath(source))
-    except TypeError:
-        return False
-    if not p.is_dir():
-        return False
-    for sub in p.iterdir():
-        if sub.is_dir() and not sub.name.startswith("."):
-            if any(f.suffix.lower() in AUDIO_SUFFIXES for f in sub.iterdir() if f.is_file()):
-                return True
-    return False
+    return media.is_class_folder(source, AUDIO_SUFFIXES)
 
 
 def read_folder(source: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_seconds: float = DEFAULT_MAX_SECONDS,
@@ -214,42 +188,10 @@ def read_folder(source: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_seconds:
 
     Every file is checked (not a WAV/FLAC file, corrupt, truncated, empty, over the limits, a symlink out of
     the root: one DataError naming it). Hidden files are skipped."""
-    root = Path(os.fspath(source))
-    if not root.is_dir():
-        raise DataError(f"{str(root)!r} is not a folder of class subfolders of WAV/FLAC clips.")
-    rows = []
-    stray = [f.name for f in root.iterdir() if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
-    if stray and log:
-        log(f"note: {len(stray)} clip(s) directly in {str(root)!r} are not in a class subfolder and were left out")
-    for d in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        for f in sorted(d.iterdir()):
-            if f.name.startswith("."):
-                continue
-            rel = f"{d.name}/{f.name}"
-            where = f"In the audio folder {str(root)!r}, file {rel!r}"
-            path = _inside(root, rel, where)
-            if f.is_dir():
-                raise DataError(f"{where} is a folder; class folders hold clips only (one level: root/class/file).")
-            if f.suffix.lower() not in AUDIO_SUFFIXES:
-                raise DataError(f"{where} is not a WAV or FLAC file (expected {', '.join(AUDIO_SUFFIXES)}); move it "
-                                "out of the class folder.")
-            rows.append({"audio": to_base64(_read_file(path, where, max_bytes, max_seconds)), "label": d.name,
-                         "path": rel})
-    if not rows:
-        raise DataError(f"The folder {str(root)!r} has no clips in class subfolders (root/<class>/<clip>.wav|flac).")
-    return pd.DataFrame(rows)
+    return media.read_class_folder(source, FILES, _reader(max_bytes, max_seconds), log)
 
 
 def load_paths(frame: pd.DataFrame, column: str, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                max_seconds: float = DEFAULT_MAX_SECONDS) -> pd.DataFrame:
     """A table of paths -> the same table with an ``audio`` column (base64) read from inside ``root``."""
-    out = frame.copy()
-    clips = []
-    for i, rel in enumerate(frame[column].tolist()):
-        where = f"Row {i} (0-based) of column {column!r}"
-        if not isinstance(rel, str) or not rel.strip():
-            raise DataError(f"{where} has no path; every row needs a clip.")
-        where = f"{where}, file {rel!r},"
-        clips.append(to_base64(_read_file(_inside(root, rel, where), where, max_bytes, max_seconds)))
-    out["audio"] = clips
-    return out
+    return media.load_path_column(frame, column, root, FILES, _reader(max_bytes, max_seconds))
