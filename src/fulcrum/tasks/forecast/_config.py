@@ -25,8 +25,10 @@ class ForecastConfig(TaskConfig):
     reads) are inferred when None. ``folds``: rolling-origin backtest folds, each ``horizon`` steps apart;
     the last ``test_folds`` of them are held out (reported metrics and interval coverage), the others choose
     the model and calibrate the intervals. ``coverage``: the nominal coverage of the prediction intervals.
-    ``model``: ``auto`` (lowest validation MASE) or one family; in ``auto`` the high-variance learners (``lightgbm``,
-    ``mlp``) are candidates only when the first backtest fold trains on at least ``min_windows_ml`` windows.
+    ``model``: ``auto`` or one family; ``auto`` keeps the simplest candidate whose per-fold validation MASE is not
+    worse than the best candidate's beyond noise (``_fit.select``: paired fold differences, 2 standard errors).
+    ``min_windows_ml``: an optional floor (default 0: none): ``lightgbm`` and ``mlp`` are candidates only when the
+    first backtest fold trains on at least this many windows.
     """
 
     MODELS = FORECAST_MODELS
@@ -45,7 +47,7 @@ class ForecastConfig(TaskConfig):
     folds: int = 6
     test_folds: int = 2
     coverage: float = 0.9
-    min_windows_ml: int = 500
+    min_windows_ml: int = 0
     ridge: float = 1.0
     lgbm_trees: int = 300
     lgbm_leaves: int = 15

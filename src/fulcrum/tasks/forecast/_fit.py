@@ -4,9 +4,12 @@
 2. infer the season, horizon H and window L (or take them from the config);
 3. rolling-origin backtest: ``folds`` origins, H steps apart, at the end of every series; at each origin every
    candidate is fitted on the windows whose targets end before it and forecasts the next H steps;
-4. the first ``folds - test_folds`` origins choose the model (lowest MASE) and calibrate the intervals (split
-   conformal, per horizon step, on residuals scaled by each window's scale); the last ``test_folds`` origins are
-   held out: the reported metrics and the intervals' measured coverage;
+4. the first ``folds - test_folds`` origins choose the model and calibrate the intervals (split conformal, per
+   horizon step, on residuals scaled by each window's scale); the last ``test_folds`` origins are held out: the
+   reported metrics and the intervals' measured coverage. The choice (``select``): the simplest candidate whose
+   per-fold validation MASE is not worse than the lowest-MASE candidate's beyond noise (paired fold differences:
+   mean gap > ``Z_SEPARATE`` standard errors and > ``MIN_GAP``), so a more complex model wins only when it beats
+   the simpler ones by a margin that separates over the validation folds (DESIGN.md section 8);
 5. refit the chosen model on every window, export one graph, check it against the model on the last windows.
 """
 
@@ -26,9 +29,34 @@ from ._config import ForecastConfig
 from ._data import Series, epoch_seconds, prepare_series, season_of, step_index, step_seconds
 from ._models import FAMILIES, Spec, conformal_quantile, make_model, metrics
 
-__all__ = ["fit_forecast", "plan", "windows", "backtest"]
+__all__ = ["fit_forecast", "plan", "windows", "backtest", "select"]
 
 PARITY_WINDOWS = 200
+Z_SEPARATE = 2.0  # standard errors of the paired per-fold differences (the tabular race's Z_DROP)
+MIN_GAP = 0.005  # MASE: a smaller mean gap is never a difference
+
+
+def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[str, str]:
+    """(family, why): the simplest of ``families`` (ordered simplest first) whose per-fold validation MASE is not
+    separably worse than the candidate with the lowest mean: with d = its fold MASE - the best's, separated when
+    mean(d) > max(Z_SEPARATE * sd(d) / sqrt(folds), MIN_GAP). Validation folds only; the held-out folds never enter."""
+    from ..tabular._select import paired_gap
+
+    means = {f: float(np.mean(per_fold[f])) for f in families}
+    best = min(families, key=lambda f: (means[f], list(families).index(f)))
+    k = len(per_fold[best])
+    for fam in families:
+        gap, se = paired_gap(per_fold[best], per_fold[fam], greater=False)
+        if fam == best or gap <= max(Z_SEPARATE * se, MIN_GAP):
+            break
+    if fam == best:
+        why = (f"lowest validation MASE ({means[best]:.4f}) over {k} validation folds, and every simpler candidate "
+               f"worse beyond noise (> {Z_SEPARATE:g} SE of the paired fold differences)")
+    else:
+        why = (f"simplest candidate within noise of the lowest validation MASE: {means[fam]:.4f} vs {best} "
+               f"{means[best]:.4f} (gap {gap:.4f} <= max({Z_SEPARATE:g} SE = {Z_SEPARATE * se:.4f}, {MIN_GAP:g}) over "
+               f"{k} validation folds)")
+    return fam, why
 
 
 def plan(series: list[Series], freq: str, cfg: ForecastConfig, say: Callable[[str], None]) -> Spec:
@@ -180,7 +208,7 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
         families = [f for f in FAMILIES if f not in ("lightgbm", "mlp") or n_windows >= cfg.min_windows_ml]
         if len(families) < len(FAMILIES):
             say(f"note: lightgbm and mlp are not candidates: the first backtest fold trains on {n_windows} windows, "
-                f"under min_windows_ml={cfg.min_windows_ml} (on so few, their validation score picks them by luck)")
+                f"under min_windows_ml={cfg.min_windows_ml}")
     else:
         families = sorted({"seasonal_naive", cfg.model}, key=FAMILIES.index)
     t_start = time.perf_counter()
@@ -193,14 +221,14 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
         cal = [f["cal"] for f in bt["folds"][fam][:n_val]]
         keep = [c["o"] + H <= c["n"] - held for c in cal]  # targets before the held-out folds
         val = {key: np.concatenate([c[key][m] for c, m in zip(cal, keep)]) for key in ("y", "f", "scale")}
+        per_fold = [metrics(c["y"][m], c["f"][m], c["scale"][m])["mase"] for c, m in zip(cal, keep) if m.any()]
         candidates[fam] = {"validation": metrics(val["y"], val["f"], val["scale"]),
+                           "validation_folds": [round(v, 6) for v in per_fold],
                            "test": metrics(test["y"], test["f"], test["scale"])}
-        say(f"  {fam:>14}: backtest MASE validation {candidates[fam]['validation']['mase']:.4f}, "
-            f"test {candidates[fam]['test']['mase']:.4f}")
+        say(f"  {fam:>14}: backtest MASE validation {candidates[fam]['validation']['mase']:.4f} "
+            f"(per fold {' '.join(f'{v:.3f}' for v in per_fold)}), test {candidates[fam]['test']['mase']:.4f}")
     if cfg.model == "auto":
-        family = min(families, key=lambda f: (candidates[f]["validation"]["mase"], families.index(f)))
-        why = (f"lowest validation MASE ({candidates[family]['validation']['mase']:.4f}) over every origin of {n_val} "
-               "backtest folds")
+        family, why = select(families, {f: candidates[f]["validation_folds"] for f in families})
     else:
         family, why = cfg.model, "asked for"
     say(f"selected: {family} ({why})")
