@@ -1,18 +1,29 @@
 """Fulcrum's default forecaster vs statsforecast (AutoETS, AutoARIMA, SeasonalNaive) on statsmodels' series.
 
-    .venv/bin/python benchmarks/bench_forecast.py [--series co2,sunspots,nile,elnino] [--folds 10 --test-folds 4]
-                                                  [--peers-venv .venv-peers] [--json out.json]
+    .venv/bin/python benchmarks/bench_forecast.py [--series co2,sunspots,...] [--folds 10 --test-folds 4]
+                                                  [--peer-limit 300] [--peers-venv .venv-peers] [--json out.json]
 
-The same rolling-origin backtest for everyone: Fulcrum's plan (season, horizon H) on each built-in series, origins
-H steps apart at the end of the series; the last ``--test-folds`` origins are held out. Fulcrum trains with its
-default options (``model=auto``: the candidates are chosen on the earlier origins only), and its forecasts at the
-held-out origins are those of its backtest (each fitted on the data before the origin). Each peer is fitted on
+Series. ``design``: the four built-ins (co2, sunspots, nile, elnino) that Fulcrum's forecasting defaults were
+developed on (their held-out folds were looked at while choosing candidates and rules). ``unseen``: series that
+played no part in that: the quarterly US macro series in statsmodels' ``macrodata`` (realgdp, realcons, realinv,
+cpi, m1, unemp, tbilrate; 1959-2009, 203 quarters) and ``elec_equip`` (euro-area electrical equipment orders,
+monthly 1995-2016, 257 months); all ship with statsmodels (nothing is downloaded).
+
+The same rolling-origin backtest for everyone: Fulcrum's plan (season, horizon H) on each series, origins H steps
+apart at the end of the series; the last ``--test-folds`` origins are held out. Fulcrum trains with its default
+options (``model=auto``: the candidate is chosen on the earlier origins only), and its forecasts at the held-out
+origins are those of its backtest (each fitted on the data before the origin). Each peer is fitted on
 ``values[:origin]`` at each held-out origin and forecasts H steps. MASE: mean absolute error over the in-sample
-seasonal-naive MAE of the data before the origin (the same scale for everyone); the average is over series.
+seasonal-naive MAE of the data before the origin (the same scale for everyone).
 
-Time: Fulcrum's whole training run (backtest of every candidate on every fold, selection, intervals, refit,
-ONNX export and parity check); the peers' fit + forecast at the held-out origins only. statsforecast runs in the
-peers' virtualenv (``make bench-peers``) through ``benchmarks/peers/run_forecast_peer.py``.
+Peers run in the peers' virtualenv (``make bench-peers``) through ``benchmarks/peers/run_forecast_peer.py``: one
+subprocess per (series, model), killed (its whole process group) after ``--peer-limit`` seconds of wall clock,
+import included; such a cell reads "did not finish in N s" and has no MASE. Averages: per system over the series
+it finished (``n`` says how many), and over the series every system finished (the fair comparison; the verdict
+uses it).
+
+Time: Fulcrum's whole training run (backtest of every candidate on every fold, selection, intervals, refit, ONNX
+export and parity check); the peers' fit + forecast at the held-out origins only (measured inside the subprocess).
 """
 
 from __future__ import annotations
@@ -20,17 +31,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-TARGETS = {"co2": "co2", "sunspots": "sunactivity", "nile": "volume", "elnino": "temperature"}
+DESIGN = {"co2": "co2", "sunspots": "sunactivity", "nile": "volume", "elnino": "temperature"}
+MACRO = ("realgdp", "realcons", "realinv", "cpi", "m1", "unemp", "tbilrate")
+UNSEEN = (*MACRO, "elec_equip")
 PEERS = ("AutoETS", "AutoARIMA", "SeasonalNaive")
 
 
@@ -38,15 +53,34 @@ def _mase(y: np.ndarray, f: np.ndarray, scale: float) -> float:
     return float(np.mean(np.abs(np.asarray(y) - np.asarray(f))) / max(scale, 1e-12))
 
 
+def load_series(name: str) -> tuple[pd.DataFrame, str]:
+    """(a (date, value) table, the target column) for a design or unseen series."""
+    if name in DESIGN:
+        from fulcrum.data import load_builtin
+
+        return load_builtin(name), DESIGN[name]
+    if name in MACRO:
+        from statsmodels.datasets import macrodata
+
+        d = macrodata.load_pandas().data
+        dates = [f"{int(y)}-{3 * (int(q) - 1) + 1:02d}-01" for y, q in zip(d["year"], d["quarter"])]
+        return pd.DataFrame({"date": dates, name: d[name].to_numpy(np.float64)}), name
+    if name == "elec_equip":
+        from statsmodels.datasets import elec_equip
+
+        d = elec_equip.load().data
+        return pd.DataFrame({"date": pd.DatetimeIndex(d.index).strftime("%Y-%m-%d"),
+                             "orders": d.iloc[:, 0].to_numpy(np.float64)}), "orders"
+    raise SystemExit(f"unknown series {name!r}: choose from {', '.join([*DESIGN, *UNSEEN])}")
+
+
 def run_fulcrum(name: str, folds: int, test_folds: int) -> dict[str, Any]:
-    from fulcrum.data import load_builtin
     from fulcrum.tasks import get_task
     from fulcrum.tasks.forecast._fit import _scale
 
-    frame = load_builtin(name)
+    frame, target = load_series(name)
     t0 = time.perf_counter()
-    tr = get_task("forecast").fit(frame, {"target": TARGETS[name], "folds": folds, "test_folds": test_folds,
-                                          "progress": False})
+    tr = get_task("forecast").fit(frame, {"target": target, "folds": folds, "test_folds": test_folds, "progress": False})
     secs = time.perf_counter() - t0
     m = tr.manifest
     H, P = m["task"]["horizon"], m["task"]["season"]
@@ -59,83 +93,150 @@ def run_fulcrum(name: str, folds: int, test_folds: int) -> dict[str, Any]:
         per_fam[f_name] = [fl[f]["f"][0].tolist() for f in range(folds - test_folds, folds)]
     cov = m["metrics"]["coverage"]
     return {"values": s.values.tolist(), "season": P, "horizon": H, "lags": m["task"]["lags"], "origins": origins,
-            "family": fam, "forecasts": per_fam[fam], "candidates": per_fam, "seconds": secs,
-            "coverage": {"nominal": cov["nominal"], "measured": cov["measured"], "points": cov["points"]},
+            "family": fam, "selection": m["model"]["selection"], "forecasts": per_fam[fam], "candidates": per_fam,
+            "seconds": secs, "coverage": {"nominal": cov["nominal"], "measured": cov["measured"], "points": cov["points"]},
             "scales": [_scale(s.values[:o], P if P > 1 else 1) for o in origins]}
+
+
+def run_peer(peers_python: str, name: str, model: str, series: dict[str, Any], limit: float, tmp: Path) -> dict[str, Any]:
+    """One peer model on one series in its own process group, killed after ``limit`` seconds of wall clock."""
+    task, out = tmp / f"{name}.{model}.task.json", tmp / f"{name}.{model}.out.json"
+    task.write_text(json.dumps({"series": {name: series}}))
+    cmd = [peers_python, str(HERE / "peers" / "run_forecast_peer.py"), "--in", str(task), "--out", str(out),
+           "--models", model]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return {"forecasts": None, "seconds": None, "wall": time.perf_counter() - t0, "errors": [],
+                "status": f"did not finish in {limit:g} s"}
+    if rc != 0 or not out.exists():
+        return {"forecasts": None, "seconds": None, "wall": time.perf_counter() - t0, "errors": [f"exit {rc}"],
+                "status": f"failed (exit {rc})"}
+    res = json.loads(out.read_text())[name][model]
+    return {**res, "wall": time.perf_counter() - t0, "status": "ok"}
+
+
+def _avg(rows: dict[str, dict[str, Any]], names: list[str], s: str) -> float | None:
+    vals = [rows[n][s]["mase"] for n in names]
+    return None if not vals or any(v is None for v in vals) else float(np.mean(vals))
+
+
+def _table(title: str, names: list[str], rows: dict[str, dict[str, Any]], systems: list[str],
+           say: Callable[[str], None]) -> dict[str, Any]:
+    say(f"\n{title}")
+    say(f"{'series':>10} " + " ".join(f"{s:>26}" for s in systems))
+    for name in names:
+        cells = []
+        for s in systems:
+            c = rows[name][s]
+            if c["mase"] is None:
+                cells.append(f"{c['status']:>26}")
+            else:
+                cells.append(f"{format(c['mase'], '.3f') + ' (' + format(c['seconds'], '.1f') + ' s)':>26}")
+        say(f"{name:>10} " + " ".join(cells))
+    per: dict[str, Any] = {}
+    for s in systems:
+        done = [n for n in names if rows[n][s]["mase"] is not None]
+        per[s] = {"mase": _avg(rows, done, s), "n": len(done),
+                  "seconds": float(sum(rows[n][s]["seconds"] for n in done))}
+    common = [n for n in names if all(rows[n][s]["mase"] is not None for s in systems)]
+    both = {s: _avg(rows, common, s) for s in systems}
+    own = {s: ("-" if per[s]["mase"] is None else format(per[s]["mase"], ".3f")) + f" (n={per[s]['n']})" for s in systems}
+    say(f"{'avg (own)':>10} " + " ".join(f"{own[s]:>26}" for s in systems) + "   <- each over the series it finished")
+    say(f"{'avg (all)':>10} " + " ".join(
+        f"{('-' if both[s] is None else format(both[s], '.3f')):>26}" for s in systems)
+        + f"   <- over the {len(common)} series every system finished: {', '.join(common) or 'none'}")
+    best_peer = min((p for p in PEERS if both.get(p) is not None), key=lambda p: both[p], default=None)
+    verdict = None
+    if best_peer is not None and both["fulcrum"] is not None:
+        verdict = "at least as good as" if both["fulcrum"] <= both[best_peer] else "WORSE than"
+        say(f"fulcrum average MASE {both['fulcrum']:.3f} is {verdict} the best peer ({best_peer} {both[best_peer]:.3f}) "
+            f"over the {len(common)} series every system finished")
+    return {"per_system": per, "common_series": common, "common_average": both, "best_peer": best_peer, "verdict": verdict}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--series", default=",".join(TARGETS))
+    ap.add_argument("--series", default=",".join([*DESIGN, *UNSEEN]))
     ap.add_argument("--folds", type=int, default=10)
     ap.add_argument("--test-folds", type=int, default=4)
+    ap.add_argument("--peer-limit", type=float, default=300.0,
+                    help="wall-clock seconds per (series, peer model) before its process is killed (default 300)")
     ap.add_argument("--peers-venv", default=str(HERE.parent / ".venv-peers"))
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     names = [x for x in a.series.split(",") if x]
+    for n in names:
+        if n not in DESIGN and n not in UNSEEN:
+            raise SystemExit(f"unknown series {n!r}: choose from {', '.join([*DESIGN, *UNSEEN])}")
     peers_python = str(Path(a.peers_venv) / "bin" / "python")
     if not Path(peers_python).exists():
         raise SystemExit(f"no peers virtualenv at {a.peers_venv}: run `make bench-peers` first")
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    load_before = os.getloadavg()
+    say(f"bench_forecast: {' '.join(sys.argv[1:]) or '(defaults)'}; folds {a.folds}, last {a.test_folds} held out; "
+        f"peer limit {a.peer_limit:g} s per series and model; {os.cpu_count()} CPUs")
+    say(f"load average before: {load_before}")
+    t_all = time.perf_counter()
     fulcrum = {}
     for name in names:
         fulcrum[name] = r = run_fulcrum(name, a.folds, a.test_folds)
-        print(f"fulcrum {name}: {r['family']} (season {r['season']}, horizon {r['horizon']}, window {r['lags']}) "
-              f"in {r['seconds']:.1f} s", flush=True)
+        say(f"fulcrum {name}: {r['family']} (season {r['season']}, horizon {r['horizon']}, window {r['lags']}) "
+            f"in {r['seconds']:.1f} s [load {os.getloadavg()[0]:.1f}]: {r['selection']}")
+    peers: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        task = {"series": {k: {kk: v[kk] for kk in ("values", "season", "horizon", "origins")} for k, v in fulcrum.items()}}
-        (Path(tmp) / "task.json").write_text(json.dumps(task))
-        proc = subprocess.run([peers_python, str(HERE / "peers" / "run_forecast_peer.py"), "--in", str(Path(tmp) / "task.json"),
-                               "--out", str(Path(tmp) / "out.json")], stdout=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            raise SystemExit("peer run failed (its stderr is above)")
-        peers = json.loads((Path(tmp) / "out.json").read_text())
+        for name in names:
+            r = fulcrum[name]
+            series = {k: r[k] for k in ("values", "season", "horizon", "origins")}
+            peers[name] = {}
+            for p in PEERS:
+                peers[name][p] = res = run_peer(peers_python, name, p, series, a.peer_limit, Path(tmp))
+                say(f"peer {name} {p}: {res['status']}" + (f", fit+forecast {res['seconds']:.1f} s" if res["seconds"] is not None else "")
+                    + f" (wall {res['wall']:.1f} s) [load {os.getloadavg()[0]:.1f}]")
     rows: dict[str, dict[str, Any]] = {}
     systems = ["fulcrum", *PEERS]
     for name in names:
         r = fulcrum[name]
         y = [r["values"][o:o + r["horizon"]] for o in r["origins"]]
         row = {"fulcrum": {"mase": float(np.mean([_mase(yy, f, sc) for yy, f, sc in zip(y, r["forecasts"], r["scales"])])),
-                           "seconds": r["seconds"], "model": r["family"]}}
+                           "seconds": r["seconds"], "model": r["family"], "status": "ok"}}
         for fam, fc in r["candidates"].items():
             row[f"fulcrum:{fam}"] = {"mase": float(np.mean([_mase(yy, f, sc) for yy, f, sc in zip(y, fc, r["scales"])]))}
         for p in PEERS:
             res = peers[name][p]
-            ok = [(yy, f, sc) for yy, f, sc in zip(y, res["forecasts"], r["scales"]) if f is not None]
-            row[p] = {"mase": float(np.mean([_mase(*t) for t in ok])) if len(ok) == len(y) else None,
-                      "seconds": res["seconds"], "errors": res["errors"]}
+            fc = res["forecasts"]
+            ok = fc is not None and all(f is not None for f in fc)
+            status = res["status"] if fc is None else ("ok" if ok else f"failed on {sum(f is None for f in fc)} origin(s)")
+            row[p] = {"mase": float(np.mean([_mase(yy, f, sc) for yy, f, sc in zip(y, fc, r["scales"])])) if ok else None,
+                      "seconds": res["seconds"], "wall": res["wall"], "errors": res["errors"], "status": status}
         rows[name] = row
-    print()
-    print(f"MASE on {a.test_folds} held-out origins per series (lower is better); time in seconds")
-    print(f"{'series':>10} " + " ".join(f"{s:>22}" for s in systems))
-    for name in names:
-        cells = []
-        for s in systems:
-            c = rows[name][s]
-            m = "failed" if c["mase"] is None else f"{c['mase']:.3f}"
-            cells.append(f"{m + ' (' + format(c['seconds'], '.1f') + ' s)':>22}")
-        print(f"{name:>10} " + " ".join(cells))
-    avg = {}
-    for s in systems:
-        vals = [rows[n][s]["mase"] for n in names]
-        avg[s] = None if any(v is None for v in vals) else float(np.mean(vals))
-    tot = {s: sum(rows[n][s]["seconds"] for n in names) for s in systems}
-    print(f"{'average':>10} " + " ".join(f"{('failed' if avg[s] is None else format(avg[s], '.3f')) + ' (' + format(tot[s], '.1f') + ' s)':>22}" for s in systems))
-    print()
-    print("fulcrum models chosen: " + ", ".join(f"{n} {rows[n]['fulcrum']['model']}" for n in names))
-    print("fulcrum candidates (held-out MASE): " + "; ".join(
+    say(f"\nMASE on {a.test_folds} held-out origins per series (lower is better) and seconds: Fulcrum's whole training "
+        "run; each peer's fit + forecast at the held-out origins")
+    groups = {"design": [n for n in names if n in DESIGN], "unseen": [n for n in names if n in UNSEEN]}
+    summary = {}
+    for g, gnames in groups.items():
+        if gnames:
+            title = ("design series (Fulcrum's defaults were developed on these)" if g == "design" else
+                     "unseen series (not used to design anything; first run on them is this one)")
+            summary[g] = _table(title, gnames, rows, systems, say)
+    if all(groups.values()):
+        summary["all"] = _table("all series", names, rows, systems, say)
+    say("")
+    say("fulcrum models chosen: " + ", ".join(f"{n} {rows[n]['fulcrum']['model']}" for n in names))
+    say("fulcrum candidates (held-out MASE; shown, never used to choose): " + "; ".join(
         f"{n} " + ", ".join(f"{k.split(':')[1]} {v['mase']:.3f}" for k, v in rows[n].items() if k.startswith("fulcrum:"))
         for n in names))
-    print("interval coverage on held-out origins: " + ", ".join(
-        f"{n} {fulcrum[n]['coverage']['measured']:.1%} of {fulcrum[n]['coverage']['points']} (nominal "
-        f"{fulcrum[n]['coverage']['nominal']:.0%})" for n in names))
-    best_peer = min((p for p in PEERS if avg[p] is not None), key=lambda p: avg[p], default=None)
-    if best_peer is not None and avg["fulcrum"] is not None:
-        verdict = "at least as good as" if avg["fulcrum"] <= avg[best_peer] else "WORSE than"
-        print(f"fulcrum average MASE {avg['fulcrum']:.3f} is {verdict} the best peer ({best_peer} {avg[best_peer]:.3f})")
-    print(f"load average after: {os.getloadavg()}")
+    say("interval coverage on held-out origins: " + ", ".join(
+        f"{n} {fulcrum[n]['coverage']['measured']:.1%} of {fulcrum[n]['coverage']['points']}" for n in names)
+        + f" (nominal {fulcrum[names[0]]['coverage']['nominal']:.0%})")
+    say(f"total wall {time.perf_counter() - t_all:.0f} s; load average after: {os.getloadavg()}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"rows": rows, "average": avg, "seconds": tot, "load": os.getloadavg()}, indent=1))
+        Path(a.json).write_text(json.dumps({"rows": rows, "summary": summary, "load_before": load_before,
+                                            "load_after": os.getloadavg(), "peer_limit_s": a.peer_limit}, indent=1))
 
 
 if __name__ == "__main__":

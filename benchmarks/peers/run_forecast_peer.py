@@ -4,7 +4,7 @@ Runs inside the peers' virtualenv (``make bench-peers`` builds ``.venv-peers``),
 ``benchmarks/bench_forecast.py`` through a subprocess, so statsforecast never enters Fulcrum's environment.
 
     run_forecast_peer.py --check
-    run_forecast_peer.py --in task.json --out result.json
+    run_forecast_peer.py --in task.json --out result.json [--models AutoARIMA]
 
 ``task.json``: ``{"series": {name: {"values": [...], "season": P, "horizon": H, "origins": [i, ...]}}}``; for
 each origin (index of the first forecast step) every model is fitted on ``values[:origin]`` and forecasts
@@ -37,13 +37,13 @@ def _model(name: str, season: int) -> Any:
     return SeasonalNaive(season_length=season)
 
 
-def run(task: dict[str, Any]) -> dict[str, Any]:
+def run(task: dict[str, Any], models: tuple[str, ...] = MODELS) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, s in task["series"].items():
         y = np.asarray(s["values"], dtype=np.float64)
         P, H = int(s["season"]), int(s["horizon"])
         out[name] = {}
-        for m in MODELS:
+        for m in models:
             fc, errors = [], []
             t0 = time.perf_counter()
             for o in s["origins"]:
@@ -64,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--in", dest="inp")
     ap.add_argument("--out")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
     a = ap.parse_args(argv)
+    models = tuple(m for m in a.models.split(",") if m)
+    if not models or set(models) - set(MODELS):
+        raise SystemExit(f"--models: choose from {', '.join(MODELS)}; got {a.models!r}")
     if a.check:
         import statsforecast
 
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--in TASK.json and --out RESULT.json, please")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = run(json.loads(Path(a.inp).read_text()))
+        result = run(json.loads(Path(a.inp).read_text()), models)
     Path(a.out).write_text(json.dumps(result))
 
 
