@@ -56,7 +56,11 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-3
-    lr_schedule: Literal["constant", "cosine", "step", "plateau"] = "cosine"
+    # warmup_cosine: per optimizer step, lr rises linearly over warmup_steps then follows a cosine to 0 over
+    # epochs x steps per epoch (the others change lr once per epoch)
+    lr_schedule: Literal["constant", "cosine", "step", "plateau", "warmup_cosine"] = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = None  # the largest global gradient norm per step (None: not clipped)
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -135,6 +139,9 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        if self.warmup_steps < 0 or (self.grad_clip is not None and not self.grad_clip > 0):
+            raise ConfigError(f"warmup_steps must be >= 0 and grad_clip > 0 (or None); got {self.warmup_steps!r} "
+                              f"and {self.grad_clip!r}.")
         if self.weight_decay < 0 or (self.l2 is not None and self.l2 < 0):
             raise ConfigError("weight_decay and l2 must be >= 0.")
         if self.clip_outliers is not None and not 0 < self.clip_outliers < 0.5:

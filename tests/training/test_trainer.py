@@ -152,3 +152,37 @@ def test_augment_hook_sees_every_training_batch_only():
                                              target_dtype=torch.long, augment=augment)
     assert sum(seen) == 2 * len(train[0])  # training batches only, not validation
     assert len(res.history) == 2
+
+
+def test_warmup_cosine_raises_lr_per_step_then_decays_to_zero():
+    # 300 rows / 32 = 10 steps per epoch; warmup over 25 steps (2.5 epochs), cosine to 0 over 12 epochs
+    model, res = run(CFG.replace(lr_schedule="warmup_cosine", warmup_steps=25))
+    lrs = [h["lr"] for h in res.history]
+    # after the 10 steps of epoch 1 the scheduler is at step 10: factor (10 + 1) / 25 x cosine at 10 / 120
+    assert lrs[0] == pytest.approx(1e-2 * 11 / 25 * 0.5 * (1 + np.cos(np.pi * 10 / 120)))
+    assert lrs[0] < lrs[1] < lrs[2] and max(lrs) <= 1e-2
+    assert lrs[2] > lrs[3] > lrs[-2] > lrs[-1] and lrs[-1] < 1e-2 * 1e-3
+    assert res.history[-1]["val_accuracy"] > 0.8
+
+
+def test_grad_clip_bounds_each_steps_update():
+    train, _ = blobs()
+
+    def one_step(clip):
+        cfg = CFG.replace(epochs=1, batch_size=300, lr=1.0, optimizer="sgd", momentum=0.0, weight_decay=0.0,
+                          lr_schedule="constant", dropout=0.0, grad_clip=clip)
+        torch.manual_seed(0)
+        model = MLP(6, 3, cfg.hidden_sizes, cfg.dropout)
+        before = torch.cat([q.detach().flatten().clone() for q in model.parameters()])
+        Trainer(cfg).fit(model, train, None, loss_fn=nn.CrossEntropyLoss(), target_dtype=torch.long)
+        return float((torch.cat([q.detach().flatten() for q in model.parameters()]) - before).norm())
+
+    assert one_step(None) > 0.1
+    assert one_step(0.01) == pytest.approx(0.01, rel=1e-3)
+
+
+def test_bad_warmup_or_grad_clip_is_refused():
+    with pytest.raises(ConfigError, match="grad_clip"):
+        CFG.replace(grad_clip=0.0)
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        CFG.replace(warmup_steps=-1)

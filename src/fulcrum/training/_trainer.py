@@ -135,8 +135,12 @@ class Trainer:
             return torch.optim.Adam(module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         return torch.optim.SGD(module.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
-    def _scheduler(self, opt: torch.optim.Optimizer) -> Any:
+    def _scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int = 1) -> Any:
         c = self.config
+        if c.lr_schedule == "warmup_cosine":  # stepped after every optimizer step
+            total, warm = max(1, c.epochs * steps_per_epoch), max(1, c.warmup_steps)
+            return torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, s / total))))
         if c.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs)
         if c.lr_schedule == "step":
@@ -190,7 +194,8 @@ class Trainer:
         loss_fn.to(dev)
         gen = torch.Generator(device="cpu").manual_seed(c.seed)  # the sampler's own RNG
         opt = self._optimizer(module)
-        sched = self._scheduler(opt)
+        per_step = c.lr_schedule == "warmup_cosine"
+        sched = self._scheduler(opt, -(-n // bs))
         result = TrainResult(monitor=self.monitor)
         best = -math.inf if greater else math.inf
         best_state = copy.deepcopy(core.state_dict())
@@ -245,7 +250,11 @@ class Trainer:
                     loss = loss_fn(out.float() if amp is not None else out, yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if c.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), c.grad_clip)
                 opt.step()
+                if per_step:
+                    sched.step()
                 total += loss.detach() * xb.shape[0]
                 seen += xb.shape[0]
             if world > 1:
@@ -275,7 +284,7 @@ class Trainer:
 
             # ---- schedule, early stopping, best weights
             score = logs.get(self.monitor, logs["train_loss"])
-            if sched is not None:
+            if sched is not None and not per_step:
                 sched.step(score) if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) else sched.step()
             improved = score > best + c.min_delta if greater else score < best - c.min_delta
             if improved:
