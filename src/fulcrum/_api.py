@@ -363,7 +363,7 @@ def evaluate(ref: str, data: Any, *, registry: Any = None) -> dict[str, Any]:
         raise DataError(f"Every row's target {pred.target!r} is missing; evaluate needs labelled rows.")
     df = df[~missing]
     outputs = pred.predict_outputs(df)
-    extra = {"target": pred.target, "dropped_missing_target": int(missing.sum())}
+    extra = {"target": pred.target, "dropped_missing_target": int(missing.sum()), **pred.task.table_metrics(pred, df)}
     if pred.kind == "classification":
         labels = list(pred.labels)
         index = {lab: i for i, lab in enumerate(labels)}

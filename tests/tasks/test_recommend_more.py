@@ -141,6 +141,58 @@ def test_evaluate_cli_on_held_out_interactions(heldout, capsys):
     assert rc == 0 and "ndcg@10" in out and "recall@10" in out
 
 
+def _graph_factors(package_dir):
+    """(users, items, A, B) read straight from the package's model.onnx initializers: the model's own ratings
+    A[u] . B[i], independent of the graph's top-k search."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(package_dir / "model.onnx")).graph
+    init = {t.name: t for t in g.initializer}
+    enc = next(n for n in g.node if n.op_type == "LabelEncoder")
+    users = [a for a in enc.attribute if a.name == "keys_strings"][0].strings
+    items = [x.decode() for x in init["item_ids"].string_data][:-1]
+    return ([u.decode() for u in users], items, numpy_helper.to_array(init["user_factors"]).astype(np.float64),
+            numpy_helper.to_array(init["item_factors_t"]).T.astype(np.float64))
+
+
+def test_evaluate_reports_rmse_on_explicit_ratings(tmp_path, capsys):
+    # ratings; each user's last rating held out in its own file, plus a user and an item the model never saw
+    frame = make_interactions(n_users=200, n_items=120, per_user=(20, 40), seed=3)
+    last = frame.sort_values("timestamp").groupby("user").tail(1)
+    frame.drop(last.index).to_csv(tmp_path / "train.csv", index=False)
+    extra = pd.DataFrame({"user": ["newcomer", "u0001"], "item": ["i0005", "never-sold"], "rating": [3.0, 3.0],
+                          "timestamp": ["2025-01-01", "2025-01-01"]})
+    pd.concat([last, extra]).to_csv(tmp_path / "held.csv", index=False)
+    rc, _, err = cli(capsys, "train", tmp_path / "train.csv", "--target", "rating", "--name", "stars", "--registry",
+                     tmp_path / "reg", "--no-progress", "--set=model=mf", "--set=factors=8", "--set=epochs=30")
+    assert rc == 0, err
+    rc, out, err = cli(capsys, "evaluate", "stars", tmp_path / "held.csv", "--registry", tmp_path / "reg", "--json")
+    assert rc == 0, err
+    got = json.loads(out)
+    assert {"ndcg@10", "recall@10", "map@10", "rmse"} <= set(got), got  # RMSE beside the ranking metrics
+    assert got["rated_rows"] == len(last) and got["unrated_rows"] == 2  # the new user and the unknown item
+    users, items, A, B = _graph_factors(Registry(tmp_path / "reg").load("stars").path)
+    u = np.asarray([users.index(x) for x in last["user"]])
+    i = np.asarray([items.index(x) for x in last["item"]])
+    want = float(np.sqrt(np.mean((np.sum(A[u] * B[i], axis=1) - last["rating"].to_numpy()) ** 2)))
+    assert abs(got["rmse"] - want) < 1e-4, (got["rmse"], want)
+    assert got["rmse"] < 0.95 * got["rmse_global_mean"], got  # the training mean on the same rows
+    rc, out, _ = cli(capsys, "evaluate", "stars", tmp_path / "held.csv", "--registry", tmp_path / "reg")
+    assert rc == 0 and "rmse" in out and "ndcg@10" in out
+    # the popularity model ranks by counts and predicts no ratings: its RMSE is the training mean's, on every row
+    rc, _, err = cli(capsys, "train", tmp_path / "train.csv", "--target", "rating", "--name", "pop", "--registry",
+                     tmp_path / "reg", "--no-progress", "--set=model=popularity")
+    assert rc == 0, err
+    rc, out, err = cli(capsys, "evaluate", "pop", tmp_path / "held.csv", "--registry", tmp_path / "reg", "--json")
+    pop = json.loads(out)
+    rest = frame.drop(last.index).sort_values("timestamp")
+    mean = rest.drop(rest.groupby("user").tail(2).index)["rating"].mean()  # the training split (the last 2 per user: val, test)
+    held = np.concatenate([last["rating"].to_numpy(), [3.0, 3.0]])
+    assert pop["rated_rows"] == len(held) and abs(pop["rmse"] - np.sqrt(np.mean((held - mean) ** 2))) < 1e-9
+    assert got["rmse"] < pop["rmse"]
+
+
 def test_builtin_interactions(tmp_path, capsys):
     info = builtin_info("interactions")
     assert info.workload == "recommend" and "known latent structure" in info.description

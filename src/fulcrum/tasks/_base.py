@@ -283,6 +283,11 @@ class Task(ABC):
         value = next(o["name"] for o in manifest["outputs"] if o.get("kind") == "value")
         return regression_metrics(np.asarray(truth, dtype=np.float64), outputs[value])
 
+    def table_metrics(self, predictor: Any, frame: pd.DataFrame) -> dict[str, Any]:
+        """Metrics that need more of the evaluated table than the target column and the graph's outputs (a
+        recommender's RMSE on its ratings column), merged into ``fulcrum evaluate``'s result; none by default."""
+        return {}
+
     def splits(self, package: Any, data: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The run's (train, validation, test) tables, re-created from ``data`` or the package's recorded
         source with the stored seed and split sizes, and checked against the stored data fingerprint.

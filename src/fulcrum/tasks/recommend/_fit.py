@@ -207,6 +207,8 @@ def fit_recommend(frame: pd.DataFrame, config: Any, *, source: str = "dataframe"
                                   "seen_mask": {"storage": "padded item codes per user (int64)", "shape": list(seen_mat.shape),
                                                 "bytes": int(seen_mat.size * 8),
                                                 "masked": "train + validation interactions (the test rows are held out)"}}
+    if explicit:  # what a model without ratings (popularity) predicts, and the baseline beside evaluate's RMSE
+        model_info["rating_mean"] = float(tr["rating"].mean())
     if family == "als":
         model_info["library"] = f"implicit {_version('implicit')} (AlternatingLeastSquares, CPU)"
     if F is not None:

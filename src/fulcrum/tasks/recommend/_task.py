@@ -96,6 +96,59 @@ class RecommendTask(Task):
             out["cold_start_rows"] = int(sum(b == "popularity" for b in basis))
         return out
 
+    def table_metrics(self, predictor: Any, frame: pd.DataFrame) -> dict[str, Any]:
+        """On explicit ratings: ``rmse`` of the model's predicted ratings against the table's rating column, beside
+        ``rmse_global_mean`` (the training ratings' mean on the same rows). The predicted rating of (user, item) is
+        the graph's score of that item for that user (matrix factorization scores are mu + b_u + b_i + p_u . q_i),
+        read from the graph asked for every item (k = catalogue size); ``rated_rows``: rows of a known user and a
+        catalogue item the user had not already rated in training; ``unrated_rows``: the others (a new user gets
+        popularity, not ratings; an unknown or already-seen item has no score). A popularity model predicts no
+        ratings: its RMSE is the training mean's, on every row with a rating."""
+        m = predictor.manifest
+        t = m["task"]
+        rating_col, user_col, item_col = t.get("rating"), t["user"], t["item"]
+        if t.get("feedback") != "explicit" or not rating_col or rating_col not in frame.columns:
+            return {}
+        r = pd.to_numeric(frame[rating_col], errors="coerce").to_numpy(np.float64)
+        has = np.isfinite(r)
+        mean = m["model"].get("rating_mean")
+        out: dict[str, Any] = {}
+        if m["model"]["family"] == "popularity":
+            if mean is None or not has.any():
+                return {}
+            e = r[has] - mean
+            rmse = float(np.sqrt(np.mean(e ** 2)))
+            return {"rmse": rmse, "rmse_global_mean": rmse, "rated_rows": int(has.sum()), "unrated_rows": int((~has).sum()),
+                    "rating_model": "training mean (the popularity model ranks by counts; it predicts no ratings)"}
+        users = frame[user_col].astype(str).to_numpy(object)
+        items = frame[item_col].astype(str).to_numpy(object)
+        n_items = int(t["n_items"])
+        pred = np.full(len(frame), np.nan)
+        uniq, inv = np.unique(users[has], return_inverse=True)
+        rows = np.flatnonzero(has)
+        chunk = max(1, 2_000_000 // max(n_items, 1))
+        for start in range(0, len(uniq), chunk):
+            part = uniq[start:start + chunk]
+            o = predictor.predict_outputs(pd.DataFrame({user_col: part, "k": np.full(len(part), n_items, np.int64)}))
+            top = np.vectorize(lambda x: x.decode() if isinstance(x, bytes) else str(x), otypes=[object])(o["items"])
+            basis = [b.decode() if isinstance(b, bytes) else str(b) for b in np.asarray(o["basis"]).reshape(-1)]
+            scores = np.asarray(o["scores"], np.float64)
+            sel = (inv >= start) & (inv < start + len(part))
+            for row, j in zip(rows[sel], inv[sel] - start):
+                if basis[j] != "personalized":
+                    continue
+                hit = np.flatnonzero(top[j] == items[row])
+                if len(hit):
+                    pred[row] = scores[j, hit[0]]
+        rated = np.isfinite(pred)
+        out["rated_rows"] = int(rated.sum())
+        out["unrated_rows"] = int(len(frame) - rated.sum())
+        if rated.any():
+            out["rmse"] = float(np.sqrt(np.mean((pred[rated] - r[rated]) ** 2)))
+            if mean is not None:
+                out["rmse_global_mean"] = float(np.sqrt(np.mean((mean - r[rated]) ** 2)))
+        return out
+
     # ------------------------------------------------------------------ inference side
 
     def input_codec(self, manifest: Mapping[str, Any], read_json: ReadJson) -> InputCodec:
