@@ -12,9 +12,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
-from ..errors import DataError, SchemaError
+from ..errors import ConfigError, DataError, SchemaError
 
 __all__ = ["SAMPLE", "FileKind", "b64decode", "read_checked", "is_class_folder", "read_class_folder", "load_path_column",
+           "dataset_root", "resolve_file_column", "Prepared",
            "to_base64", "encoded_columns", "suffix_columns", "inside_root", "ood_thresholds", "OOD_BASIS", "augmented_views"]
 
 SAMPLE = 50  # values looked at per column when detecting
@@ -215,3 +216,46 @@ def load_path_column(frame: pd.DataFrame, column: str, root: Path, kind: FileKin
         values.append(to_base64(read(inside_root(root, rel, where, f"every {kind.plural[:-1]}"), where)))
     out[kind.column] = values
     return out
+
+
+class Prepared:
+    """A media run's data (the table with its files, the splits, labels, decoded inputs): a plain namespace."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+def dataset_root(explicit: str | None, source: str) -> Path:
+    """Where a table's relative file paths are resolved: ``explicit``, else the table's folder, else the cwd."""
+    if explicit:
+        return Path(explicit)
+    if source and source not in ("dataframe", "estimator") and not source.startswith("builtin:") and Path(source).exists():
+        p = Path(source)
+        return p if p.is_dir() else p.parent
+    return Path.cwd()
+
+
+def resolve_file_column(frame: pd.DataFrame, target: str | None, column: str | None, kind: FileKind, *,
+                        encoded: Callable[[pd.DataFrame, str | None], list[str]],
+                        paths: Callable[[pd.DataFrame, str | None], list[str]],
+                        load: Callable[[pd.DataFrame, str], pd.DataFrame], missing: str) -> tuple[pd.DataFrame, str, str]:
+    """(table with a column of encoded files, its name, the target): the file column is ``column``, else the first
+    column of encoded files, else the first column of paths, which ``load(frame, column)`` reads into
+    ``kind.column``. ``missing``: the message when no column holds either."""
+    target = target or ("label" if "label" in frame.columns else None)
+    if not target:
+        raise ConfigError("No target column given; pass --target COLUMN (a folder of class subfolders has 'label').")
+    if target not in frame.columns:
+        raise DataError(f"No target column {target!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
+    col = column
+    if col is not None and col not in frame.columns:
+        raise DataError(f"No column {col!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
+    if col is None:
+        found = encoded(frame, target)
+        col = found[0] if found else None
+    if col is None or col in paths(frame, target):
+        names = [col] if col else paths(frame, target)
+        if not names:
+            raise DataError(missing)
+        frame, col = load(frame, names[0]), kind.column
+    return frame, col, target

@@ -22,12 +22,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ...errors import ConfigError, DataError, SchemaError
+from ...errors import DataError, SchemaError
 from .._base import Trained
-from .._media import OOD_BASIS
+from .. import _media as media
+from .._media import OOD_BASIS, Prepared
 from .._metrics import classification_metrics
 from ._config import ImageConfig
-from ._data import decode_image, image_columns, load_paths, path_columns
+from ._data import FILES, decode_image, image_columns, load_paths, path_columns
 from ._graph import MONITORED, monitored_values
 
 __all__ = ["fit_image", "prepare_splits", "decode_column", "Prepared"]
@@ -39,44 +40,17 @@ def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
     return log or (lambda msg: None)
 
 
-class Prepared:
-    """The run's data: the table with images, the splits, labels, colour mode and decoded images per split."""
-
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
 def _root(cfg: ImageConfig, source: str) -> Path:
-    if cfg.image_root:
-        return Path(cfg.image_root)
-    if source and source not in ("dataframe", "estimator") and not source.startswith("builtin:") and Path(source).exists():
-        p = Path(source)
-        return p if p.is_dir() else p.parent
-    return Path.cwd()
+    return media.dataset_root(cfg.image_root, source)
 
 
 def resolve_columns(frame: pd.DataFrame, cfg: ImageConfig, source: str) -> tuple[pd.DataFrame, str, str]:
     """(table with an image column, its name, the target)."""
-    target = cfg.target or ("label" if "label" in frame.columns else None)
-    if not target:
-        raise ConfigError("No target column given; pass --target COLUMN (a folder of class subfolders has 'label').")
-    if target not in frame.columns:
-        raise DataError(f"No target column {target!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
-    col = cfg.image_column
-    if col is not None and col not in frame.columns:
-        raise DataError(f"No column {col!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
-    if col is None:
-        found = image_columns(frame, target)
-        col = found[0] if found else None
-    if col is None or col in path_columns(frame, target):
-        paths = [col] if col else path_columns(frame, target)
-        if not paths:
-            raise DataError("No column holds images (base64 PNG/JPEG/WebP) or image paths (names ending in "
-                            ".png/.jpg/.jpeg/.webp) besides the target; pass image_column=NAME, or train without "
-                            "--task image.")
-        frame = load_paths(frame, paths[0], _root(cfg, source), max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels)
-        col = "image"
-    return frame, col, target
+    return media.resolve_file_column(
+        frame, cfg.target, cfg.image_column, FILES, encoded=image_columns, paths=path_columns,
+        load=lambda f, c: load_paths(f, c, _root(cfg, source), max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels),
+        missing="No column holds images (base64 PNG/JPEG/WebP) or image paths (names ending in .png/.jpg/.jpeg/.webp) "
+                "besides the target; pass image_column=NAME, or train without --task image.")
 
 
 def decode_column(values: Sequence[Any], mode: str, cfg: Any, column: str) -> list[np.ndarray]:

@@ -23,12 +23,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ...errors import ConfigError, DataError, SchemaError
+from ...errors import DataError, SchemaError
 from .._base import Trained
-from .._media import OOD_BASIS
+from .. import _media as media
+from .._media import OOD_BASIS, Prepared
 from .._metrics import classification_metrics
 from ._config import SpeechConfig
-from ._data import SAMPLE_RATE, audio_columns, decode_audio, fix_length, load_paths, path_columns
+from ._data import FILES, SAMPLE_RATE, audio_columns, decode_audio, fix_length, load_paths, path_columns
 from ._features import FeatureParams
 
 __all__ = ["fit_speech", "prepare_splits", "Prepared", "SpeechNet"]
@@ -40,40 +41,17 @@ def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
     return log or (lambda msg: None)
 
 
-class Prepared:
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
-
-
 def _root(cfg: SpeechConfig, source: str) -> Path:
-    if cfg.audio_root:
-        return Path(cfg.audio_root)
-    if source and source not in ("dataframe", "estimator") and not source.startswith("builtin:") and Path(source).exists():
-        p = Path(source)
-        return p if p.is_dir() else p.parent
-    return Path.cwd()
+    return media.dataset_root(cfg.audio_root, source)
 
 
 def resolve_columns(frame: pd.DataFrame, cfg: SpeechConfig, source: str) -> tuple[pd.DataFrame, str, str]:
-    target = cfg.target or ("label" if "label" in frame.columns else None)
-    if not target:
-        raise ConfigError("No target column given; pass --target COLUMN (a folder of class subfolders has 'label').")
-    if target not in frame.columns:
-        raise DataError(f"No target column {target!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
-    col = cfg.audio_column
-    if col is not None and col not in frame.columns:
-        raise DataError(f"No column {col!r} in the data; its columns are {list(map(str, frame.columns))[:10]}.")
-    if col is None:
-        found = audio_columns(frame, target)
-        col = found[0] if found else None
-    if col is None or col in path_columns(frame, target):
-        paths = [col] if col else path_columns(frame, target)
-        if not paths:
-            raise DataError("No column holds audio (base64 WAV/FLAC) or audio paths (names ending in .wav/.flac) "
-                            "besides the target; pass audio_column=NAME, or train without --task speech.")
-        frame = load_paths(frame, paths[0], _root(cfg, source), max_bytes=cfg.max_bytes, max_seconds=cfg.max_seconds)
-        col = "audio"
-    return frame, col, target
+    """(table with an audio column, its name, the target)."""
+    return media.resolve_file_column(
+        frame, cfg.target, cfg.audio_column, FILES, encoded=audio_columns, paths=path_columns,
+        load=lambda f, c: load_paths(f, c, _root(cfg, source), max_bytes=cfg.max_bytes, max_seconds=cfg.max_seconds),
+        missing="No column holds audio (base64 WAV/FLAC) or audio paths (names ending in .wav/.flac) besides the "
+                "target; pass audio_column=NAME, or train without --task speech.")
 
 
 def decode_column(values: Sequence[Any], cfg: SpeechConfig, column: str, samples: int) -> np.ndarray:
