@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError, SchemaError
 
 __all__ = ["SAMPLE", "FileKind", "b64decode", "read_checked", "is_class_folder", "read_class_folder", "load_path_column",
-           "dataset_root", "resolve_file_column", "Prepared",
+           "dataset_root", "resolve_file_column", "Prepared", "FolderReading",
            "to_base64", "encoded_columns", "suffix_columns", "inside_root", "ood_thresholds", "OOD_BASIS", "augmented_views"]
 
 SAMPLE = 50  # values looked at per column when detecting
@@ -259,3 +259,53 @@ def resolve_file_column(frame: pd.DataFrame, target: str | None, column: str | N
             raise DataError(missing)
         frame, col = load(frame, names[0]), kind.column
     return frame, col, target
+
+
+class FolderReading:
+    """The training-side reading a media task shares (mixed in before ``Task``): a folder of class subfolders is
+    claimed and read, a table is recognised by a column of encoded files or of file paths. The task names its
+    ``files`` (FileKind), its column detectors and the columns besides the file and target it tolerates."""
+
+    files: FileKind
+    encoded_what: str  # "images (PNG/JPEG/WebP)"
+    paths_what: str  # "image file paths"
+    tolerated: tuple[str, ...] = ("path",)
+    max_other_columns: int = 3
+
+    @staticmethod
+    def encoded_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def path_columns(frame: pd.DataFrame, target: str | None) -> list[str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def read_folder(source: Any, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def claims(self, source: Any) -> str | None:
+        if is_class_folder(source, self.files.suffixes):
+            return f"{str(source)!r} is a folder of class subfolders of {self.files.folder_of}"
+        return None
+
+    def read(self, source: Any, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+        if not isinstance(source, pd.DataFrame) and not (isinstance(source, str) and source.startswith("builtin:")):
+            try:
+                is_dir = Path(source).is_dir()
+            except TypeError:
+                is_dir = False
+            if is_dir:
+                return self.read_folder(source, log=log)
+        return super().read(source, log=log)  # type: ignore[misc]
+
+    def detect(self, frame: pd.DataFrame, target: str | None) -> str | None:
+        found = self.encoded_columns(frame, target)
+        why = f"column {found[0]!r} holds {self.encoded_what}" if found else None
+        if not found:
+            found = self.path_columns(frame, target)
+            if not found:
+                return None
+            why = f"column {found[0]!r} holds {self.paths_what}"
+        others = [c for c in frame.columns if c not in (target, found[0], *self.tolerated)]
+        return None if len(others) > self.max_other_columns else why

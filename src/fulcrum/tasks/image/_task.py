@@ -8,17 +8,17 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import pandas as pd
 
+from .._media import FolderReading
 from .._base import InputCodec, InputField, ReadJson, Task, TaskExample, Trained, VariantKind
 from ._codec import ImageCodec
 from ._config import ImageConfig
-from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, image_columns, is_image_folder, path_columns
+from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, FILES, image_columns, path_columns, read_folder
 
 __all__ = ["ImageTask"]
 
-MAX_OTHER_COLUMNS = 3
 
 
-class ImageTask(Task):
+class ImageTask(FolderReading, Task):
     """Image classification: images (PNG/JPEG/WebP) and a label -> label, class probabilities, OOD score.
 
     Data: a folder of class subfolders of images, or a table with an image column (base64) or a column of
@@ -32,6 +32,12 @@ class ImageTask(Task):
                               "from scratch; one graph from raw pixels of any size")
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
     config_class: ClassVar[type | None] = ImageConfig
+    files = FILES
+    encoded_what = "images (PNG/JPEG/WebP)"
+    paths_what = "image file paths"
+    encoded_columns = staticmethod(image_columns)
+    path_columns = staticmethod(path_columns)
+    read_folder = staticmethod(read_folder)
 
     def example(self) -> TaskExample:
         """300 of scikit-learn's handwritten digits as 32x32 PNG images (30 per digit), a few epochs."""
@@ -43,36 +49,6 @@ class ImageTask(Task):
                            {"image_size": 16, "epochs": 30}, "builtin:digits_images (300 images) at 16x16")
 
     # ------------------------------------------------------------------ training side
-
-    def claims(self, source: Any) -> str | None:
-        if is_image_folder(source):
-            return f"{str(source)!r} is a folder of class subfolders of images"
-        return None
-
-    def read(self, source: Any, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
-        from ._data import read_folder
-
-        if not isinstance(source, pd.DataFrame) and not (isinstance(source, str) and source.startswith("builtin:")):
-            try:
-                is_dir = Path(source).is_dir()
-            except TypeError:
-                is_dir = False
-            if is_dir:
-                return read_folder(source, log=log)
-        return super().read(source, log=log)
-
-    def detect(self, frame: pd.DataFrame, target: str | None) -> str | None:
-        found = image_columns(frame, target)
-        why = f"column {found[0]!r} holds images (PNG/JPEG/WebP)" if found else None
-        if not found:
-            paths = path_columns(frame, target)
-            if not paths:
-                return None
-            found, why = paths, f"column {paths[0]!r} holds image file paths"
-        others = [c for c in frame.columns if c not in (target, found[0], "path")]
-        if len(others) > MAX_OTHER_COLUMNS:
-            return None
-        return why
 
     def fit(self, frame: pd.DataFrame, config: Any, *, source: str = "dataframe", callbacks: Sequence[Any] = (),
             checkpoint_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> Trained:

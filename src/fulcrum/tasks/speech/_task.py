@@ -14,19 +14,19 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._media import FolderReading
 from .._base import InputCodec, InputField, ReadJson, Task, TaskExample, Trained, VariantKind
 from ._codec import SpeechCodec
 from ._config import SpeechConfig
-from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, audio_columns, is_audio_folder, path_columns
+from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, FILES, audio_columns, path_columns, read_folder
 
 __all__ = ["SpeechTask"]
 
-MAX_OTHER_COLUMNS = 3
 INT8_PARAMS: dict[str, Any] = {"scope": "logmel", "op_types_to_quantize": ["Conv", "Gemm", "MatMul"],
                                "per_channel": True, "weight_type": "QInt8"}
 
 
-class SpeechTask(Task):
+class SpeechTask(FolderReading, Task):
     """Keyword spotting: WAV/FLAC clips and a label -> label, class probabilities, OOD score.
 
     Data: a folder of class subfolders of WAV/FLAC files, or a table with an audio column (base64) or a column of
@@ -39,6 +39,13 @@ class SpeechTask(Task):
     kinds: ClassVar[tuple[str, ...]] = ("classification",)
     config_class: ClassVar[type | None] = SpeechConfig
     example_programs: ClassVar[tuple[str, ...]] = ("espeak-ng",)
+    files = FILES
+    encoded_what = "audio (WAV/FLAC)"
+    paths_what = "audio file paths"
+    tolerated = ("path", "speaker")
+    encoded_columns = staticmethod(audio_columns)
+    path_columns = staticmethod(path_columns)
+    read_folder = staticmethod(read_folder)
 
     def example(self) -> TaskExample:
         """4 words x 8 espeak-ng speakers x 2 clips (64 clips of 1 s), synthesized on first use (needs espeak-ng)."""
@@ -50,36 +57,6 @@ class SpeechTask(Task):
                            "4 command words spoken by 8 espeak-ng voices (64 clips), held-out speakers")
 
     # ------------------------------------------------------------------ training side
-
-    def claims(self, source: Any) -> str | None:
-        if is_audio_folder(source):
-            return f"{str(source)!r} is a folder of class subfolders of WAV/FLAC clips"
-        return None
-
-    def read(self, source: Any, *, log: Callable[[str], None] | None = None) -> pd.DataFrame:
-        from ._data import read_folder
-
-        if not isinstance(source, pd.DataFrame) and not (isinstance(source, str) and source.startswith("builtin:")):
-            try:
-                is_dir = Path(source).is_dir()
-            except TypeError:
-                is_dir = False
-            if is_dir:
-                return read_folder(source, log=log)
-        return super().read(source, log=log)
-
-    def detect(self, frame: pd.DataFrame, target: str | None) -> str | None:
-        found = audio_columns(frame, target)
-        why = f"column {found[0]!r} holds audio (WAV/FLAC)" if found else None
-        if not found:
-            paths = path_columns(frame, target)
-            if not paths:
-                return None
-            found, why = paths, f"column {paths[0]!r} holds audio file paths"
-        others = [c for c in frame.columns if c not in (target, found[0], "path", "speaker")]
-        if len(others) > MAX_OTHER_COLUMNS:
-            return None
-        return why
 
     def fit(self, frame: pd.DataFrame, config: Any, *, source: str = "dataframe", callbacks: Sequence[Any] = (),
             checkpoint_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> Trained:
