@@ -266,6 +266,31 @@ class TaskConfig:
         raise ConfigError(cls.WRONG_TYPE.format(type=type(config).__name__))  # type: ignore[attr-defined]
 
 
+class NetTaskConfig(TaskConfig):
+    """A task config whose network trains through the shared Trainer (AdamW, cosine schedule, early stopping) and
+    that has the fields ``seed``, ``epochs``, ``batch_size`` (None: 64), ``lr``, ``weight_decay``, ``patience``,
+    ``device``, ``progress``, ``test_size`` and ``val_size``."""
+
+    def check(self, *positive: str) -> None:
+        """Every field against its annotation, the ``positive`` fields and ``batch_size`` (when set) > 0, ``lr`` > 0,
+        ``weight_decay`` >= 0, and the split fractions."""
+        _coerce_and_check(self)
+        _positive(self, *positive)
+        if getattr(self, "batch_size", None) is not None:
+            _positive(self, "batch_size")
+        if not (0 < self.test_size < 1 and 0 < self.val_size < 1) or self.test_size + self.val_size >= 0.9:  # type: ignore[attr-defined]
+            raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.2.")
+        if not self.lr > 0 or self.weight_decay < 0:  # type: ignore[attr-defined]
+            raise ConfigError(f"lr must be > 0 and weight_decay >= 0; got {self.lr!r} and {self.weight_decay!r}.")  # type: ignore[attr-defined]
+
+    def train_config(self, **changes: Any) -> TrainConfig:
+        c: Any = self
+        base = dict(seed=c.seed, epochs=c.epochs, batch_size=c.batch_size or 64, lr=c.lr, weight_decay=c.weight_decay,
+                    lr_schedule="cosine", optimizer="adamw", early_stopping=True, patience=c.patience, device=c.device,
+                    progress=c.progress)
+        return TrainConfig(**{**base, **changes})
+
+
 def _coerce_and_check(obj: Any) -> None:
     """Check every field against its annotation; coerce lists to tuples and ints to floats."""
     hints = typing.get_type_hints(type(obj))

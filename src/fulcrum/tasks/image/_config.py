@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
-from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
+from ...config import NetTaskConfig
 from ...errors import ConfigError
 from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
@@ -13,7 +13,7 @@ __all__ = ["ImageConfig"]
 
 
 @dataclasses.dataclass
-class ImageConfig(TaskConfig):
+class ImageConfig(NetTaskConfig):
     """Options of an image classification run.
 
     ``model``: ``cnn`` (``auto`` is the same): a small CNN trained from scratch; ``width`` channels in the first
@@ -62,23 +62,10 @@ class ImageConfig(TaskConfig):
     measure_inference: bool = True
 
     def __post_init__(self) -> None:
-        _coerce_and_check(self)
-        for key in ("width", "depth", "epochs", "patience", "max_pixels", "max_bytes"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
-        if self.batch_size is not None and self.batch_size <= 0:
-            raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
+        self.check("width", "depth", "epochs", "patience", "max_pixels", "max_bytes")
         if self.stages is not None and not 1 <= self.stages <= 5:
             raise ConfigError(f"stages is between 1 and 5, got {self.stages}.")
         if self.image_size is not None and not 8 <= self.image_size <= 512:
             raise ConfigError(f"image_size is a side in pixels between 8 and 512, got {self.image_size}.")
-        if not (0 < self.test_size < 1 and 0 < self.val_size < 1) or self.test_size + self.val_size >= 0.9:
-            raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.2.")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.rotate_degrees <= 180:
-            raise ConfigError("lr must be > 0, weight_decay >= 0 and rotate_degrees between 0 and 180.")
-
-    def train_config(self, **changes: Any) -> TrainConfig:
-        base = dict(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size or 64, lr=self.lr,
-                    weight_decay=self.weight_decay, lr_schedule="cosine", optimizer="adamw", early_stopping=True,
-                    patience=self.patience, device=self.device, progress=self.progress)
-        return TrainConfig(**{**base, **changes})
+        if not 0 <= self.rotate_degrees <= 180:
+            raise ConfigError(f"rotate_degrees is between 0 and 180, got {self.rotate_degrees}.")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
-from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
+from ...config import NetTaskConfig
 from ...errors import ConfigError
 from ._data import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 
@@ -13,7 +13,7 @@ __all__ = ["SpeechConfig"]
 
 
 @dataclasses.dataclass
-class SpeechConfig(TaskConfig):
+class SpeechConfig(NetTaskConfig):
     """Options of a keyword-spotting run (a clip -> one of a fixed set of words).
 
     Clips are decoded, averaged to mono, resampled to 16 kHz and cut or padded to ``seconds``; the graph computes
@@ -61,25 +61,10 @@ class SpeechConfig(TaskConfig):
     measure_inference: bool = True
 
     def __post_init__(self) -> None:
-        _coerce_and_check(self)
-        for key in ("width", "depth", "epochs", "patience", "max_bytes", "n_mels"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
-        if self.batch_size is not None and self.batch_size <= 0:
-            raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
+        self.check("width", "depth", "epochs", "patience", "max_bytes", "n_mels", "max_seconds")
         if not 1 <= self.stages <= 4:
             raise ConfigError(f"stages is between 1 and 4, got {self.stages}.")
         if not 0.1 <= self.seconds <= 10:
             raise ConfigError(f"seconds (the clip length the model hears) is between 0.1 and 10, got {self.seconds}.")
-        if self.max_seconds <= 0:
-            raise ConfigError(f"max_seconds must be > 0, got {self.max_seconds}.")
-        if not (0 < self.test_size < 1 and 0 < self.val_size < 1) or self.test_size + self.val_size >= 0.9:
-            raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.2.")
-        if self.lr <= 0 or self.weight_decay < 0 or self.shift_ms < 0 or self.gain_db < 0:
-            raise ConfigError("lr must be > 0; weight_decay, shift_ms and gain_db >= 0.")
-
-    def train_config(self, **changes: Any) -> TrainConfig:
-        base = dict(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size or 64, lr=self.lr,
-                    weight_decay=self.weight_decay, lr_schedule="cosine", optimizer="adamw", early_stopping=True,
-                    patience=self.patience, device=self.device, progress=self.progress)
-        return TrainConfig(**{**base, **changes})
+        if self.shift_ms < 0 or self.gain_db < 0:
+            raise ConfigError(f"shift_ms and gain_db must be >= 0; got {self.shift_ms} and {self.gain_db}.")
