@@ -221,7 +221,7 @@ def main() -> None:
     for g, gnames in groups.items():
         if gnames:
             title = ("design series (Fulcrum's defaults were developed on these)" if g == "design" else
-                     "unseen series (not used to design anything; first run on them is this one)")
+                     "unseen series (not used to design anything)")
             summary[g] = _table(title, gnames, rows, systems, say)
     if all(groups.values()):
         summary["all"] = _table("all series", names, rows, systems, say)
