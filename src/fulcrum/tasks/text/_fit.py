@@ -7,13 +7,15 @@
    ``minilm``   frozen MiniLM embeddings (cached by content hash) + logistic head, C on validation; with
                 ``fine_tune`` the encoder and head are then trained end to end through the shared Trainer;
    ``ensemble`` w * MiniLM + (1 - w) * n-gram probabilities, w in 0.05..0.95 chosen on validation;
-4. keep the best, or the simplest within noise of it (ngram < minilm < ensemble; noise = the binomial
-   standard error of the best validation accuracy), refit the n-gram / frozen head on train + validation;
+4. keep the best validation accuracy; candidates within its binomial standard error are tied on it and the
+   validation log-loss decides among them (the simplest within one paired standard error of the lowest;
+   ngram < minilm < ensemble); refit the n-gram / frozen head on train + validation;
 5. export one graph from raw strings, check it against the Python/torch model, score it on the test split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -29,7 +31,7 @@ from .._metrics import classification_metrics
 from ._config import TextConfig
 from ._data import DEFAULT_MAX_CHARS, clean_training_texts, text_columns, text_stats, word_vocabulary
 
-__all__ = ["fit_text", "resolve_text_column", "prepare_splits", "MiniLMRun", "ORDER"]
+__all__ = ["fit_text", "fit_models", "Models", "resolve_text_column", "prepare_splits", "MiniLMRun", "ORDER"]
 
 ORDER = ("ngram", "minilm", "ensemble")  # simplest first
 ENSEMBLE_WEIGHTS = tuple(round(w, 2) for w in np.arange(0.05, 0.96, 0.05))
@@ -264,45 +266,69 @@ def _logistic(X: np.ndarray, y: np.ndarray, k: int, C: float, seed: int) -> tupl
 # ----------------------------------------------------------------------------- selection
 
 
-def select(candidates: dict[str, dict[str, Any]], n_val: int) -> tuple[str, str]:
-    """(family, why): the simplest candidate whose validation accuracy is within one binomial standard
-    error of the best one's (DESIGN section 8: differences inside the noise do not buy complexity)."""
-    scored = {f: c for f, c in candidates.items() if c.get("validation_accuracy") is not None}
-    best = max(scored, key=lambda f: (scored[f]["validation_accuracy"], -ORDER.index(f)))
-    acc = scored[best]["validation_accuracy"]
-    se = math.sqrt(max(acc * (1 - acc), 1e-12) / max(n_val, 1))
-    for fam in ORDER:
-        if fam in scored and scored[fam]["validation_accuracy"] >= acc - se:
-            if fam == best:
-                return fam, f"best validation accuracy ({acc:.4f})"
-            return fam, (f"within noise of the best, {best} ({scored[fam]['validation_accuracy']:.4f} vs {acc:.4f}, "
-                         f"standard error {se:.4f}), and simpler")
-    return best, "best validation accuracy"
+def _row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(p[np.arange(len(y)), y].astype(np.float64), 1e-15, 1.0))
 
 
-# ----------------------------------------------------------------------------- the run
+def select(y_va: np.ndarray, val_p: dict[str, np.ndarray]) -> tuple[str, str]:
+    """(family, why), from the validation rows only. Accuracy first: the candidates within one binomial
+    standard error of the best validation accuracy are tied on it (DESIGN section 8: differences inside the
+    noise do not buy complexity). Among tied candidates the validation log-loss decides, as accuracy alone
+    cannot: near 98% a few hundred validation rows hold a handful of errors, while every row's probability
+    of its true label counts in the log-loss. The simplest tied candidate whose per-row log-loss is within
+    one standard error of the paired differences of the lowest one's is kept (ngram < minilm < ensemble)."""
+    fams = [f for f in ORDER if f in val_p]
+    n = len(y_va)
+    acc = {f: _accuracy(y_va, val_p[f]) for f in fams}
+    best = max(fams, key=lambda f: (acc[f], -ORDER.index(f)))
+    se = math.sqrt(max(acc[best] * (1 - acc[best]), 1e-12) / max(n, 1))
+    tied = [f for f in fams if acc[f] >= acc[best] - se]
+    if len(tied) == 1:
+        return best, f"best validation accuracy ({acc[best]:.4f}), beyond one standard error ({se:.4f}) of the others"
+    loss = {f: _row_log_loss(y_va, val_p[f]) for f in tied}
+    low = min(tied, key=lambda f: (loss[f].mean(), ORDER.index(f)))
+    for fam in tied:  # simplest first
+        d = loss[fam] - loss[low]
+        d_se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+        if d.mean() <= d_se:
+            tie = ", ".join(f"{f} {acc[f]:.4f}" for f in tied)
+            if fam == low:
+                return fam, (f"validation accuracy within one standard error ({se:.4f}) of the best ({tie}); the lowest "
+                             f"validation log-loss of those ({loss[fam].mean():.4f})")
+            return fam, (f"validation accuracy within one standard error ({se:.4f}) of the best ({tie}); validation "
+                         f"log-loss {loss[fam].mean():.4f} within one paired standard error ({d_se:.4f}) of the lowest, "
+                         f"{low} ({loss[low].mean():.4f}), and simpler")
+    return low, "lowest validation log-loss"  # unreachable: the lowest is within noise of itself
 
 
-def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", callbacks: Sequence[Any] = (),
-             checkpoint_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> Trained:
-    from ... import data as D
-    from .._base import Trained
-    from ..tabular import library_versions
-    from ._graph import ensemble_graph, minilm_graph, run_graph, session
-    from ._minilm import PACKAGE, model_dir
+# ----------------------------------------------------------------------------- candidates, selection, refit
 
+
+@dataclasses.dataclass
+class Models:
+    """The candidates fitted on train and scored on validation, the one selected, refit on train + validation."""
+
+    family: str
+    why: str
+    candidates: dict[str, dict[str, Any]]
+    val_p: dict[str, np.ndarray]  # each candidate's validation probabilities (before the refit)
+    ngram: Any
+    mini: MiniLMRun | None
+    head: tuple[np.ndarray, np.ndarray] | None
+    flops: dict[str, int]
+    history: list[dict[str, Any]]
+    refit: dict[str, Any]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """The selected model's probabilities in Python / torch (the exported graph matches them)."""
+        return _reference_proba(self.family, self.ngram, self.mini, self.head, self.candidates, texts)
+
+
+def fit_models(tr: list[str], y_tr: np.ndarray, va: list[str], y_va: np.ndarray, k: int, cfg: TextConfig, *,
+               callbacks: Sequence[Any] = (), checkpoint_dir: Path | None = None,
+               log: Callable[[str], None] | None = None) -> Models:
+    """Steps 3-4 of the module docstring: every decision here is made on ``va`` (never on a test split)."""
     say = _say(log)
-    cfg = TextConfig.coerce(config)
-    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else (Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None)
-    text_col, df, (train, val, test), labels, codec = prepare_splits(frame, cfg, say)
-    target = cfg.target
-    assert target is not None
-    k = len(labels)
-    names = [str(c) for c in labels]
-    tr, va, te = (list(s[text_col]) for s in (train, val, test))
-    y_tr, y_va, y_te = (np.asarray(codec.encode(s[target]), dtype=np.int64) for s in (train, val, test))
-    say(f"text column {text_col!r}, {k} classes; rows: train {len(tr)}, validation {len(va)}, test {len(te)}")
-
     families = list(ORDER) if cfg.model == "auto" else [cfg.model]
     if cfg.fine_tune and cfg.model == "ngram":
         raise ConfigError("fine_tune trains the MiniLM encoder; use model='minilm', 'ensemble' or 'auto' with it.")
@@ -344,7 +370,7 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
             fl_tok = encoder_flops(mini.encoder, int(np.mean(mini.token_lengths(tr[:256])) if tr else 1))
             flops["minilm"] = fl_tok * mini.embedded + 2 * 384 * k * len(tr) * 100
             if cfg.fine_tune:
-                W, b, history, ft_flops = mini.fine_tune(tr, y_tr, va, y_va, W, b, callbacks, ckpt_root, say)
+                W, b, history, ft_flops = mini.fine_tune(tr, y_tr, va, y_va, W, b, callbacks, checkpoint_dir, say)
                 flops["minilm"] += ft_flops
 
                 p = _torch_proba(mini, W, b, va)
@@ -364,10 +390,61 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
         say(f" ensemble: validation accuracy = {candidates['ensemble']['validation_accuracy']:.4f} "
             f"(w_minilm={best_w:g})")
     families = [f for f in families if f in candidates]
+    for f in families:
+        candidates[f]["validation_log_loss"] = _log_loss(y_va, val_p[f])
     if not families:
         raise DataError("No text model could be trained; see the notes above.")
-    family, why = select({f: candidates[f] for f in families}, len(y_va)) if len(families) > 1 else (families[0], "asked for")
+    family, why = select(y_va, {f: val_p[f] for f in families}) if len(families) > 1 else (families[0], "asked for")
     say(f"selected: {family} ({why})")
+
+    # ---- refit on train + validation (n-gram and frozen head; a fine-tuned encoder stays as trained)
+    refit: dict[str, Any] = {}
+    all_texts, y_all = tr + va, np.concatenate([y_tr, y_va])
+    if cfg.refit and len(va):
+        if family in ("ngram", "ensemble") and ngram is not None:
+            from ._ngram import NgramModel
+
+            ngram = NgramModel(C=ngram.C, max_word=ngram.max_word, max_char=ngram.max_char, min_df=ngram.min_df,
+                               sublinear=ngram.sublinear, seed=cfg.seed).fit(all_texts, y_all, k)
+            refit["ngram"] = {"C": ngram.C, "rows": len(all_texts)}
+        if family in ("minilm", "ensemble") and mini is not None and not cfg.fine_tune:
+            E_all = mini.embeddings(all_texts)
+            W, b, _, _ = mini.fit_head(E_all, y_all, np.zeros((0, 384), np.float32), np.zeros(0, np.int64), k,
+                                       C=candidates["minilm"]["C"])
+            head = (W, b)
+            refit["minilm"] = {"C": candidates["minilm"]["C"], "rows": len(all_texts)}
+
+    return Models(family, why, candidates, val_p, ngram, mini, head, flops, history, refit)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", callbacks: Sequence[Any] = (),
+             checkpoint_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> Trained:
+    from ... import data as D
+    from .._base import Trained
+    from ..tabular import library_versions
+    from ._graph import ensemble_graph, minilm_graph, run_graph, session
+    from ._minilm import PACKAGE, model_dir
+
+    say = _say(log)
+    cfg = TextConfig.coerce(config)
+    ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else (Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None)
+    text_col, df, (train, val, test), labels, codec = prepare_splits(frame, cfg, say)
+    target = cfg.target
+    assert target is not None
+    k = len(labels)
+    names = [str(c) for c in labels]
+    tr, va, te = (list(s[text_col]) for s in (train, val, test))
+    y_tr, y_va, y_te = (np.asarray(codec.encode(s[target]), dtype=np.int64) for s in (train, val, test))
+    say(f"text column {text_col!r}, {k} classes; rows: train {len(tr)}, validation {len(va)}, test {len(te)}")
+
+    models = fit_models(tr, y_tr, va, y_va, k, cfg, callbacks=callbacks, checkpoint_dir=ckpt_root, log=say)
+    family, why, candidates, val_p = models.family, models.why, models.candidates, models.val_p
+    ngram, mini, head, flops, history, refit = (models.ngram, models.mini, models.head, models.flops, models.history,
+                                                models.refit)
+    all_texts = tr + va
 
     # ---- OOD reference: centroids / vocabulary of the training split, thresholds on the validation split
     thresholds: dict[str, float] = {}
@@ -386,23 +463,6 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
         ood_info = {"score": "share of word tokens never seen in training"}
     if len(ood_val):
         thresholds = {"p95": float(np.percentile(ood_val, 95)), "p99": float(np.percentile(ood_val, 99))}
-
-    # ---- refit on train + validation (n-gram and frozen head; a fine-tuned encoder stays as trained)
-    refit: dict[str, Any] = {}
-    all_texts, y_all = tr + va, np.concatenate([y_tr, y_va])
-    if cfg.refit and len(va):
-        if family in ("ngram", "ensemble") and ngram is not None:
-            from ._ngram import NgramModel
-
-            ngram = NgramModel(C=ngram.C, max_word=ngram.max_word, max_char=ngram.max_char, min_df=ngram.min_df,
-                               sublinear=ngram.sublinear, seed=cfg.seed).fit(all_texts, y_all, k)
-            refit["ngram"] = {"C": ngram.C, "rows": len(all_texts)}
-        if family in ("minilm", "ensemble") and mini is not None and not cfg.fine_tune:
-            E_all = mini.embeddings(all_texts)
-            W, b, _, _ = mini.fit_head(E_all, y_all, np.zeros((0, 384), np.float32), np.zeros(0, np.int64), k,
-                                       C=candidates["minilm"]["C"])
-            head = (W, b)
-            refit["minilm"] = {"C": candidates["minilm"]["C"], "rows": len(all_texts)}
 
     vocab_text = (model_dir() / "vocab.txt").read_text(encoding="utf-8")
     t0 = time.perf_counter()
