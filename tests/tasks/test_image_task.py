@@ -62,6 +62,7 @@ def test_folder_is_detected_trained_and_packaged_as_one_graph(trained, capsys):
     canvas[0, :24, :24, 0], canvas[1, :, :, 0] = a, big
     both = sess.run(None, {"image": canvas, "image_size": np.array([[24, 24], [31, 40]])})
     assert list(both[0]) == [one_a[0][0], one_b[0][0]]
+    assert [str(x) for x in both[0]] == [m["task"]["labels"][i] for i in both[1].argmax(1)]  # the most probable class
     np.testing.assert_allclose(both[1], np.concatenate([one_a[1], one_b[1]]), atol=1e-6)
 
 

@@ -95,6 +95,8 @@ def test_the_graph_computes_log_mel_from_pcm_like_numpy(trained):
     # the whole graph on raw PCM agrees with the Python predictor on the same clips
     full = ort.InferenceSession(pkg.read_bytes("model.onnx"), providers=["CPUExecutionProvider"])
     labels = full.run(["label"], {"audio": pcm})[0]
+    probs, names = full.run(["probabilities"], {"audio": pcm})[0], pkg.manifest["task"]["labels"]
+    assert [str(x) for x in labels] == [names[i] for i in probs.argmax(1)]  # the label names the most probable class
     py = fulcrum.load("kws", registry=reg).predict(frame[["audio"]])
     assert [str(x) for x in labels] == py["prediction"].astype(str).tolist()
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-__all__ = ["graph_signature"]
+__all__ = ["graph_signature", "finish_model", "cpu_session", "class_head_initializers"]
 
 _TYPE_NAMES = {1: "float", 6: "int32", 7: "int64", 8: "string", 9: "bool", 11: "double"}
 
@@ -33,3 +33,40 @@ def graph_signature(model_bytes: bytes) -> dict[str, Any]:
     }
 
 
+
+
+def finish_model(graph: Any, opsets: Mapping[str, int]) -> Any:
+    """A checked ModelProto of ``graph`` with ``opsets`` ({domain: version}), IR 8 (what the pinned runtime reads)."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()])
+    model.ir_version = 8
+    model.producer_name = "fulcrum"
+    onnx.checker.check_model(model)
+    return model
+
+
+def cpu_session(model: Any, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session of ``model`` (ModelProto or bytes); ``threads`` intra-op threads (0: its default)."""
+    import onnxruntime as ort
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def class_head_initializers(labels: Sequence[Any], centroids: Any) -> list[Any]:
+    """The constants of a classifier's tail with a centroid OOD score: class names, the centroids (transposed),
+    and the small constants the tail's nodes use (``axis1``, ``eps``, ``one_f``)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    return [helper.make_tensor("class_names", TensorProto.STRING, [len(labels)], [str(c).encode() for c in labels]),
+            helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12]),
+            helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0]),
+            numpy_helper.from_array(np.ascontiguousarray(np.asarray(centroids).T.astype(np.float32)), "centroids_t")]

@@ -26,6 +26,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._graph import class_head_initializers, cpu_session, finish_model
+
 __all__ = ["OPSET", "MONITORED", "monitored_values", "preprocess_graph", "full_graph", "session", "run_graph", "batch_feeds", "preprocess"]
 
 OPSET = 18
@@ -105,8 +107,7 @@ def export_cnn(module: Any, size: int, channels: int) -> Any:
 
 def full_graph(cnn: Any, size: int, channels: int, labels: Sequence[str], centroids: np.ndarray) -> Any:
     """The pre-processing graph, the exported CNN, softmax, label and the OOD score, as one model."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     pre = preprocess_graph(size, channels)
     k = len(labels)
@@ -125,15 +126,10 @@ def full_graph(cnn: Any, size: int, channels: int, labels: Sequence[str], centro
             N("Cast", ["image_size"], ["size_f"], to=TensorProto.FLOAT),
             N("Gather", ["size_f", "idx0"], ["image_height"], axis=1),
             N("Gather", ["size_f", "idx1"], ["image_width"], axis=1)]
-    inits = list(pre.graph.initializer) + list(cnn.graph.initializer) + [
-        helper.make_tensor("class_names", TensorProto.STRING, [k], [str(c).encode() for c in labels]),
-        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12]),
-        helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0]),
+    inits = list(pre.graph.initializer) + list(cnn.graph.initializer) + class_head_initializers(labels, centroids) + [
         helper.make_tensor("axes123", TensorProto.INT64, [3], [1, 2, 3]),
         helper.make_tensor("idx0", TensorProto.INT64, [], [0]),
-        helper.make_tensor("idx1", TensorProto.INT64, [], [1]),
-        numpy_helper.from_array(np.ascontiguousarray(centroids.T.astype(np.float32)), "centroids_t")]
+        helper.make_tensor("idx1", TensorProto.INT64, [], [1])]
     graph = helper.make_graph(
         list(pre.graph.node) + cnn_nodes + tail, "fulcrum_image", list(pre.graph.input),
         [helper.make_tensor_value_info("label", TensorProto.STRING, ["N"]),
@@ -141,22 +137,11 @@ def full_graph(cnn: Any, size: int, channels: int, labels: Sequence[str], centro
          helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])]
         + [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N"]) for name in MONITORED],
         initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    model.producer_name = "fulcrum"
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, {"": OPSET})
 
 
 def session(model: Any, threads: int = 0) -> Any:
-    import onnxruntime as ort
-
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return cpu_session(model, threads)
 
 
 def batch_feeds(images: Sequence[np.ndarray], channels: int) -> dict[str, np.ndarray]:

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._graph import class_head_initializers, cpu_session, finish_model
+
 from ._features import FeatureParams, frontend_nodes
 
 __all__ = ["OPSET", "EDGE", "export_cnn", "full_graph", "session", "run_graph"]
@@ -69,7 +71,6 @@ def _constants_to_initializers(model: Any) -> Any:
 
 def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.ndarray, band_mean: Any = None,
                band_std: Any = None, silence_level: float | None = None, steady_level: float | None = None) -> Any:
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k = len(labels)
@@ -114,12 +115,7 @@ def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.
                 helper.make_tensor("axes3", TensorProto.INT64, [1], [3]),
                 helper.make_tensor("silence_level", TensorProto.FLOAT, [], [float(silence_level)]),
                 helper.make_tensor("steady_level", TensorProto.FLOAT, [], [float(steady_level or 0.0)])]
-    inits = fe_inits + list(cnn.graph.initializer) + gate + [
-        helper.make_tensor("class_names", TensorProto.STRING, [k], [str(c).encode() for c in labels]),
-        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-12]),
-        helper.make_tensor("one_f", TensorProto.FLOAT, [], [1.0]),
-        numpy_helper.from_array(np.ascontiguousarray(centroids.T.astype(np.float32)), "centroids_t")]
+    inits = fe_inits + list(cnn.graph.initializer) + gate + class_head_initializers(labels, centroids)
     graph = helper.make_graph(
         fe_nodes + list(cnn.graph.node) + tail, "fulcrum_speech",
         [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["N", p.samples])],
@@ -127,22 +123,11 @@ def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", k]),
          helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])],
         initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    model.producer_name = "fulcrum"
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, {"": OPSET})
 
 
 def session(model: Any, threads: int = 0) -> Any:
-    import onnxruntime as ort
-
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return cpu_session(model, threads)
 
 
 def run_graph(sess: Any, audio: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
