@@ -10,12 +10,12 @@ the row and the fix (the server answers 422).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ...errors import SchemaError
+from .._codec import OneColumnCodec
 from ._data import decode_image
 from ._graph import batch_feeds
 
@@ -25,25 +25,15 @@ INPUT = "image"
 MAX_BATCH_BYTES = 512 * 1024 * 1024
 
 
-class ImageCodec:
+class ImageCodec(OneColumnCodec):
+    INPUT, WHAT, PLURAL = INPUT, "image", "images"
+
     def __init__(self, mode: str, max_bytes: int, max_pixels: int, column: str | None = None) -> None:
         self.mode = mode
         self.channels = 1 if mode == "L" else 3
         self.max_bytes, self.max_pixels = int(max_bytes), int(max_pixels)
-        self.column = column
+        self._init_column(column)
         self.input_names = ["image", "image_size"]
-        self.last_extra_: list[str] | None = None
-        self.last_unknown_: dict[str, list[str]] | None = None
-
-    def _names(self) -> list[str]:
-        return [INPUT] + ([self.column] if self.column and self.column != INPUT else [])
-
-    def _pick(self, keys: Sequence[Any]) -> str:
-        for name in self._names():
-            if name in keys:
-                return name
-        wanted = " or ".join(repr(n) for n in self._names())
-        raise SchemaError(f"No image column: the input needs a column {wanted}; got {sorted(map(str, keys))[:10]}.")
 
     def _encode(self, values: Sequence[Any], name: str, rows: bool = True) -> dict[str, np.ndarray]:
         images = [decode_image(v, self.mode, max_bytes=self.max_bytes, max_pixels=self.max_pixels,
@@ -57,30 +47,10 @@ class ImageCodec:
                                   "similar sizes together, or fewer at a time.")
         return batch_feeds(images, self.channels)
 
-    def encode_frame(self, df: pd.DataFrame, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
-        name = self._pick(list(df.columns))
-        self.last_extra_ = [str(c) for c in df.columns if c not in self._names()]
-        self.last_unknown_ = {}
-        return self._encode(df[name].tolist(), name)
-
-    def encode_columns(self, cols: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
-        name = self._pick(list(cols))
-        values = cols[name]
-        if isinstance(values, (str, bytes)):
-            raise SchemaError(f"{name!r} must be a list of images (one per row), got a single value; wrap it in a list.")
+    def _as_rows(self, values: Any, name: str) -> list[Any]:
         if isinstance(values, np.ndarray) and values.dtype == np.uint8:
-            values = list(values)  # (N, H, W[, C]) pixels: one image per row
-        else:
-            values = list(np.asarray(values, dtype=object).reshape(-1)) if not isinstance(values, list) else values
-        self.last_extra_ = [str(c) for c in cols if c not in self._names()]
-        self.last_unknown_ = {}
-        return self._encode(values, name)
-
-    def encode_row(self, row: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
-        name = self._pick(list(row))
-        self.last_extra_ = [str(c) for c in row if c not in self._names()]
-        self.last_unknown_ = {}
-        return self._encode([row[name]], name, rows=False)
+            return list(values)  # (N, H, W[, C]) pixels: one image per row
+        return super()._as_rows(values, name)
 
     def dummy(self) -> dict[str, np.ndarray]:
         return batch_feeds([np.full((24, 20, self.channels), 128, np.uint8)], self.channels)

@@ -8,12 +8,11 @@ Anything else is a SchemaError naming the row and the fix (the server answers 42
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 
-from ...errors import SchemaError
+from .._codec import OneColumnCodec
 from ._data import decode_audio, fix_length
 
 __all__ = ["SpeechCodec", "INPUT"]
@@ -21,24 +20,14 @@ __all__ = ["SpeechCodec", "INPUT"]
 INPUT = "audio"
 
 
-class SpeechCodec:
+class SpeechCodec(OneColumnCodec):
+    INPUT, WHAT, PLURAL = INPUT, "audio", "clips"
+
     def __init__(self, samples: int, max_bytes: int, max_seconds: float, column: str | None = None) -> None:
         self.samples = int(samples)
         self.max_bytes, self.max_seconds = int(max_bytes), float(max_seconds)
-        self.column = column
+        self._init_column(column)
         self.input_names = [INPUT]
-        self.last_extra_: list[str] | None = None
-        self.last_unknown_: dict[str, list[str]] | None = None
-
-    def _names(self) -> list[str]:
-        return [INPUT] + ([self.column] if self.column and self.column != INPUT else [])
-
-    def _pick(self, keys: Sequence[Any]) -> str:
-        for name in self._names():
-            if name in keys:
-                return name
-        wanted = " or ".join(repr(n) for n in self._names())
-        raise SchemaError(f"No audio column: the input needs a column {wanted}; got {sorted(map(str, keys))[:10]}.")
 
     def _encode(self, values: Sequence[Any], name: str, rows: bool = True) -> dict[str, np.ndarray]:
         out = np.zeros((len(values), self.samples), np.float32)
@@ -48,31 +37,10 @@ class SpeechCodec:
             out[i] = fix_length(x, self.samples)
         return {INPUT: out}
 
-    def _done(self, keys: Sequence[Any]) -> None:
-        self.last_extra_ = [str(c) for c in keys if c not in self._names()]
-        self.last_unknown_ = {}
-
-    def encode_frame(self, df: pd.DataFrame, on_unknown: str = "ignore") -> dict[str, np.ndarray]:
-        name = self._pick(list(df.columns))
-        self._done(list(df.columns))
-        return self._encode(df[name].tolist(), name)
-
-    def encode_columns(self, cols: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
-        name = self._pick(list(cols))
-        values = cols[name]
-        if isinstance(values, (str, bytes)):
-            raise SchemaError(f"{name!r} must be a list of clips (one per row), got a single value; wrap it in a list.")
+    def _as_rows(self, values: Any, name: str) -> list[Any]:
         if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-            values = list(values.reshape(len(values), -1)) if values.ndim == 2 else [values]
-        elif not isinstance(values, list):
-            values = list(np.asarray(values, dtype=object).reshape(-1))
-        self._done(list(cols))
-        return self._encode(values, name)
-
-    def encode_row(self, row: Mapping[str, Any], on_unknown: str = "ignore") -> dict[str, np.ndarray]:
-        name = self._pick(list(row))
-        self._done(list(row))
-        return self._encode([row[name]], name, rows=False)
+            return list(values.reshape(len(values), -1)) if values.ndim == 2 else [values]
+        return super()._as_rows(values, name)
 
     def dummy(self) -> dict[str, np.ndarray]:
         return {INPUT: np.zeros((1, self.samples), np.float32)}
