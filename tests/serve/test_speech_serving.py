@@ -7,53 +7,20 @@ from __future__ import annotations
 import base64
 import os
 import sys
-import threading
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
 from speech_fixtures import clips, needs_espeak, wav, write_folder  # noqa: E402
+from test_every_task import Server  # noqa: E402  (the every-task in-process uvicorn server on port 0)
 
 from fulcrum.artifact import Registry  # noqa: E402
 from fulcrum.cli import main  # noqa: E402
 
 pytestmark = needs_espeak
 SMALL = dict(words=("yes", "no"), voices=("en-us", "en-gb"), variants=("m1", "f1"), n=2)
-
-
-# as in test_image_serving.py
-class Server:
-    def __init__(self, name: str, registry: Registry, **settings) -> None:
-        import uvicorn
-
-        from fulcrum.serve import ServeSettings, create_app
-        from fulcrum.serve._server import uvicorn_config
-
-        s = ServeSettings(poll_interval_s=0.2, usage_flush_s=0.2, access_log=False, **settings)
-        self.app = create_app([name], s, registry=registry)
-        self.server = uvicorn.Server(uvicorn_config(self.app, s, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> httpx.Client:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        models = self.app.state.fulcrum.models
-        while not self.server.started or not models.ready:
-            assert not models.failed, models.failed
-            assert self.thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        return self.client
-
-    def __exit__(self, *exc) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def b64(data: bytes) -> str:

@@ -34,15 +34,16 @@ ROWS = 12  # rows predicted and served
 
 class Server:
     """``fulcrum serve NAME`` in this process: the app under uvicorn (the real server configuration) on
-    127.0.0.1, a free port, in a thread; stopped cleanly on exit (it flushes its usage ledger then)."""
+    127.0.0.1, a free port, in a thread; stopped cleanly on exit (it flushes its usage ledger then).
+    ``settings_kw``: other ServeSettings (e.g. ``max_body_bytes``)."""
 
-    def __init__(self, name: str, registry: Registry) -> None:
+    def __init__(self, name: str, registry: Registry, **settings_kw) -> None:
         import uvicorn
 
         from fulcrum.serve import ServeSettings, create_app
         from fulcrum.serve._server import uvicorn_config
 
-        settings = ServeSettings(poll_interval_s=0.2, usage_flush_s=0.2, access_log=False)
+        settings = ServeSettings(poll_interval_s=0.2, usage_flush_s=0.2, access_log=False, **settings_kw)
         self.app = create_app([name], settings, registry=registry)
         self.server = uvicorn.Server(uvicorn_config(self.app, settings, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
