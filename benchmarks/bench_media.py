@@ -12,14 +12,21 @@ image   uint8 (H, W, C) pixels -> per image: crop to its size, float, resize to 
 speech  float32 PCM (N, 16000) at 16 kHz -> framing, windowed DFT, power, mel filterbank, log, per-band
         normalization -> CNN -> softmax. ORT: model.onnx (the front end is MatMuls inside the graph). torch: the
         training-time ``LogMel`` module (``torch.stft``-free matmul front end, the same figures) and the CNN.
+transcribe  float32 PCM (N, 48000) at 16 kHz -> the same log-mel front end -> conv + bidirectional GRU -> per-frame
+        ArgMax -> greedy CTC decoding -> text. ORT: model.onnx (decoding in ONNX ops, a Loop of StringConcat).
+        torch: the training-time Transcriber module, ArgMax, and ``_ctc.greedy_decode`` in numpy. The package is
+        trained with the default recipe (``fulcrum train builtin:speech_phrases --task transcribe``), so its
+        held-out WER/CER on unseen voices, the baselines and the training time are printed too.
 int8    variants/int8-static/model.onnx (QDQ Conv/Gemm, calibrated on training inputs; pre-processing float) vs
-        model.onnx, on the package's held-out test split: accuracy of each and how often they agree.
+        model.onnx, on the package's held-out test split: accuracy of each and how often they agree. For
+        transcription variants/int8-dynamic/model.onnx (MatMuls; ONNX Runtime has no int8 GRU) by WER.
 
 Both engines get the same thread count (``--threads``, default 1: on a shared machine one thread is the stable
 figure). Each cell is the median of per-call times within a round; the best round of ``--rounds`` is reported.
 
     python benchmarks/bench_media.py                  # builtin:digits_images and builtin:speech_commands
     python benchmarks/bench_media.py --quick          # small subsets, few epochs (minutes, not tens of minutes)
+    python benchmarks/bench_media.py --sections transcribe [--package-registry DIR]  # reuse a trained `phrases`
 """
 
 from __future__ import annotations
@@ -234,6 +241,88 @@ def bench_speech(reg: str, args: argparse.Namespace) -> None:
     _report("speech", _time(fns, args.rounds, args.calls), (1, 64))
 
 
+# ----------------------------------------------------------------------------------------------------- transcribe
+
+
+def bench_transcribe(reg: str, args: argparse.Namespace) -> None:
+    import shutil
+
+    import torch
+    from safetensors.torch import load
+
+    from fulcrum.artifact import Registry
+    from fulcrum.cli import main as cli
+    from fulcrum.tasks.speech._ctc import error_rates, greedy_decode
+    from fulcrum.tasks.speech._features import FeatureParams
+    from fulcrum.tasks.speech._transcribe import TranscribeConfig, TranscribeTask, _net, prepare_transcripts
+
+    print("\ntranscribe: short phrases on builtin:speech_phrases (espeak-ng, 3 s at 16 kHz), test voices unseen",
+          flush=True)
+    if shutil.which("espeak-ng") is None:
+        print("  skipped: espeak-ng is not installed (apt-get install espeak-ng)")
+        return
+    if args.package_registry:
+        reg = args.package_registry
+    else:
+        train = ["train", "builtin:speech_phrases", "--task", "transcribe", "--name", "phrases", "--registry", reg]
+        if args.quick:
+            train += ["--set=steps=300"]
+        _train(train)
+    if "int8-dynamic" not in (Registry(reg).load("phrases").manifest.get("variants") or {}):
+        if cli(["optimize", "phrases", "--variants", "int8-dynamic", "--registry", reg]) != 0:
+            sys.exit("fulcrum optimize phrases failed")
+    pkg = Registry(reg).load("phrases")
+    m = pkg.manifest
+    met, base = m["metrics"], m["metrics"]["baseline"]
+    print(f"  test (unseen voices, {met['test']['n']} clips; {m['data']['split']}): WER {met['test']['wer']:.4f}, "
+          f"CER {met['test']['cer']:.4f}, exact {met['test']['exact_match']:.3f}; baselines: most common transcript "
+          f"WER {base['most_common']['test_wer']:.4f}, 1-NN on mean/std log-mel WER "
+          f"{base['nearest_neighbour']['test_wer']:.4f}; validation WER {met['validation']['wer']:.4f}; "
+          f"training {met['timing_s']['train']:.0f} s ({m['model']['epochs']} epochs, best {m['model']['best_epoch']})",
+          flush=True)
+    cfg = TranscribeConfig.coerce({**m["config"], "progress": False})
+    p = FeatureParams.from_dict(m["model"]["features"])
+    vocab = m["model"]["vocabulary"]
+    norm = m["model"]["normalize"]
+    net = _net(p, cfg, len(vocab), norm["band_mean"], norm["band_std"])
+    weights = load(pkg.read_bytes("weights.safetensors"))
+    net.acoustic.load_state_dict({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")})
+    net.eval()
+    torch.set_num_threads(args.threads)
+    source = m["data"]["source"]
+    prep = prepare_transcripts(TranscribeTask().read(source), cfg, source)
+    W = np.ascontiguousarray(prep.waves["test"], np.float32)
+    refs = prep.splits[2][prep.target].tolist()
+    fp32 = _session(pkg.read_bytes("model.onnx"), args.threads)
+    int8 = _session(pkg.read_bytes("variants/int8-dynamic/model.onnx"), args.threads)
+
+    def torch_text(x: np.ndarray) -> list[str]:
+        with torch.inference_mode():
+            return greedy_decode(net(torch.from_numpy(x)).argmax(2).numpy(), vocab)
+
+    def ort_text(sess: Any, x: np.ndarray) -> list[str]:
+        return [str(t) for t in sess.run(["text"], {"audio": x})[0].tolist()]
+
+    def texts(f: Callable[[np.ndarray], list[str]]) -> list[str]:
+        return [t for s in range(0, len(W), 64) for t in f(W[s: s + 64])]
+
+    ref, got, got8 = texts(torch_text), texts(lambda x: ort_text(fp32, x)), texts(lambda x: ort_text(int8, x))
+    e32, e8 = error_rates(refs, got), error_rates(refs, got8)
+    same = np.mean([a == b for a, b in zip(ref, got)])
+    print(f"  same pre-processing: torch and ORT write the same text for {same:.1%} of {len(W)} test clips", flush=True)
+    print(f"  WER on {len(W)} held-out clips: fp32 graph {e32['wer']:.4f} (CER {e32['cer']:.4f}), int8-dynamic "
+          f"{e8['wer']:.4f} (CER {e8['cer']:.4f}), change {e8['wer'] - e32['wer']:+.4f}; same text on "
+          f"{np.mean([a == b for a, b in zip(got, got8)]):.1%}", flush=True)
+    pool = np.concatenate([W] * (64 // max(1, len(W)) + 1))[:64]
+    fns: dict[str, Callable[[], Any]] = {}
+    for b in (1, 64):
+        batch = np.ascontiguousarray(pool[:b])
+        fns[f"ort{b}"] = lambda batch=batch: ort_text(fp32, batch)
+        fns[f"torch{b}"] = lambda batch=batch: torch_text(batch)
+        fns[f"int8{b}"] = lambda batch=batch: ort_text(int8, batch)
+    _report("transcribe", _time(fns, args.rounds, args.calls), (1, 64))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="image,speech")
@@ -241,6 +330,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=20, help="calls per round and cell")
+    ap.add_argument("--package-registry", default=None,
+                    help="transcribe: a registry that already holds the package `phrases` (no training)")
     args = ap.parse_args()
     print(f"bench_media: {_load()}; threads {args.threads}; decoding excluded on both sides", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -251,6 +342,8 @@ def main() -> None:
             bench_image(reg, args)
         if "speech" in sections:
             bench_speech(reg, args)
+        if "transcribe" in sections:
+            bench_transcribe(reg, args)
     print(f"\n{_load()}")
 
 

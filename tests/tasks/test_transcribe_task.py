@@ -297,3 +297,47 @@ def test_time_limit_stops_training_after_the_epoch_that_passes_it(small):
                                                  "time_limit": 1e-3, "audio_root": str(small), "progress": False})
     m = trained.manifest["model"]
     assert m["epochs"] == 1 and m["stopped_early"]
+
+
+# ----------------------------------------------------------------------------- the default recipe learns
+
+
+def tone_words(per_voice: int = 40, voices: int = 5, seed: int = 0) -> pd.DataFrame:
+    """A tiny stand-in for speech that a CTC model can learn in a few hundred steps: letter a/b/c/d = an 80 ms tone
+    at its own pitch, a clip = 1-3 letters at a random offset in 0.5 s with gaps between them (repeats are
+    separable), each "voice" detuned by its own 4% step, white noise under it."""
+    import io
+
+    import soundfile as sf
+
+    freqs = {"a": 400.0, "b": 700.0, "c": 1100.0, "d": 1600.0}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for v in range(voices):
+        detune = 1.0 + 0.04 * (v - voices // 2)
+        for _ in range(per_voice):
+            word = "".join(rng.choice(list(freqs), int(rng.integers(1, 4))))
+            x = np.zeros(8000, np.float32)
+            t = int(rng.integers(0, 1600))
+            for ch in word:
+                n = int(rng.integers(1100, 1500))
+                x[t: t + n] = 0.3 * np.sin(2 * np.pi * freqs[ch] * detune * np.arange(n) / 16000) * np.hanning(n)
+                t += n + int(rng.integers(500, 900))
+            x += rng.normal(0, 0.01, len(x)).astype(np.float32)
+            buf = io.BytesIO()
+            sf.write(buf, x, 16000, format="WAV", subtype="PCM_16")
+            rows.append({"audio": base64.b64encode(buf.getvalue()).decode(), "text": word, "voice": f"v{v}"})
+    return pd.DataFrame(rows)
+
+
+def test_default_recipe_leaves_the_blank_plateau_and_beats_the_baseline_on_an_unseen_voice():
+    """The default optimization recipe (AdamW, per-step warmup + cosine, gradient clipping, per-clip band means
+    removed, stride-4 conv + GRU, masks) with only the model made smaller and the run short (250 steps): CTC's
+    first steps only output blanks (WER 1.0, CER 1.0); the default recipe gets past that and writes the held-out
+    voice's letters (measured: WER 0.03, baseline 0.63)."""
+    trained = get_task("transcribe").fit(tone_words(), {"seconds": 0.5, "width": 16, "hidden": 48, "layers": 1,
+                                                        "steps": 250, "progress": False})
+    met = trained.manifest["metrics"]
+    assert met["test"]["n"] == 40  # one whole voice held out
+    assert met["test"]["cer"] < 0.15 and met["test"]["wer"] < 0.25
+    assert met["test"]["wer"] < met["baseline"]["test_wer"] / 2

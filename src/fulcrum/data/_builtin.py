@@ -86,9 +86,9 @@ _DATASETS: dict[str, BuiltinDataset] = {
             workload="speech",
         ),
         BuiltinDataset(
-            "speech_phrases", "text", "transcription", 1152, 4,  # type: ignore[arg-type]
+            "speech_phrases", "text", "transcription", 2816, 4,  # type: ignore[arg-type]
             "Short spoken phrases (28 commands such as 'turn left', 'go back', 'open the door', and digit sequences "
-            "such as 'three seven two') synthesized with espeak-ng: 8 English voices x 4 variants, 36 clips each at "
+            "such as 'three seven two') synthesized with espeak-ng: 8 English voices x 8 variants, 44 clips each at "
             "seeded speeds and pitches, mixed with white/brown noise at 30/20/10 dB SNR; 3 s, 16 kHz, base64 WAV in "
             "column 'audio', transcript in 'text', 'voice' and 'speaker'. Generated on first use into the data cache "
             "(needs espeak-ng).",

@@ -63,8 +63,14 @@ class TranscribeConfig(TaskConfig):
     ``hidden`` units and a per-frame classifier over the characters + the CTC blank. ``group_column``: the column
     naming the voice or speaker (None: ``voice``, else ``speaker``, when the table has one); validation and test
     then hold whole voices. Augmentation (training only, on the waveform): a time shift of up to ``shift_ms``, a
-    gain of up to +/- ``gain_db`` and white noise at an SNR down to ``noise_snr_db``. ``max_bytes``: the limit of
-    one encoded clip; ``audio_root``: where a table's relative paths are resolved (None: the table's folder).
+    gain of up to +/- ``gain_db`` and white noise at an SNR down to ``noise_snr_db``, then two masks of up to
+    ``freq_mask`` mel bands and two of up to ``time_mask`` frames per clip (SpecAugment-like; 0: none).
+
+    Optimization: AdamW at ``lr``, the lr rising linearly over the first ``warmup_steps`` optimizer steps then
+    following a cosine to 0, the global gradient norm clipped to ``grad_clip``; ``epochs`` None: as many epochs as
+    make about ``steps`` optimizer steps (CTC spends its first few hundred steps on the all-blank output, so a run
+    is counted in steps, not passes over a small table). ``max_bytes``: the limit of one encoded clip;
+    ``audio_root``: where a table's relative paths are resolved (None: the table's folder).
     """
 
     MODELS = ("auto", "crnn", "conv")
@@ -79,19 +85,24 @@ class TranscribeConfig(TaskConfig):
     model: Literal["auto", "crnn", "conv"] = "auto"
     seconds: float = 3.0
     n_mels: int = 40
-    width: int = 16
-    hidden: int = 64
+    width: int = 32
+    hidden: int = 96
     layers: int = 2
-    time_stride: int = 2
-    utterance_norm: bool = False  # each log-mel band minus its mean over the clip, inside the model
+    time_stride: int = 4
+    utterance_norm: bool = True  # each log-mel band minus its mean over the clip, inside the model
     dropout: float = 0.1
     augment: bool = True
     shift_ms: float = 50.0
     gain_db: float = 6.0
     noise_snr_db: float = 10.0
-    epochs: int = 60
+    freq_mask: int = 6
+    time_mask: int = 10
+    epochs: int | None = None  # None: enough for about `steps` optimizer steps
+    steps: int = 1500
     batch_size: int | None = None  # None: 32, or fewer when the training split is small
-    lr: float = 3e-3
+    lr: float = 2e-3
+    warmup_steps: int = 150
+    grad_clip: float | None = 5.0
     weight_decay: float = 1e-4
     patience: int = 10
     time_limit: float | None = None  # seconds of training; the run stops after the epoch that passes it
@@ -108,8 +119,11 @@ class TranscribeConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         _coerce_and_check(self)
-        for key in ("width", "hidden", "layers", "epochs", "patience", "max_bytes", "n_mels", "threads"):
+        for key in ("width", "hidden", "layers", "steps", "patience", "max_bytes", "n_mels", "threads"):
             if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
+        for key in ("epochs", "grad_clip"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}.")
         if self.batch_size is not None and self.batch_size <= 0:
             raise ConfigError(f"batch_size must be > 0, got {self.batch_size!r}.")
@@ -125,6 +139,11 @@ class TranscribeConfig(TaskConfig):
             raise ConfigError("test_size and val_size are fractions whose sum stays below 0.9, e.g. 0.2 and 0.15.")
         if self.lr <= 0 or self.weight_decay < 0 or self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.dropout < 1:
             raise ConfigError("lr must be > 0; weight_decay, shift_ms and gain_db >= 0; dropout in [0, 1).")
+        if self.freq_mask < 0 or self.time_mask < 0 or self.warmup_steps < 0:
+            raise ConfigError("freq_mask, time_mask and warmup_steps are >= 0 (0: none).")
+        if self.freq_mask >= self.n_mels:
+            raise ConfigError(f"freq_mask (the widest masked run of mel bands) must be below n_mels ({self.n_mels}), "
+                              f"got {self.freq_mask}.")
 
     @property
     def max_seconds(self) -> float:
@@ -133,9 +152,10 @@ class TranscribeConfig(TaskConfig):
         return 1e9
 
     def train_config(self, **changes: Any) -> TrainConfig:
-        base = dict(seed=self.seed, epochs=self.epochs, batch_size=self.batch_size or 32, lr=self.lr,
-                    weight_decay=self.weight_decay, lr_schedule="cosine", optimizer="adamw", early_stopping=True,
-                    patience=self.patience, device=self.device, progress=self.progress)
+        base = dict(seed=self.seed, epochs=self.epochs or 1, batch_size=self.batch_size or 32, lr=self.lr,
+                    weight_decay=self.weight_decay, lr_schedule="warmup_cosine", warmup_steps=self.warmup_steps,
+                    grad_clip=self.grad_clip, optimizer="adamw", early_stopping=True, patience=self.patience,
+                    device=self.device, progress=self.progress)
         return TrainConfig(**{**base, **changes})
 
 
@@ -327,11 +347,20 @@ def _augment_features(cfg: TranscribeConfig, p: Any) -> Any:
             if max_shift:
                 shifts = torch.randint(-max_shift, max_shift + 1, (B,)).tolist()
                 x = torch.stack([torch.roll(x[i], k, dims=1) for i, k in enumerate(shifts)])
+            fill = x.mean(dim=(2, 3), keepdim=True).expand_as(x)  # a masked cell reads the clip's mean log power
+            for widest, axis in ((cfg.freq_mask, 3), (cfg.time_mask, 2)):
+                n = x.shape[axis]
+                for _ in range(2 if widest else 0):
+                    w = torch.randint(0, widest + 1, (B, 1, 1, 1), device=x.device)
+                    start = (torch.rand(B, 1, 1, 1, device=x.device) * (n - w + 1)).long()
+                    at = torch.arange(n, device=x.device).view([1, 1, 1, n] if axis == 3 else [1, 1, n, 1])
+                    x = torch.where((at >= start) & (at < start + w), fill, x)
             return x
 
     augment.describe = {"domain": "log-mel", "time_shift_ms": cfg.shift_ms,  # type: ignore[attr-defined]
                         "gain_db": cfg.gain_db, "white_noise_snr_db": [cfg.noise_snr_db, 40.0],
-                        "noise_probability": 0.8}
+                        "noise_probability": 0.8, "freq_masks": [2, cfg.freq_mask],
+                        "time_masks": [2, cfg.time_mask]}
     return augment
 
 
@@ -528,17 +557,22 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
     net = _net(p, cfg, len(vocab), band_mean, band_std)
     augment = _augment_features(cfg, p)
     n_params = int(sum(q.numel() for q in net.parameters()))
-    say(f"training log-mel + conv + {'dilated 1-D convolutions' if cfg.model == 'conv' else 'bidirectional GRU'} "
-        f"(width {cfg.width}, hidden {cfg.hidden}, {cfg.layers} layers, "
-        f"{n_params} parameters), CTC over {len(vocab) - 1} characters, for up to {cfg.epochs} epochs"
-        + (f", augmentation: {augment.describe}" if augment is not None else ""))
 
     def metric(out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         hyps = greedy_decode(out.argmax(2).cpu().numpy(), vocab)
         refs = ["".join(vocab[i] for i in row if i) for row in y.cpu().numpy()]
         return {"wer": float(error_rates(refs, hyps)["wer"] or 0.0)}
 
-    changes = {} if cfg.batch_size is not None else {"batch_size": int(min(32, max(4, len(t_tr) // 8)))}
+    bs = cfg.batch_size if cfg.batch_size is not None else int(min(32, max(4, len(t_tr) // 8)))
+    per_epoch = max(1, -(-len(t_tr) // bs))
+    epochs = cfg.epochs if cfg.epochs is not None else max(1, -(-cfg.steps // per_epoch))
+    # warmup no longer than a fifth of the run (a short run would otherwise never reach lr)
+    changes = {"batch_size": bs, "epochs": epochs, "warmup_steps": min(cfg.warmup_steps, epochs * per_epoch // 5)}
+    say(f"training log-mel + conv + {'dilated 1-D convolutions' if cfg.model == 'conv' else 'bidirectional GRU'} "
+        f"(width {cfg.width}, hidden {cfg.hidden}, {cfg.layers} layers, "
+        f"{n_params} parameters), CTC over {len(vocab) - 1} characters, for up to {epochs} epochs of {per_epoch} "
+        f"steps (batch {bs}; lr {cfg.lr:g}, warmup {changes['warmup_steps']} steps, cosine; gradient norm clipped "
+        f"to {cfg.grad_clip})" + (f", augmentation: {augment.describe}" if augment is not None else ""))
     cbs = list(callbacks) + ([ProgressBar(desc="train ctc")] if cfg.progress else [])
     if cfg.time_limit is not None:
         cbs.append(_deadline(float(cfg.time_limit)))
