@@ -131,3 +131,14 @@ def test_fit_models_selects_on_validation_rows_only(bbc_small, text_cache_dir):
     p = models.predict_proba(texts[:5])
     assert p.shape == (5, len(labels)) and np.allclose(p.sum(1), 1, atol=1e-5)
     assert models.refit and all(r["rows"] == 150 for r in models.refit.values())
+
+
+def test_ngram_ood_thresholds_come_from_the_train_split_model(bbc_small):
+    # the share of validation words unseen in training: measured with the model fit on the train split, not
+    # with the refit one, which has seen every validation word (its shares would all be 0)
+    trained = TextTask().fit(bbc_small, {**FAST, "model": "ngram"})
+    m = trained.manifest
+    thresholds = m["outputs"][2]["thresholds"]
+    assert m["model"]["family"] == "ngram" and m["metrics"]["refit"]["ngram"]["rows"] == 120
+    assert 0.05 < thresholds["p95"] <= thresholds["p99"] < 1
+    assert trained.extra["ngram"].oov_share(list(trained.test_frame["text"])).mean() > 0  # the test texts: unseen words

@@ -318,6 +318,7 @@ class Models:
     flops: dict[str, int]
     history: list[dict[str, Any]]
     refit: dict[str, Any]
+    ngram_train: Any = None  # the n-gram model as fit on the train split (before the refit): the OOD reference
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """The selected model's probabilities in Python / torch (the exported graph matches them)."""
@@ -398,6 +399,7 @@ def fit_models(tr: list[str], y_tr: np.ndarray, va: list[str], y_va: np.ndarray,
     say(f"selected: {family} ({why})")
 
     # ---- refit on train + validation (n-gram and frozen head; a fine-tuned encoder stays as trained)
+    ngram_train = ngram
     refit: dict[str, Any] = {}
     all_texts, y_all = tr + va, np.concatenate([y_tr, y_va])
     if cfg.refit and len(va):
@@ -414,7 +416,7 @@ def fit_models(tr: list[str], y_tr: np.ndarray, va: list[str], y_va: np.ndarray,
             head = (W, b)
             refit["minilm"] = {"C": candidates["minilm"]["C"], "rows": len(all_texts)}
 
-    return Models(family, why, candidates, val_p, ngram, mini, head, flops, history, refit)
+    return Models(family, why, candidates, val_p, ngram, mini, head, flops, history, refit, ngram_train)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -457,9 +459,9 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
         ood_val = ood_scores(mini.embeddings(va), centroids)
         ood_info = {"score": "1 - max cosine(normalised MiniLM embedding, class centroid)",
                     "centroids_from": len(y_tr[sample])}
-    else:
-        assert ngram is not None
-        ood_val = ngram.oov_share(va)
+    else:  # words of the validation texts unseen in the train split (the refit model has seen them all)
+        assert models.ngram_train is not None
+        ood_val = models.ngram_train.oov_share(va)
         ood_info = {"score": "share of word tokens never seen in training"}
     if len(ood_val):
         thresholds = {"p95": float(np.percentile(ood_val, 95)), "p99": float(np.percentile(ood_val, 99))}
