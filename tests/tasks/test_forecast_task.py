@@ -145,8 +145,9 @@ def elnino_auto(task):
 def test_auto_chooses_among_every_candidate_by_validation_only(elnino_auto):
     m = elnino_auto.manifest
     c = m["metrics"]["candidates"]
-    assert set(c) == {"seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp"}
-    assert m["model"]["family"] == min(c, key=lambda f: c[f]["validation"]["mase"])  # never the test folds
+    assert set(c) == {"seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"}
+    order = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
+    assert m["model"]["family"] == _simplest_within_noise(c, order)  # from validation folds only, never the test folds
     assert c[m["model"]["family"]]["test"]["mase"] < c["seasonal_naive"]["test"]["mase"]
     assert m["onnx"]["windows_off"] == 0
 
@@ -176,7 +177,7 @@ def nile_cli(tmp_path_factory):
 def test_auto_keeps_the_simplest_candidate_not_beaten_beyond_noise_on_validation_folds(nile_cli):
     m = nile_cli
     c = m["metrics"]["candidates"]
-    order = ["seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp"]
+    order = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
     assert sorted(c) == sorted(order)  # lightgbm and mlp are candidates on 100 years too: the rule, not a size floor, decides
     assert all(len(c[f]["validation_folds"]) == 6 for f in order)  # 10 folds - 4 held out
     lowest = min(order, key=lambda f: np.mean(c[f]["validation_folds"]))
@@ -200,13 +201,13 @@ def test_a_candidate_that_beats_the_simpler_ones_beyond_noise_is_chosen(tmp_path
     m = Registry(tmp_path / "reg").load("a").manifest
     c = m["metrics"]["candidates"]
     assert m["model"]["family"] not in ("seasonal_naive", "ets"), m["model"]
-    assert m["model"]["family"] == _simplest_within_noise(c, ["seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp"])
+    assert m["model"]["family"] == _simplest_within_noise(c, ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"])
 
 
 def test_min_windows_ml_is_an_optional_floor(task):
     notes = []
     m = task.fit(load_builtin("nile"), {"target": "volume", "min_windows_ml": 500}, log=notes.append).manifest
-    assert set(m["metrics"]["candidates"]) == {"seasonal_naive", "ets", "ar", "linear"}
+    assert set(m["metrics"]["candidates"]) == {"seasonal_naive", "drift", "ets", "arima", "ar", "linear"}
     assert any("lightgbm and mlp are not candidates" in n and "min_windows_ml=500" in n for n in notes)
 
 

@@ -10,7 +10,7 @@ from ...errors import ConfigError
 
 __all__ = ["ForecastConfig", "FORECAST_MODELS"]
 
-FORECAST_MODELS = ("auto", "seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp")
+FORECAST_MODELS = ("auto", "seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp")
 
 
 @dataclasses.dataclass
@@ -39,7 +39,7 @@ class ForecastConfig(TaskConfig):
     timestamp: str | None = None
     series: str | None = None
     covariates: list[str] | None = None
-    model: Literal["auto", "seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp"] = "auto"
+    model: Literal["auto", "seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"] = "auto"
     freq: str | None = None
     season: int | None = None
     horizon: int | None = None

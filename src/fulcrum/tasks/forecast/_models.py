@@ -10,6 +10,11 @@ plus the calendar: Fourier terms of the position in the seasonal cycle (``season
 step, from the step index of the first forecast step (``k = round((t - t0) / step)``).
 
 ``seasonal_naive``  y[t+h] = y[t+h-season] (the last value when there is no season): the baseline
+``drift``           random walk with drift over the window: y[t+h] = last + h (last - first) / (L - 1)
+``ets``             additive exponential smoothing, as a linear map window -> forecast (:func:`ets_map`)
+``arima``           ARIMA(p, d, q) (+ drift when d = 1) fitted by statsmodels, as the affine map window -> forecast
+                    it is for fixed parameters (:func:`arima_map`)
+``ar``              ridge on the window's levels
 ``linear``          ridge regression, one output per step: [x, Fourier(k)] -> (H,)
 ``lightgbm``        one gradient-boosted tree ensemble over (window, step) rows: [x, h, Fourier(k+h-1)] -> 1
 """
@@ -26,7 +31,7 @@ from ...errors import DataError
 
 __all__ = ["Spec", "window_features", "fourier", "make_model", "FAMILIES", "metrics", "conformal_quantile"]
 
-FAMILIES = ("seasonal_naive", "ets", "ar", "linear", "lightgbm", "mlp")  # simplest first
+FAMILIES = ("seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp")  # simplest first
 EPS = 1e-6
 
 
@@ -428,6 +433,265 @@ class ETS:
         return int(2 * self.spec.lags * self.spec.horizon)
 
 
+
+class Drift:
+    """Random walk with drift over the window (the classic benchmark): last + h * (last - first) / (L - 1), a
+    linear map window -> forecast with nothing to fit."""
+
+    family = "drift"
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        L, H = spec.lags, spec.horizon
+        h = np.arange(1, H + 1, dtype=np.float64)
+        self.M = np.zeros((L, H))
+        self.M[-1] = 1 + h / (L - 1)
+        self.M[0] -= h / (L - 1)
+        self.b = np.zeros(H)
+
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "Drift":
+        return self
+
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(W, np.float64) @ self.M
+
+    def describe(self) -> dict[str, Any]:
+        return {"form": "last + h (last - first) / (L - 1) over the window"}
+
+    def flops(self) -> int:
+        return int(2 * self.spec.lags * self.spec.horizon)
+
+
+def diff_matrix(L: int, d: int) -> np.ndarray:
+    """(L - d, L): the d-th difference operator on a window of L values."""
+    D = np.eye(L)
+    for _ in range(d):
+        D = D[1:] - D[:-1]
+    return D
+
+
+def seasonal_diff_matrix(L: int, P: int) -> np.ndarray:
+    """(L - P, L): the lag-P difference operator on a window of L values."""
+    return np.eye(L)[P:] - np.eye(L)[:-P]
+
+
+def _stages(L: int, d: int, P: int, D: int) -> list[tuple[str, np.ndarray]]:
+    """The differencing chain on a window: [(kind of the step into this stage, operator (n_j, L))], first the
+    seasonal difference (when D), then d regular ones."""
+    out = [("", np.eye(L))]
+    if D:
+        out.append(("seasonal", seasonal_diff_matrix(L, P)))
+    for _ in range(d):
+        S = out[-1][1]
+        out.append(("regular", S[1:] - S[:-1]))
+    return out
+
+
+def arima_map(L: int, H: int, d: int, ar: np.ndarray, ma: np.ndarray, mean: float, P: int = 1,
+              D: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(M (L, H), b (H,)): ARIMA(p, d, q)(0, D, 0)_P forecasts from a window of L values as the affine map
+    ``window @ M + b``.
+
+    The differences z of the window (a lag-P difference when D = 1, then d regular ones: L - D P - d values) follow
+    a stationary ARMA with mean ``mean`` (for one difference, the drift); the forecast of the next H differences
+    from the window alone is the best linear predictor mean + G (z - mean), G = Cov(future, window) Cov(window)^-1
+    from the ARMA autocovariances (what the Kalman filter started from the stationary distribution computes); the
+    levels are the differences summed back, stage by stage, from the window's own values."""
+    from statsmodels.tsa.arima_process import arma_acovf
+
+    stages = _stages(L, d, P, D)
+    n = stages[-1][1].shape[0]
+    acov = arma_acovf(np.r_[1.0, -np.asarray(ar, np.float64)], np.r_[1.0, np.asarray(ma, np.float64)], nobs=n + H)
+    idx = np.arange(n + H)
+    G_all = acov[np.abs(idx[:, None] - idx[None, :])]
+    G = np.linalg.solve(G_all[:n, :n], G_all[:n, n:]).T  # (H, n)
+    A = G @ stages[-1][1]  # (H, L): the innermost differences' forecast, linear part
+    c = mean * (1.0 - G.sum(axis=1))  # and its constant
+    for j in range(len(stages) - 1, 0, -1):  # undo the step into stage j: forecasts of stage j - 1
+        kind, S = stages[j][0], stages[j - 1][1]
+        lag = P if kind == "seasonal" else 1
+        A2, c2 = np.empty_like(A), np.empty_like(c)
+        for h in range(H):  # x[T + h] = x[T + h - lag] + z[T + h]; x[T + h - lag] from the window or a forecast
+            back = h - lag
+            prevA, prevc = (S[S.shape[0] + back], 0.0) if back < 0 else (A2[back], c2[back])
+            A2[h], c2[h] = prevA + A[h], prevc + c[h]
+        A, c = A2, c2
+    return A.T.copy(), c
+
+
+def _segments(W: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
+    """The series the training windows were cut from: consecutive windows of one series overlap exactly."""
+    out, start = [], 0
+    for i in range(1, len(W) + 1):
+        if i == len(W) or not (np.array_equal(W[i, :-1], W[i - 1, 1:]) and W[i, -1] == Y[i - 1, 0]):
+            out.append(np.concatenate([W[start], W[start + 1:i, -1], Y[i - 1]]))
+            start = i
+    return out
+
+
+class ARIMA:
+    """ARIMA(p, d, q)(0, D, 0)_P with a constant (the mean without differences, the drift after one; none after
+    two), as auto.arima does it: D = 1 (one lag-P difference) when the seasonal strength exceeds 0.64, d from
+    repeated KPSS tests (5%), the order (p <= 3, q <= 2, with or without the constant) by AICc,
+    fitted by statsmodels on the training series (the longest one when there are several; its last MAX_OBS
+    values). Candidate orders are ranked by the exact likelihood at Hannan-Rissanen estimates; the chosen one is
+    then fitted by maximum likelihood (SARIMAX, scale concentrated out, at most MAX_ITER L-BFGS iterations). Exported as the affine map window -> forecast (:func:`arima_map`)."""
+
+    family = "arima"
+    MAX_P, MAX_Q, MAX_D, MAX_OBS, MAX_ITER = 3, 2, 2, 400, 15
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.order: tuple[int, int, int] | None = None
+        self.constant = True
+        self.params: np.ndarray | None = None
+        self.M: np.ndarray | None = None
+        self.b: np.ndarray | None = None
+
+    @staticmethod
+    def ndiffs(y: np.ndarray, max_d: int) -> int:
+        import warnings
+
+        from statsmodels.tsa.stattools import kpss
+
+        d = 0
+        while d < max_d and len(y) > 10 and np.ptp(y) > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = kpss(y, regression="c", nlags="auto")[1]
+            if p >= 0.05:
+                break
+            y, d = np.diff(y), d + 1
+        return d
+
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "ARIMA":
+        import warnings
+
+        from statsmodels.tsa.arima.estimators.hannan_rissanen import hannan_rissanen
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        L, H, P = self.spec.lags, self.spec.horizon, self.spec.season
+        y = max(_segments(np.asarray(W, np.float64), np.asarray(Y, np.float64)), key=len)[-self.MAX_OBS:]
+        D = int(P > 1 and L - P >= 4 and len(y) >= 3 * P and seasonal_strength(y, P) > 0.64)
+        ys = y[P:] - y[:-P] if D else y
+        d = self.ndiffs(ys, min(self.MAX_D, L - D * P - 3))
+        z = np.diff(ys, n=d) if d else ys
+        scale = float(np.std(z)) or 1.0
+        zs = z / scale  # the optimizer works in unit scale; the map is rescaled after
+        n = len(zs)
+        best = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for const in ((True, False) if d + D == 1 else ((True,) if d + D == 0 else (False,))):
+                for p in range(self.MAX_P + 1):
+                    for q in range(self.MAX_Q + 1):
+                        kpar = p + q + const + 1
+                        if n - kpar - 1 <= 0 or n < 3 * (p + q + 1):
+                            continue
+                        try:
+                            mu = float(zs.mean()) if const else 0.0
+                            if p or q:
+                                hr, _ = hannan_rissanen(zs - mu, ar_order=p, ma_order=q, demean=False)
+                                ar, ma = np.asarray(hr.ar_params), np.asarray(hr.ma_params)
+                                if not (_stationary(ar) and _stationary(-ma)):
+                                    continue
+                            else:
+                                ar, ma = np.zeros(0), np.zeros(0)
+                            mod = SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n", concentrate_scale=True)
+                            start = np.r_[[mu * (1 - ar.sum())] if const else [], ar, ma]
+                            llf = float(mod.loglike(start))
+                        except Exception:  # noqa: BLE001 - an order that cannot be estimated is no candidate
+                            continue
+                        aicc = -2 * llf + 2 * kpar + 2 * kpar * (kpar + 1) / (n - kpar - 1)
+                        if np.isfinite(aicc) and (best is None or aicc < best[0]):
+                            best = (aicc, p, q, const, start)
+            if best is None:  # too short for any order: white noise (+ the constant) on the differences
+                best = (np.inf, 0, 0, d + D < 2, np.r_[[float(zs.mean())] if d + D < 2 else []])
+            _, p, q, const, start = best
+            try:
+                res = SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n", concentrate_scale=True).fit(
+                    start_params=start, disp=False, maxiter=self.MAX_ITER)
+                par = np.asarray(res.params, np.float64)
+            except Exception:  # noqa: BLE001 - the optimizer failed: keep the Hannan-Rissanen estimates
+                par = np.asarray(start, np.float64)
+        if not (_stationary(par[int(const):int(const) + p]) and _stationary(-par[int(const) + p:int(const) + p + q])):
+            par = np.asarray(start, np.float64)
+        ar = par[int(const):int(const) + p]
+        ma = par[int(const) + p:int(const) + p + q]
+        mean = float(par[0] / (1 - ar.sum())) * scale if const else 0.0
+        self.order, self.constant, self.scale, self.seasonal_diff = (p, d, q), bool(const), scale, D
+        self.params, self.ar, self.ma, self.mean = par, ar, ma, mean
+        self.M, self.b = arima_map(L, H, d, ar, ma, mean, P, D)
+        self.training_flops_ = int(2 * len(zs) * (self.MAX_P + self.MAX_Q + 2) ** 2 * 24 + 2 * (L + H) ** 3)
+        return self
+
+    def reference_forecast(self, window: np.ndarray) -> np.ndarray:
+        """statsmodels' own forecast from one window: the fitted ARMA (same parameters) run on the window's
+        differences (``SARIMAX.filter``, stationary start) and its forecasts summed back to levels, one step at a
+        time (a check on :func:`arima_map`, written without it)."""
+        import warnings
+
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        p, d, q = self.order
+        P, H = self.spec.season, self.spec.horizon
+        chain = [np.asarray(window, np.float64)]
+        if self.seasonal_diff:
+            chain.append(chain[-1][P:] - chain[-1][:-P])
+        for _ in range(d):
+            chain.append(np.diff(chain[-1]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = SARIMAX(chain[-1] / self.scale, order=(p, 0, q), trend="c" if self.constant else "n",
+                          concentrate_scale=True).filter(self.params)
+            f = list(np.asarray(res.forecast(H)) * self.scale)
+        for j in range(len(chain) - 1, 0, -1):
+            lag = P if (self.seasonal_diff and j == 1) else 1
+            x = list(chain[j - 1])
+            for h in range(H):
+                x.append(x[-lag] + f[h])
+            f = x[len(chain[j - 1]):]
+        return np.asarray(f)
+
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(W, np.float64) @ self.M + self.b
+
+    def describe(self) -> dict[str, Any]:
+        p, d, q = self.order or (None, None, None)
+        return {"order": [p, d, q], "seasonal_difference": getattr(self, "seasonal_diff", 0), "constant": self.constant, "ar": [float(v) for v in getattr(self, "ar", [])],
+                "ma": [float(v) for v in getattr(self, "ma", [])], "mean_of_differences": getattr(self, "mean", None),
+                "form": "ARIMA (statsmodels SARIMAX, order by AICc, d by KPSS) as an affine map of the window"}
+
+    def flops(self) -> int:
+        return int(2 * self.spec.lags * self.spec.horizon + self.spec.horizon)
+
+
+def seasonal_strength(y: np.ndarray, P: int) -> float:
+    """Hyndman's seasonal strength max(0, 1 - var(remainder) / var(season + remainder)) from a classical additive
+    decomposition (centred moving-average trend): auto.arima takes one seasonal difference above 0.64."""
+    y = np.asarray(y, np.float64)
+    if P % 2 == 0:
+        k = np.r_[0.5, np.ones(P - 1), 0.5] / P
+    else:
+        k = np.ones(P) / P
+    trend = np.convolve(y, k, mode="valid")
+    off = (len(y) - len(trend)) // 2
+    detr = y[off:off + len(trend)] - trend
+    ph = (np.arange(len(detr)) + off) % P
+    season = np.array([detr[ph == j].mean() for j in range(P)])
+    season -= season.mean()
+    rem = detr - season[ph]
+    v = np.var(detr)
+    return float(max(0.0, 1 - np.var(rem) / v)) if v > 0 else 0.0
+
+
+def _stationary(ar: np.ndarray) -> bool:
+    """The AR polynomial 1 - ar_1 z - ... has all roots outside the unit circle (a margin of 1e-3)."""
+    if not len(ar):
+        return True
+    return bool(np.all(np.abs(np.roots(np.r_[1.0, -np.asarray(ar)][::-1])) > 1.001))
+
+
 class _torch_threads:
     def __init__(self, n: int) -> None:
         self.n = n
@@ -457,6 +721,10 @@ def make_model(family: str, spec: Spec, cfg: Any) -> Any:
         return ETS(spec)
     if family == "ar":
         return RawAR(spec)
+    if family == "drift":
+        return Drift(spec)
+    if family == "arima":
+        return ARIMA(spec)
     raise DataError(f"Unknown forecasting model {family!r}; choose one of {', '.join(FAMILIES)}.")
 
 

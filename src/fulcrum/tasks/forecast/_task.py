@@ -153,8 +153,10 @@ class ForecastTask(Task):
             return int(int(d.get("trees", 300)) * depth * H + 4 * L + 4 * H), "trees x depth comparisons x horizon"
         if m["family"] == "ar":
             return int(2 * (L + 2 * J) * H + 2 * L + 4 * H), "standardize the window + features x horizon MatMul + intervals"
-        if m["family"] == "ets":
+        if m["family"] in ("ets", "drift"):
             return int(2 * L * H + 4 * L + 4 * H), "window x (L, H) smoothing map + intervals"
+        if m["family"] == "arima":
+            return int(2 * L * H + H + 4 * L + 4 * H), "window x (L, H) ARIMA map + constant + intervals"
         if m["family"] == "mlp":
             F, hid = L - 1 + 2 * J, int((m.get("describe") or {}).get("hidden", 32))
             return int(2 * (F * H + F * hid + hid * H) + 4 * L + 4 * H), "linear skip + one ReLU layer + intervals"
