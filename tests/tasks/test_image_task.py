@@ -162,6 +162,32 @@ def test_static_int8_through_fulcrum_optimize(trained, capsys):
     assert "QuantizeLinear" in ops and "Loop" in ops  # the CNN quantized, the pre-processing kept float
 
 
+def test_pruned_and_distilled_cnns_through_fulcrum_optimize(trained, capsys):
+    """Structured channel pruning (half the channels, a short fine-tune) and a half-width CNN trained on the
+    package's probabilities: smaller CNNs in the same one graph from raw pixels, measured like every variant."""
+    import onnx
+
+    _, reg = trained
+    rc, out, err = cli(capsys, "optimize", "digits3", "--variants", "pruned,distilled", "--registry", reg.root)
+    assert rc == 0, err
+    pkg = reg.load("digits3")
+    m = pkg.manifest
+    base_widths = m["model"]["spec"]["widths"]
+    pruned, distilled = m["variants"]["pruned-50"], m["variants"]["distilled"]
+    halved = [[max(1, round(c / 2)) for c in stage] for stage in base_widths]
+    assert pruned["params"]["widths"] == halved and pruned["params"]["keep"] == 0.5
+    assert distilled["params"]["widths"][0][0] == base_widths[0][0] // 2
+    for vid, v in (("pruned-50", pruned), ("distilled", distilled)):
+        assert v["metrics"]["accuracy"] >= 0.6, (vid, v["metrics"])  # 3 digits: chance is 0.33
+        g = onnx.load_from_string(pkg.read_bytes(f"variants/{vid}/model.onnx"))
+        assert [i.name for i in g.graph.input] == ["image", "image_size"]
+    from fulcrum.tasks.image._variants import load_model
+
+    parent = sum(t.numel() for t in load_model(pkg).parameters())
+    assert pruned["params"]["parameters"] < 0.4 * parent and distilled["params"]["parameters"] < 0.4 * parent
+    assert "pruned-50" in out and "distilled" in out
+
+
 def test_builtin_lfw_faces_real_photographs_from_scikit_image_train(tmp_path, capsys):
     from fulcrum.data import load_builtin
 

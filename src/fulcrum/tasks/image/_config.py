@@ -67,5 +67,10 @@ class ImageConfig(NetTaskConfig):
             raise ConfigError(f"stages is between 1 and 5, got {self.stages}.")
         if self.image_size is not None and not 8 <= self.image_size <= 512:
             raise ConfigError(f"image_size is a side in pixels between 8 and 512, got {self.image_size}.")
+        if self.model == "efficientnet_lite0" and self.image_size is not None and self.image_size < 64:
+            raise ConfigError(f"model=efficientnet_lite0 needs image_size >= 64, got {self.image_size}: at 32 px and "
+                              "below its five stride-2 stages leave one pixel and its ImageNet features vanish (all "
+                              "zero). Leave image_size unset (224) or use the CNN trained from scratch for small "
+                              "images.")
         if not 0 <= self.rotate_degrees <= 180:
             raise ConfigError(f"rotate_degrees is between 0 and 180, got {self.rotate_degrees}.")

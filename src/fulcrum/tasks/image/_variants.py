@@ -9,7 +9,9 @@ int8-static    graph    static int8 (QDQ) of the CNN's Conv / Gemm, weights per 
                         in front of ``pixels`` (crop, resize, / 255) stays float
 pruned         task     structured channel pruning: each convolution keeps its ``keep`` share of output
                         channels with the largest BN-scaled L1 norm, then a short fine-tune (shared Trainer)
-distilled      task     a CNN of half the width trained on the package's probabilities (soft labels)
+distilled      task     a CNN of half the width trained on the package's probabilities (soft labels); for a
+                        pretrained EfficientNet-Lite0 package, a small CNN (``width``, at the training
+                        images' median side) trained on the packaged graph's probabilities
 =============  =======  ===========================================================================
 """
 
@@ -29,6 +31,8 @@ INT8_PARAMS: dict[str, Any] = {"scope": "pixels", "op_types_to_quantize": ["Conv
                                "per_channel": True, "weight_type": "QInt8"}
 PRUNE_DEFAULTS: dict[str, Any] = {"keep": 0.5, "epochs": 8, "lr": 1e-3}
 DISTILL_DEFAULTS: dict[str, Any] = {"width_factor": 0.5, "epochs": 30, "lr": 3e-3}
+#: distilling a pretrained model: a CNN trained from scratch on the teacher's probabilities
+PRETRAINED_DISTILL: dict[str, Any] = {"width": 16, "epochs": 40, "lr": 3e-3}
 
 
 def variant_kinds(manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[str, str]]:
@@ -36,9 +40,10 @@ def variant_kinds(manifest: Mapping[str, Any]) -> tuple[list[VariantKind], dict[
                            "int8 (calibrated on training images) covers",
            "trees": "for tree ensembles only", "shallow": "for tree ensembles only"}
     if (manifest.get("model") or {}).get("family") == "efficientnet_lite0":
-        why["pruned"] = why["distilled"] = ("for the CNN trained from scratch; this model is a frozen pretrained "
-                                            "EfficientNet-Lite0 with a trained head")
-        return [VariantKind("int8-static", "graph", dict(INT8_PARAMS)), VariantKind("onnx-fp32")], why
+        why["pruned"] = ("for the CNN trained from scratch; this model is a frozen pretrained EfficientNet-Lite0 with "
+                         "a trained head (its backbone's channels are ImageNet's)")
+        return [VariantKind("int8-static", "graph", dict(INT8_PARAMS)), VariantKind("onnx-fp32"),
+                VariantKind("distilled", "task", dict(PRETRAINED_DISTILL))], why
     return [VariantKind("int8-static", "graph", dict(INT8_PARAMS)), VariantKind("onnx-fp32"),
             VariantKind("pruned", "task", dict(PRUNE_DEFAULTS)),
             VariantKind("distilled", "task", dict(DISTILL_DEFAULTS))], why
@@ -91,9 +96,11 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
     y_tr = np.asarray([index[str(v)] for v in train[prep.target]], np.int64)
     y_va = np.asarray([index[str(v)] for v in val[prep.target]], np.int64)
     cfg = ImageConfig.coerce({**m["config"], "progress": False, "resume": False})
-    teacher = load_model(package)
     names = [str(c) for c in m["task"]["labels"]]
     torch.manual_seed(cfg.seed)
+    if kind == "distilled" and m["model"].get("family") == "efficientnet_lite0":
+        return _distil_pretrained(package, prep, cfg, names, {**PRETRAINED_DISTILL, **params}, channels, y_tr)
+    teacher = load_model(package)
     if kind == "pruned":
         p = {**PRUNE_DEFAULTS, **params}
         keep = float(p["keep"])
@@ -111,12 +118,7 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
         model = build_cnn(channels, len(names), width, 1, len(spec["widths"]), spec["mean"], spec["std"])
         soft_tr, _ = predict_torch(teacher, X_tr)
         soft_va, _ = predict_torch(teacher, X_va)
-
-        class SoftCE(torch.nn.Module):
-            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-                return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
-
-        result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, loss_fn=SoftCE(), target_dtype=torch.float32,
+        result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, loss_fn=_SoftCE(), target_dtype=torch.float32,
                            epochs=int(p["epochs"]), lr=float(p["lr"]), desc="distil")
         notes = {"widths": model.widths, "teacher": f"{package.ref} (its probabilities)", "epochs": len(result.history)}
     model.eval()
@@ -125,3 +127,50 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
     notes["parameters"] = int(sum(t.numel() for t in model.parameters()))
     notes["ood_thresholds"] = thresholds
     return graph, {}, {"params": {**{k: v for k, v in p.items()}, **notes}}
+
+
+class _SoftCE:
+    """Cross-entropy against soft labels (a teacher's probabilities)."""
+
+    def __new__(cls) -> Any:
+        import torch
+
+        class SoftCE(torch.nn.Module):
+            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+        return SoftCE()
+
+
+def _distil_pretrained(package: Any, prep: Any, cfg: Any, names: list[str], p: Mapping[str, Any],
+                       channels: int, y_tr: np.ndarray) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
+    """A small CNN trained from scratch on a pretrained package's probabilities: the teacher is the packaged graph
+    itself (ONNX Runtime on the raw training and validation images, so the student learns what is served); the
+    student sees the images at the training images' median side (16 to 64, the from-scratch CNN's rule), not 224,
+    with the from-scratch CNN's augmentation (the teacher's probabilities of an image are its views' targets)."""
+    import torch
+
+    from ._cnn import build_cnn
+    from ._fit import _augment, export_package_graph, train_cnn
+    from ._graph import preprocess, run_graph, session
+
+    width, epochs, lr = int(p["width"]), int(p["epochs"]), float(p["lr"])
+    if width < 1 or epochs < 1 or not lr > 0:
+        raise ConfigError(f"distilled needs width >= 1, epochs >= 1 and lr > 0; got {width}, {epochs}, {lr}.")
+    size = int(min(64, max(16, round(prep.median_side))))
+    sess = session(package.read_bytes("model.onnx"))
+    soft_tr = run_graph(sess, prep.images["train"], channels)["probabilities"].astype(np.float32)
+    soft_va = run_graph(sess, prep.images["val"], channels)["probabilities"].astype(np.float32)
+    X_tr, X_va = preprocess(prep.images["train"], size, channels), preprocess(prep.images["val"], size, channels)
+    mean = X_tr.mean(axis=(0, 2, 3)).astype(float).tolist()
+    std = np.maximum(X_tr.std(axis=(0, 2, 3)), 1e-3).astype(float).tolist()
+    model = build_cnn(channels, len(names), width, 1, 3, mean, std)
+    augment = _augment(cfg, channels, size)  # crops and small rotations keep the teacher's answer
+    result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, augment=augment, loss_fn=_SoftCE(),
+                       target_dtype=torch.float32, epochs=epochs, lr=lr, desc="distil")
+    model.eval()
+    graph, _, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va, augment)
+    notes = {"widths": model.widths, "image_size": size, "epochs": len(result.history),
+             "teacher": f"{package.ref} (its graph's probabilities on the training and validation images)",
+             "parameters": int(sum(t.numel() for t in model.parameters())), "ood_thresholds": thresholds}
+    return graph, {}, {"params": {**dict(p), **notes}}
