@@ -231,14 +231,20 @@ def bench_speech(reg: str, args: argparse.Namespace) -> None:
           f"{len(y)} test clips (max |dp| {np.abs(ref - got).max():.1e}); {p.frames} frames x {p.n_mels} mel bands",
           flush=True)
     _int8_metric("speech", fp32, int8, lambda s: ort_probs(s, W), y)
+    _report("speech", _time(_audio_fns(W, ort_probs, torch_probs, fp32, int8), args.rounds, args.calls), (1, 64))
+
+
+def _audio_fns(W: np.ndarray, ort_fn: Callable[[Any, np.ndarray], Any], torch_fn: Callable[[np.ndarray], Any],
+               fp32: Any, int8: Any) -> dict[str, Callable[[], Any]]:
+    """The timed calls at batch 1 and 64 (clips repeated to fill 64): the fp32 graph, torch eager, the int8 graph."""
     pool = np.concatenate([W] * (64 // max(1, len(W)) + 1))[:64]
     fns: dict[str, Callable[[], Any]] = {}
     for b in (1, 64):
         batch = np.ascontiguousarray(pool[:b])
-        fns[f"ort{b}"] = lambda batch=batch: ort_probs(fp32, batch)
-        fns[f"torch{b}"] = lambda batch=batch: torch_probs(batch)
-        fns[f"int8{b}"] = lambda batch=batch: ort_probs(int8, batch)
-    _report("speech", _time(fns, args.rounds, args.calls), (1, 64))
+        fns[f"ort{b}"] = lambda batch=batch: ort_fn(fp32, batch)
+        fns[f"torch{b}"] = lambda batch=batch: torch_fn(batch)
+        fns[f"int8{b}"] = lambda batch=batch: ort_fn(int8, batch)
+    return fns
 
 
 # ----------------------------------------------------------------------------------------------------- transcribe
@@ -313,14 +319,7 @@ def bench_transcribe(reg: str, args: argparse.Namespace) -> None:
     print(f"  WER on {len(W)} held-out clips: fp32 graph {e32['wer']:.4f} (CER {e32['cer']:.4f}), int8-dynamic "
           f"{e8['wer']:.4f} (CER {e8['cer']:.4f}), change {e8['wer'] - e32['wer']:+.4f}; same text on "
           f"{np.mean([a == b for a, b in zip(got, got8)]):.1%}", flush=True)
-    pool = np.concatenate([W] * (64 // max(1, len(W)) + 1))[:64]
-    fns: dict[str, Callable[[], Any]] = {}
-    for b in (1, 64):
-        batch = np.ascontiguousarray(pool[:b])
-        fns[f"ort{b}"] = lambda batch=batch: ort_text(fp32, batch)
-        fns[f"torch{b}"] = lambda batch=batch: torch_text(batch)
-        fns[f"int8{b}"] = lambda batch=batch: ort_text(int8, batch)
-    _report("transcribe", _time(fns, args.rounds, args.calls), (1, 64))
+    _report("transcribe", _time(_audio_fns(W, ort_text, torch_text, fp32, int8), args.rounds, args.calls), (1, 64))
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import pytest
 from fulcrum.artifact import Registry
 from fulcrum.data import builtin_info
 from fulcrum.tasks.recommend._data import make_interactions, make_item_features, true_affinity
-from fulcrum.tasks.recommend._models import scores_of, top_k
 
 from test_every_task import Server, cli
 
@@ -109,6 +108,17 @@ def test_explicit_ratings_rmse_beats_bias_baseline_and_global_mean(tmp_path, cap
     assert r["mf"] < 0.95 * r["bias_baseline"] and r["bias_baseline"] < r["global_mean"], r
 
 
+def _hold_out_last(frame: pd.DataFrame, root) -> pd.DataFrame:
+    """root/train.csv: all but each user's last interaction; root/held.csv: those last ones plus a user and an item
+    the model never saw. Returns the held-out last interactions."""
+    last = frame.sort_values("timestamp").groupby("user").tail(1)
+    frame.drop(last.index).to_csv(root / "train.csv", index=False)
+    extra = pd.DataFrame({"user": ["newcomer", "u0001"], "item": ["i0005", "never-sold"], "rating": [3.0, 3.0],
+                          "timestamp": ["2025-01-01", "2025-01-01"]})
+    pd.concat([last, extra]).to_csv(root / "held.csv", index=False)
+    return last
+
+
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory):
     """Interactions split by the user before training: the last of each user held out in its own file (plus a
@@ -116,12 +126,7 @@ def heldout(tmp_path_factory):
     from fulcrum.cli import main
 
     root = tmp_path_factory.mktemp("heldout")
-    frame = make_interactions(n_users=300, n_items=200, per_user=(8, 30), seed=2)
-    last = frame.sort_values("timestamp").groupby("user").tail(1)
-    frame.drop(last.index).to_csv(root / "train.csv", index=False)
-    extra = pd.DataFrame({"user": ["newcomer", "u0001"], "item": ["i0005", "never-sold"], "rating": [3.0, 3.0],
-                          "timestamp": ["2025-01-01", "2025-01-01"]})
-    pd.concat([last, extra]).to_csv(root / "held.csv", index=False)
+    last = _hold_out_last(make_interactions(n_users=300, n_items=200, per_user=(8, 30), seed=2), root)
     for name, model in (("als", "als"), ("pop", "popularity")):
         assert main(["train", str(root / "train.csv"), "--name", name, "--registry", str(root / "reg"),
                      "--no-progress", f"--set=model={model}"]) == 0
@@ -159,11 +164,7 @@ def _graph_factors(package_dir):
 def test_evaluate_reports_rmse_on_explicit_ratings(tmp_path, capsys):
     # ratings; each user's last rating held out in its own file, plus a user and an item the model never saw
     frame = make_interactions(n_users=200, n_items=120, per_user=(20, 40), seed=3)
-    last = frame.sort_values("timestamp").groupby("user").tail(1)
-    frame.drop(last.index).to_csv(tmp_path / "train.csv", index=False)
-    extra = pd.DataFrame({"user": ["newcomer", "u0001"], "item": ["i0005", "never-sold"], "rating": [3.0, 3.0],
-                          "timestamp": ["2025-01-01", "2025-01-01"]})
-    pd.concat([last, extra]).to_csv(tmp_path / "held.csv", index=False)
+    last = _hold_out_last(frame, tmp_path)
     rc, _, err = cli(capsys, "train", tmp_path / "train.csv", "--target", "rating", "--name", "stars", "--registry",
                      tmp_path / "reg", "--no-progress", "--set=model=mf", "--set=factors=8", "--set=epochs=30")
     assert rc == 0, err
