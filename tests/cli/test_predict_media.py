@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
-from image_fixtures import digit_images, encode, write_folder  # noqa: E402
+from image_fixtures import digit_images, encode, train_folder  # noqa: E402
 
 import fulcrum  # noqa: E402
 from fulcrum.cli import main  # noqa: E402
@@ -29,12 +29,8 @@ def cli(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predmedia")
-    folder = write_folder(root / "digits", per_class=12)
-    reg = root / "registry"
-    assert main(["train", str(folder), "--name", "d", "--registry", str(reg), "--set=epochs=4",
-                 "--set=image_size=16", "--no-progress"]) == 0
-    return reg
+    return train_folder(tmp_path_factory.mktemp("predmedia"), "d", "--set=epochs=4", "--set=image_size=16",
+                        per_class=12)[1]
 
 
 def _photos(root: Path) -> dict[str, bytes]:

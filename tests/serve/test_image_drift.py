@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tasks"))
-from image_fixtures import digit_images, encode, write_folder  # noqa: E402
+from image_fixtures import digit_images, encode, train_folder  # noqa: E402
 from .test_image_serving import Server  # noqa: E402  (the same in-process uvicorn server on port 0)
 
 from fulcrum.artifact import Registry  # noqa: E402
@@ -29,12 +29,8 @@ def b64s(images: list[np.ndarray]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imgdrift")
-    folder = write_folder(root / "digits", per_class=20)
-    reg = root / "registry"
-    assert main(["train", str(folder), "--name", "digits", "--registry", str(reg), "--set=epochs=2",
-                 "--set=image_size=16", "--no-progress"]) == 0
-    return reg
+    return train_folder(tmp_path_factory.mktemp("imgdrift"), "digits", "--set=epochs=2", "--set=image_size=16",
+                        per_class=20)[1]
 
 
 def send(client, images: list[np.ndarray], batch: int = 50) -> None:

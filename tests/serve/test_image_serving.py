@@ -16,7 +16,6 @@ from image_fixtures import bomb_png, digit_images, encode  # noqa: E402
 from test_every_task import Server  # noqa: E402  (the every-task in-process uvicorn server on port 0)
 
 from fulcrum.artifact import Registry  # noqa: E402
-from fulcrum.cli import main  # noqa: E402
 
 
 def b64(data: bytes) -> str:
@@ -25,13 +24,10 @@ def b64(data: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from image_fixtures import write_folder
+    from image_fixtures import train_folder
 
-    root = tmp_path_factory.mktemp("imgserve")
-    folder = write_folder(root / "digits", per_class=20)
-    reg = root / "registry"
-    assert main(["train", str(folder), "--name", "digits", "--registry", str(reg), "--set=epochs=15",
-                 "--set=image_size=16", "--set=max_bytes=4000", "--no-progress"]) == 0
+    _, reg = train_folder(tmp_path_factory.mktemp("imgserve"), "digits", "--set=epochs=15", "--set=image_size=16",
+                          "--set=max_bytes=4000", per_class=20)
     with Server("digits", Registry(reg), max_body_bytes=200_000) as client:
         yield client
 

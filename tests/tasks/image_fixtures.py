@@ -40,6 +40,17 @@ def write_folder(root: Path, per_class: int = 30) -> Path:
     return root
 
 
+def train_folder(root: Path, name: str, *settings: str, per_class: int = 30) -> tuple[Path, Path]:
+    """A digits folder under ``root`` and ``fulcrum train FOLDER --name NAME SETTINGS`` into ``root/registry``
+    through the CLI (asserted to succeed): (the folder, the registry directory)."""
+    from fulcrum.cli import main
+
+    folder = write_folder(root / "digits", per_class=per_class)
+    reg = root / "registry"
+    assert main(["train", str(folder), "--name", name, "--registry", str(reg), *settings, "--no-progress"]) == 0
+    return folder, reg
+
+
 def _webp(px: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(px).save(buf, format="WEBP", lossless=True)

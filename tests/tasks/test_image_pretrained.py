@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_fixtures import digit_images, encode, write_folder  # noqa: E402
+from image_fixtures import digit_images, encode, train_folder, write_folder  # noqa: E402
 
 from fulcrum.artifact import Registry  # noqa: E402
 from fulcrum.cli import main  # noqa: E402
@@ -37,11 +37,8 @@ def test_the_weights_load_strictly_and_know_a_cat_from_a_cup():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrained")
-    folder = write_folder(root / "digits", per_class=8)
-    reg = root / "registry"
-    assert main(["train", str(folder), "--name", "lite", "--registry", str(reg), "--set=model=efficientnet_lite0",
-                 "--set=image_size=64", "--set=epochs=30", "--no-progress"]) == 0
+    folder, reg = train_folder(tmp_path_factory.mktemp("pretrained"), "lite", "--set=model=efficientnet_lite0",
+                               "--set=image_size=64", "--set=epochs=30", per_class=8)
     return folder, Registry(reg)
 
 

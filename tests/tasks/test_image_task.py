@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-from image_fixtures import bomb_png, digit_images, encode, write_folder
+from image_fixtures import bomb_png, digit_images, encode, train_folder, write_folder
 
 import fulcrum
 from fulcrum.artifact import Registry
@@ -33,11 +33,7 @@ def cli(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("img")
-    folder = write_folder(root / "digits")
-    reg = root / "registry"
-    rc = main(["train", str(folder), "--name", "digits3", "--registry", str(reg), *FAST])
-    assert rc == 0
+    folder, reg = train_folder(tmp_path_factory.mktemp("img"), "digits3", *FAST)
     return folder, Registry(reg)
 
 
