@@ -118,7 +118,7 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
         model = build_cnn(channels, len(names), width, 1, len(spec["widths"]), spec["mean"], spec["std"])
         soft_tr, _ = predict_torch(teacher, X_tr)
         soft_va, _ = predict_torch(teacher, X_va)
-        result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, loss_fn=_SoftCE(), target_dtype=torch.float32,
+        result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, loss_fn=_soft_ce(), target_dtype=torch.float32,
                            epochs=int(p["epochs"]), lr=float(p["lr"]), desc="distil")
         notes = {"widths": model.widths, "teacher": f"{package.ref} (its probabilities)", "epochs": len(result.history)}
     model.eval()
@@ -129,17 +129,15 @@ def build_variant(kind: str, params: Mapping[str, Any], package: Any, context: A
     return graph, {}, {"params": {**{k: v for k, v in p.items()}, **notes}}
 
 
-class _SoftCE:
-    """Cross-entropy against soft labels (a teacher's probabilities)."""
+def _soft_ce() -> Any:
+    """Cross-entropy against soft labels (a teacher's probabilities), as a loss module for the Trainer."""
+    import torch
 
-    def __new__(cls) -> Any:
-        import torch
+    class SoftCE(torch.nn.Module):
+        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
 
-        class SoftCE(torch.nn.Module):
-            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-                return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
-
-        return SoftCE()
+    return SoftCE()
 
 
 def _distil_pretrained(package: Any, prep: Any, cfg: Any, names: list[str], p: Mapping[str, Any],
@@ -166,7 +164,7 @@ def _distil_pretrained(package: Any, prep: Any, cfg: Any, names: list[str], p: M
     std = np.maximum(X_tr.std(axis=(0, 2, 3)), 1e-3).astype(float).tolist()
     model = build_cnn(channels, len(names), width, 1, 3, mean, std)
     augment = _augment(cfg, channels, size)  # crops and small rotations keep the teacher's answer
-    result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, augment=augment, loss_fn=_SoftCE(),
+    result = train_cnn(model, X_tr, soft_tr, X_va, soft_va, cfg, augment=augment, loss_fn=_soft_ce(),
                        target_dtype=torch.float32, epochs=epochs, lr=lr, desc="distil")
     model.eval()
     graph, _, thresholds = export_package_graph(model, size, channels, names, X_tr, y_tr, X_va, augment)

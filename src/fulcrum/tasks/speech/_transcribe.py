@@ -41,6 +41,8 @@ import pandas as pd
 from ...config import TaskConfig, TrainConfig, _coerce_and_check
 from ...errors import ConfigError, DataError, SchemaError
 from .._base import InputCodec, InputField, ReadJson, Task, TaskExample, Trained, VariantKind
+from .._graph import cpu_session
+from .._media import Prepared
 from ._data import DEFAULT_MAX_BYTES, SAMPLE_RATE, audio_columns, path_columns
 
 __all__ = ["TranscribeTask", "TranscribeConfig", "fit_transcriber", "prepare_transcripts", "TRANSCRIPT_COLUMNS"]
@@ -187,11 +189,6 @@ def transcript_column(frame: pd.DataFrame, target: str | None) -> str | None:
         if str(c).lower() in TRANSCRIPT_COLUMNS and looks_like_transcripts(frame, c):
             return str(c)
     return None
-
-
-class Prepared:
-    def __init__(self, **kw: Any) -> None:
-        self.__dict__.update(kw)
 
 
 def _decode(values: Sequence[Any], cfg: TranscribeConfig, column: str, samples: int) -> np.ndarray:
@@ -482,14 +479,6 @@ def export_graph(net: Any, p: Any, vocab: Sequence[str]) -> bytes:
     return out.SerializeToString()
 
 
-def _session(model: bytes) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-
-
 def run_text(sess: Any, W: np.ndarray, batch: int = 128) -> list[str]:
     out: list[str] = []
     for s in range(0, len(W), batch):
@@ -594,7 +583,7 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
     t0 = time.perf_counter()
     model_bytes = export_graph(net, p, vocab)
     export_s = time.perf_counter() - t0
-    sess = _session(model_bytes)
+    sess = cpu_session(model_bytes)
     hyps = run_text(sess, W_te)
     test_metrics = error_rates(t_te, hyps) if len(t_te) else {"n": 0, "wer": None, "cer": None}
     rows = W_te[:PARITY_ROWS] if len(W_te) else W_tr[:16]
