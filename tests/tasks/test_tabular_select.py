@@ -246,8 +246,9 @@ def test_infer_limit_excludes_a_candidate_that_measures_slower(reg):
     lat = {n: r["latency_ms"] for n, r in _board(first).items() if r.get("latency_ms")}
     assert {"linear", "lightgbm"} <= set(lat)
     quick, sluggish = sorted(lat, key=lat.get)[0], sorted(lat, key=lat.get)[-1]
-    assert lat[sluggish] > 1.5 * lat[quick], lat
-    limit = float(np.sqrt(lat[quick] * lat[sluggish]))  # between the two, by the run's own measurements
+    # how far apart they measure is the machine's business (benchmarks/), not this test's: the limit is put between
+    # them by the run's own measurements, and the checks below follow whatever the second run measures
+    limit = float(np.sqrt(lat[quick] * lat[sluggish]))
     # 2nd run: whatever measures over the limit is excluded, whatever it scores. Its own measurements decide, so the
     # checks below hold whatever they are; only "something measured over" needs the slow one to stay slow, and a
     # busy machine can blur that once: then the run is repeated (at most twice more)
