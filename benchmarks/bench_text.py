@@ -23,11 +23,15 @@ speed     Raw string -> label, batch 1, the same test sentences, warm-up, interl
           int8 accuracy is measured against fp32 on a real test split (tweets, frozen head). Besides
           wall-clock req/s (what the targets are stated in), each engine's CPU time per request is
           printed: on a shared machine it is the steadier figure.
+          With ``--streams N`` (default: 2, this machine's cores; 0 skips it), the machine's throughput
+          as a server uses it at batch 1: N worker processes per engine, each with one intra-op thread
+          (torch threads 1 for the pipeline), each answering all the sentences, released together by a
+          barrier, ``--rounds`` rounds; req/s = N x sentences / the slowest worker's wall time.
 head      Embedding 10k tweets once (reported separately), then the cached pass, then the logistic
           head with C chosen on validation.
 
     python benchmarks/bench_text.py [--sections quality,speed,head] [--datasets bbc_news,tweets] [--cv 5 [--repeats 2]]
-                                    [--cap 10000] [--threads 1,2] [--sentences 100] [--rounds 5]
+                                    [--cap 10000] [--threads 1,2] [--streams 2] [--sentences 100] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -335,7 +339,7 @@ def _hf_pipeline(weights: dict[str, Any], labels: list[str], max_length: int) ->
     return lambda t: pipe(t, truncation=True, max_length=max_length)
 
 
-def speed(threads_list: list[int], n_sentences: int, rounds: int, ft_texts: int, acc_texts: int) -> None:
+def speed(threads_list: list[int], n_sentences: int, rounds: int, ft_texts: int, acc_texts: int, streams: int = 2) -> None:
     import torch
     from safetensors.torch import load as load_st
 
@@ -407,7 +411,70 @@ def speed(threads_list: list[int], n_sentences: int, rounds: int, ft_texts: int,
                   + (f", x{best / (len(sents) / min(walls['onnx_fp32'])):.2f} vs fp32" if k == "onnx_int8" else "")
                   + f"  | CPU {1000 * cpu / len(sents):5.2f} ms/req, x{cpu_base / cpu:.2f} vs pipeline"
                   + (f", x{min(cpus['onnx_fp32']) / cpu:.2f} vs fp32" if k == "onnx_int8" else ""))
+    if streams:
+        with tempfile.TemporaryDirectory(prefix="bench-text-streams-") as tmp:
+            from safetensors.torch import save_file
+
+            save_file(weights, os.path.join(tmp, "weights.safetensors"))
+            for name, g in (("fp32", fp32), ("int8", int8)):
+                with open(os.path.join(tmp, f"{name}.onnx"), "wb") as fh:
+                    fh.write(g)
+            _streams(streams, tmp, labels, trained.manifest["model"]["max_length"], sents, rounds)
     _int8_accuracy(acc_texts)
+
+
+def _stream_worker(engine: str, tmp: str, labels: list[str], max_length: int, sents: list[str], rounds: int,
+                   barrier: Any, out: Any) -> None:
+    """One serving process: builds its engine with one thread, warms up, then answers every sentence once per
+    round, each round started with the other workers by ``barrier``; puts its wall times on ``out``."""
+    import torch
+
+    torch.set_num_threads(1)
+    if engine == "hf_pipeline_eager":
+        from safetensors.torch import load_file
+
+        hf = _hf_pipeline(load_file(os.path.join(tmp, "weights.safetensors")), labels, max_length)
+        f = hf
+    else:
+        from fulcrum.tasks.text._graph import session
+
+        s = session(os.path.join(tmp, f"{engine.split('_')[1]}.onnx"), threads=1)
+        f = lambda t: s.run(["label"], {"text": np.asarray([[t]], dtype=object)})  # noqa: E731
+    for t in sents[:5]:
+        f(t)
+    walls = []
+    for _ in range(rounds):
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in sents:
+            f(t)
+        walls.append(time.perf_counter() - t0)
+    out.put(walls)
+
+
+def _streams(n: int, tmp: str, labels: list[str], max_length: int, sents: list[str], rounds: int) -> None:
+    """req/s of the whole machine at batch 1: ``n`` one-thread worker processes per engine (see the docstring)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    rates: dict[str, list[float]] = {}
+    engines = ["hf_pipeline_eager", "onnx_fp32", "onnx_int8"]
+    for engine in engines + engines[::-1]:  # two passes, the second in reverse order
+        barrier, out = ctx.Barrier(n), ctx.Queue()
+        procs = [ctx.Process(target=_stream_worker, args=(engine, tmp, labels, max_length, sents, rounds, barrier, out))
+                 for _ in range(n)]
+        for p in procs:
+            p.start()
+        walls = np.array([out.get() for _ in procs])  # workers x rounds
+        for p in procs:
+            p.join()
+        rates.setdefault(engine, []).extend((n * len(sents) / walls.max(axis=0)).tolist())
+    print(f"  {n} streams x 1 thread, batch 1: {len(sents)} sentences per worker x {rounds} rounds x 2 passes ({_load()})")
+    base = max(rates["hf_pipeline_eager"])
+    for k, r in rates.items():
+        best = max(r)
+        print(f"    {k:18s} {best:7.1f} req/s best round, {float(np.median(r)):7.1f} median  x{best / base:.2f} vs pipeline"
+              + (f", x{best / max(rates['onnx_fp32']):.2f} vs fp32" if k == "onnx_int8" else ""))
 
 
 def _int8_accuracy(n: int) -> None:
@@ -471,6 +538,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="processes for the baseline's grid search")
     ap.add_argument("--cap", type=int, default=10_000, help="rows per dataset at most (tweets has 37k)")
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--streams", type=int, default=2, help="one-thread worker processes for the throughput measure (0: skip)")
     ap.add_argument("--sentences", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--head-texts", type=int, default=10_000)
@@ -484,7 +552,8 @@ def main() -> None:
     elif "quality" in sections:
         quality(args.datasets.split(","), args.cap)
     if "speed" in sections:
-        speed([int(t) for t in args.threads.split(",")], args.sentences, args.rounds, args.finetune_texts, args.int8_texts)
+        speed([int(t) for t in args.threads.split(",")], args.sentences, args.rounds, args.finetune_texts, args.int8_texts,
+              args.streams)
     if "head" in sections:
         head(args.head_texts)
 
