@@ -145,23 +145,30 @@ def elnino_auto(task):
 def test_auto_chooses_among_every_candidate_by_validation_only(elnino_auto):
     m = elnino_auto.manifest
     c = m["metrics"]["candidates"]
-    assert set(c) == {"seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"}
     order = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
-    assert m["model"]["family"] == _simplest_within_noise(c, order)  # from validation folds only, never the test folds
-    assert c[m["model"]["family"]]["test"]["mase"] < c["seasonal_naive"]["test"]["mase"]
+    assert set(c) - {"combination"} == set(order)
+    family, members = _rule(c, order)  # from validation folds only, never the test folds
+    assert (m["model"]["family"], m["model"]["members"]) == (family, members)
+    assert c[family]["test"]["mase"] < c["seasonal_naive"]["test"]["mase"]
     assert m["onnx"]["windows_off"] == 0
 
 
-def _simplest_within_noise(c: dict, order: list) -> str:
-    """The rule, written out from the recorded per-fold validation MASE: the simplest candidate whose paired fold
-    differences to the lowest-mean candidate have a mean gap within max(2 standard errors, 0.005)."""
+STATISTICAL = ["seasonal_naive", "drift", "ets", "arima"]
+
+
+def _rule(c: dict, order: list) -> tuple[str, list]:
+    """The rule, written out from the recorded per-fold validation MASE: the candidates whose paired fold
+    differences to the lowest-mean candidate have a mean gap within max(2 standard errors, 0.005) are tied; two or
+    more tied statistical candidates give their combination, else the simplest tied candidate is kept."""
     folds = {f: np.asarray(c[f]["validation_folds"]) for f in order}
     best = min(order, key=lambda f: (folds[f].mean(), order.index(f)))
+    tied = []
     for f in order:
         d = folds[f] - folds[best]
-        if d.mean() <= max(2 * d.std(ddof=1) / np.sqrt(len(d)), 0.005):
-            return f
-    raise AssertionError("unreachable: the best is within noise of itself")
+        if f == best or d.mean() <= max(2 * d.std(ddof=1) / np.sqrt(len(d)), 0.005):
+            tied.append(f)
+    stat = [f for f in tied if f in STATISTICAL]
+    return ("combination", stat) if len(stat) >= 2 else (tied[0], [tied[0]])
 
 
 @pytest.fixture(scope="module")
@@ -174,16 +181,19 @@ def nile_cli(tmp_path_factory):
     return Registry(root / "reg").load("n").manifest
 
 
-def test_auto_keeps_the_simplest_candidate_not_beaten_beyond_noise_on_validation_folds(nile_cli):
+def test_auto_combines_the_statistical_candidates_the_validation_folds_cannot_separate(nile_cli):
     m = nile_cli
     c = m["metrics"]["candidates"]
     order = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
-    assert sorted(c) == sorted(order)  # lightgbm and mlp are candidates on 100 years too: the rule, not a size floor, decides
+    assert sorted(set(c) - {"combination"}) == sorted(order)  # lightgbm and mlp are candidates on 100 years too
     assert all(len(c[f]["validation_folds"]) == 6 for f in order)  # 10 folds - 4 held out
     lowest = min(order, key=lambda f: np.mean(c[f]["validation_folds"]))
-    chosen = m["model"]["family"]
-    assert chosen == _simplest_within_noise(c, order) and "within noise" in m["model"]["selection"]
-    assert order.index(chosen) < order.index(lowest)  # here the lowest mean does not separate: the simpler one stays
+    assert (m["model"]["family"], m["model"]["members"]) == _rule(c, order)
+    # here the lowest mean (ar) separates from no statistical candidate but ets and arima: their mean is kept
+    assert m["model"]["family"] == "combination" and lowest not in m["model"]["members"]
+    assert "cannot tell them apart" in m["model"]["selection"]
+    members = m["model"]["members"]
+    assert c["combination"]["validation"]["mase"] <= np.mean([c[f]["validation"]["mase"] for f in members]) + 1e-9
 
 
 def test_a_candidate_that_beats_the_simpler_ones_beyond_noise_is_chosen(tmp_path):
@@ -200,8 +210,9 @@ def test_a_candidate_that_beats_the_simpler_ones_beyond_noise_is_chosen(tmp_path
                  "--registry", str(tmp_path / "reg")]) == 0
     m = Registry(tmp_path / "reg").load("a").manifest
     c = m["metrics"]["candidates"]
-    assert m["model"]["family"] not in ("seasonal_naive", "ets"), m["model"]
-    assert m["model"]["family"] == _simplest_within_noise(c, ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"])
+    assert m["model"]["family"] not in ("seasonal_naive", "ets", "combination"), m["model"]
+    assert (m["model"]["family"], m["model"]["members"]) == _rule(
+        c, ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"])
 
 
 def test_min_windows_ml_is_an_optional_floor(task):

@@ -6,10 +6,12 @@
    candidate is fitted on the windows whose targets end before it and forecasts the next H steps;
 4. the first ``folds - test_folds`` origins choose the model and calibrate the intervals (split conformal, per
    horizon step, on residuals scaled by each window's scale); the last ``test_folds`` origins are held out: the
-   reported metrics and the intervals' measured coverage. The choice (``select``): the simplest candidate whose
-   per-fold validation MASE is not worse than the lowest-MASE candidate's beyond noise (paired fold differences:
-   mean gap > ``Z_SEPARATE`` standard errors and > ``MIN_GAP``), so a more complex model wins only when it beats
-   the simpler ones by a margin that separates over the validation folds (DESIGN.md section 8);
+   reported metrics and the intervals' measured coverage. The choice (``select``): the candidates whose per-fold
+   validation MASE is not worse than the lowest-MASE candidate's beyond noise (paired fold differences: mean gap
+   > ``Z_SEPARATE`` standard errors and > ``MIN_GAP``) are tied; two or more tied statistical candidates
+   (seasonal_naive, drift, ets, arima) give their combination (the mean forecast, one affine map like each of
+   them), else the simplest tied candidate is kept, so a more complex model wins only when it beats the simpler
+   ones by a margin that separates over the validation folds (DESIGN.md section 8);
 5. refit the chosen model on every window, export one graph, check it against the model on the last windows.
 """
 
@@ -27,28 +29,47 @@ from ...errors import DataError
 from .._base import Trained
 from ._config import ForecastConfig
 from ._data import Series, epoch_seconds, prepare_series, season_of, step_index, step_seconds
-from ._models import FAMILIES, Spec, conformal_quantile, make_model, metrics
+from ._models import FAMILIES, STATISTICAL, Combination, Spec, conformal_quantile, make_model, metrics
 
-__all__ = ["fit_forecast", "plan", "windows", "backtest", "select"]
+__all__ = ["fit_forecast", "plan", "windows", "backtest", "select", "combine_folds"]
 
 PARITY_WINDOWS = 200
 Z_SEPARATE = 2.0  # standard errors of the paired per-fold differences (the tabular race's Z_DROP)
 MIN_GAP = 0.005  # MASE: a smaller mean gap is never a difference
 
 
-def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[str, str]:
-    """(family, why): the simplest of ``families`` (ordered simplest first) whose per-fold validation MASE is not
-    separably worse than the candidate with the lowest mean: with d = its fold MASE - the best's, separated when
-    mean(d) > max(Z_SEPARATE * sd(d) / sqrt(folds), MIN_GAP). Validation folds only; the held-out folds never enter."""
+def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[str, str, list[str]]:
+    """(family, why, members) from the per-fold validation MASE of ``families`` (ordered simplest first).
+
+    The candidates not separably worse than the one with the lowest mean are the tied set: with d = a
+    candidate's fold MASE - the best's, separated when mean(d) > max(Z_SEPARATE * sd(d) / sqrt(folds), MIN_GAP).
+    When two or more statistical candidates (STATISTICAL: seasonal_naive, drift, ets, arima) are in the tied set,
+    the folds cannot tell them apart and the choice is their combination (``combination``, members: those
+    candidates): the mean of forecasts no fold separates is never worse, origin by origin, than their mean
+    absolute error (the triangle inequality), where keeping one of them (the old rule: the simplest) bets on a
+    difference the folds did not show. Otherwise the simplest candidate in the tied set (members: [it]).
+    Validation folds only; the held-out folds never enter."""
     from ..tabular._select import paired_gap
 
     means = {f: float(np.mean(per_fold[f])) for f in families}
     best = min(families, key=lambda f: (means[f], list(families).index(f)))
     k = len(per_fold[best])
+    tied, gaps = [], {}
     for fam in families:
         gap, se = paired_gap(per_fold[best], per_fold[fam], greater=False)
+        gaps[fam] = (gap, se)
         if fam == best or gap <= max(Z_SEPARATE * se, MIN_GAP):
-            break
+            tied.append(fam)
+    stat = [f for f in tied if f in STATISTICAL]
+    if len(stat) >= 2:
+        why = (f"combination (mean) of the statistical candidates {', '.join(stat)}: none is worse beyond noise than "
+               f"the lowest validation MASE ({best} {means[best]:.4f}; theirs " + ", ".join(
+                   f"{f} {means[f]:.4f}" for f in stat) + f") over {k} validation folds (gap <= max({Z_SEPARATE:g} SE "
+               f"of the paired fold differences, {MIN_GAP:g})), so the folds cannot tell them apart and their mean "
+               "forecast is never worse than their average error")
+        return "combination", why, stat
+    fam = tied[0]
+    gap, se = gaps[fam]
     if fam == best:
         why = (f"lowest validation MASE ({means[best]:.4f}) over {k} validation folds, and every simpler candidate "
                f"worse beyond noise (> {Z_SEPARATE:g} SE of the paired fold differences)")
@@ -56,7 +77,18 @@ def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[s
         why = (f"simplest candidate within noise of the lowest validation MASE: {means[fam]:.4f} vs {best} "
                f"{means[best]:.4f} (gap {gap:.4f} <= max({Z_SEPARATE:g} SE = {Z_SEPARATE * se:.4f}, {MIN_GAP:g}) over "
                f"{k} validation folds)")
-    return fam, why
+    return fam, why, [fam]
+
+
+def combine_folds(folds: dict[str, list[dict[str, Any]]], members: Sequence[str]) -> list[dict[str, Any]]:
+    """The backtest folds of the combination: per fold, the mean of the members' forecasts (``f``, and ``cal``'s
+    ``f``); truth, scales and origins are the members' own (the same for every candidate)."""
+    out = []
+    for i, first in enumerate(folds[members[0]]):
+        mean = lambda key: np.mean([folds[m][i][key] for m in members], axis=0)  # noqa: E731
+        cal = {**first["cal"], "f": np.mean([folds[m][i]["cal"]["f"] for m in members], axis=0)}
+        out.append({**first, "f": mean("f"), "cal": cal})
+    return out
 
 
 def plan(series: list[Series], freq: str, cfg: ForecastConfig, say: Callable[[str], None]) -> Spec:
@@ -216,7 +248,8 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     n_val = cfg.folds - cfg.test_folds
     candidates: dict[str, Any] = {}
     held = cfg.test_folds * H
-    for fam in families:
+
+    def scores(fam: str) -> None:
         test = _pool(bt["folds"][fam][n_val:])
         cal = [f["cal"] for f in bt["folds"][fam][:n_val]]
         keep = [c["o"] + H <= c["n"] - held for c in cal]  # targets before the held-out folds
@@ -227,10 +260,16 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
                            "test": metrics(test["y"], test["f"], test["scale"])}
         say(f"  {fam:>14}: backtest MASE validation {candidates[fam]['validation']['mase']:.4f} "
             f"(per fold {' '.join(f'{v:.3f}' for v in per_fold)}), test {candidates[fam]['test']['mase']:.4f}")
+
+    for fam in families:
+        scores(fam)
     if cfg.model == "auto":
-        family, why = select(families, {f: candidates[f]["validation_folds"] for f in families})
+        family, why, members = select(families, {f: candidates[f]["validation_folds"] for f in families})
     else:
-        family, why = cfg.model, "asked for"
+        family, why, members = cfg.model, "asked for", [cfg.model]
+    if family == "combination":  # its backtest: the members' forecasts averaged (for its metrics and intervals)
+        bt["folds"]["combination"] = combine_folds(bt["folds"], members)
+        scores("combination")
     say(f"selected: {family} ({why})")
 
     # ---- intervals: calibrated on the validation folds' origins, coverage measured on the held-out folds' origins
@@ -249,7 +288,10 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     # ---- refit on every window, export, parity
     allw = [windows(s, k, range(L, len(s.values) - H + 1), L, H) for s, k in zip(series, ks)]
     W_all, Y_all, k_all, Z_all = (np.concatenate([w[i] for w in allw]) for i in range(4))
-    model = make_model(family, spec, cfg).fit(W_all, k_all, Y_all, Z_all)
+    if family == "combination":
+        model = Combination(spec, [make_model(m, spec, cfg).fit(W_all, k_all, Y_all, Z_all) for m in members])
+    else:
+        model = make_model(family, spec, cfg).fit(W_all, k_all, Y_all, Z_all)
     fit_s = time.perf_counter() - t_start
     flops = int(sum(bt["flops"].values()) + getattr(model, "training_flops_", 0))
     model_bytes = build_graph(model, spec, t0, step_s, q, n_cov=len(covs))
@@ -299,7 +341,7 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
                                     f"(measured coverage on held-out backtest origins: {coverage['measured']:.1%})"},
                     {"name": "upper", "kind": "interval_upper", "coverage": cfg.coverage,
                      "description": f"upper end of the {cfg.coverage:.0%} prediction interval"}],
-        "model": {"family": family, "selection": why, "multi_step": "direct", "spec": spec.to_dict(),
+        "model": {"family": family, "members": members, "selection": why, "multi_step": "direct", "spec": spec.to_dict(),
                   "describe": model.describe(), "t0": t0, "step_s": step_s,
                   "interval_quantiles": [float(v) for v in q],
                   "mase_scale": float(np.mean([_scale(s.values, P if P > 1 else 1) for s in series]))},
@@ -307,7 +349,7 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
                  "step, step int64 (N, 1) in 1..H", "outputs": "value/lower/upper (N,) at step, forecast/forecast_lower/forecast_upper (N, H)", **parity},
         "config": cfg.to_dict(),
         "data": {"source": source, "fingerprint": D.fingerprint(frame.reset_index(drop=True)),
-                 "rows": {"train": int(len(values)), "validation": 0, "test": int(c_test and test["y"].size)},
+                 "rows": {"train": int(len(values)), "validation": 0, "test": int(c_test and sum(f["y"].size for f in folds_f[n_val:]))},
                  **{k: v for k, v in notes.items() if k != "timestamp"}},
         "metrics": {"primary": {"name": "mase", "value": c_test["mase"], "split": "test (held-out backtest folds)"},
                     "validation": candidates[family]["validation"], "test": c_test,

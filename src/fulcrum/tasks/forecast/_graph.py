@@ -90,7 +90,7 @@ def build_graph(model: Any, spec: Any, t0: int, step_s: float, q: np.ndarray, n_
         r = op("Add", [op("MatMul", [z, const("W", model.coef.astype(np.float32))]),
                        const("b", model.intercept.astype(np.float32).reshape(1, H))])
         forecast = op("Add", [op("Mul", [with_cov(r), "fc/sd"]), "fc/mu"])
-    elif family in ("ets", "drift", "arima"):  # a linear (affine) map window -> forecast
+    elif family in ("ets", "drift", "arima", "combination"):  # a linear (affine) map window -> forecast
         forecast = op("MatMul", ["window", const("M", model.M.astype(np.float32))])
         b = getattr(model, "b", None)
         if b is not None and np.any(b != 0):

@@ -17,19 +17,23 @@ step, from the step index of the first forecast step (``k = round((t - t0) / ste
 ``ar``              ridge on the window's levels
 ``linear``          ridge regression, one output per step: [x, Fourier(k)] -> (H,)
 ``lightgbm``        one gradient-boosted tree ensemble over (window, step) rows: [x, h, Fourier(k+h-1)] -> 1
+``combination``     the mean of two or more of the statistical candidates (seasonal_naive, drift, ets, arima): not
+                    a candidate of its own; ``_fit.select`` picks it when the validation folds cannot separate
+                    those statistical candidates from the best one (:class:`Combination`)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from ...errors import DataError
 
-__all__ = ["Spec", "window_features", "fourier", "make_model", "FAMILIES", "metrics", "conformal_quantile"]
+__all__ = ["Spec", "window_features", "fourier", "make_model", "FAMILIES", "STATISTICAL", "Combination", "affine_map",
+           "metrics", "conformal_quantile"]
 
 FAMILIES = ("seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp")  # simplest first
 EPS = 1e-6
@@ -460,6 +464,52 @@ class Drift:
 
     def flops(self) -> int:
         return int(2 * self.spec.lags * self.spec.horizon)
+
+
+STATISTICAL = ("seasonal_naive", "drift", "ets", "arima")  # each an affine map of the window (affine_map)
+
+
+def affine_map(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(M (L, H), b (H,)) with forecast = window @ M + b, for the statistical candidates (STATISTICAL)."""
+    L, H = model.spec.lags, model.spec.horizon
+    if model.family == "seasonal_naive":
+        M = np.zeros((L, H))
+        M[model.index, np.arange(H)] = 1.0
+        return M, np.zeros(H)
+    if model.family in ("drift", "ets", "arima"):
+        b = getattr(model, "b", None)
+        return np.asarray(model.M, np.float64), (np.zeros(H) if b is None else np.asarray(b, np.float64))
+    raise ValueError(f"{model.family} is not an affine map of the window")
+
+
+class Combination:
+    """The mean of fitted statistical candidates' forecasts (forecast combination). Each member is an affine map
+    window -> forecast, so their mean is one too: M = mean of the members' M, b = mean of their b."""
+
+    family = "combination"
+
+    def __init__(self, spec: Spec, members: Sequence[Any]) -> None:
+        if len(members) < 2:
+            raise ValueError("a combination needs at least two members")
+        self.spec = spec
+        self.members = list(members)
+        maps = [affine_map(m) for m in self.members]
+        self.M = np.mean([m for m, _ in maps], axis=0)
+        self.b = np.mean([b for _, b in maps], axis=0)
+        self.training_flops_ = int(sum(getattr(m, "training_flops_", 0) for m in self.members))
+
+    def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "Combination":
+        return self  # the members come fitted
+
+    def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(W, np.float64) @ self.M + self.b
+
+    def describe(self) -> dict[str, Any]:
+        return {"members": {m.family: m.describe() for m in self.members},
+                "form": "the mean of the members' forecasts: one affine map of the window"}
+
+    def flops(self) -> int:
+        return int(2 * self.spec.lags * self.spec.horizon + self.spec.horizon)
 
 
 def diff_matrix(L: int, d: int) -> np.ndarray:

@@ -19,7 +19,8 @@ class ForecastTask(Task):
     Models: ``seasonal_naive`` (the baseline), ``ets`` (exponential smoothing as a linear map of the window),
     ``ar`` (ridge on the window's levels + calendar), ``linear`` (ridge on the window relative to its last value +
     calendar), ``lightgbm`` (one global tree ensemble over (window, step) rows), ``mlp`` (a small network trained by
-    the shared Trainer); direct multi-step, chosen by rolling-origin backtest MASE, with split-conformal intervals
+    the shared Trainer), ``drift``, ``arima``, and ``combination`` (the mean of the statistical candidates the
+    validation folds cannot separate); direct multi-step, chosen by rolling-origin backtest MASE, with split-conformal intervals
     from every backtest origin. ``model.onnx`` takes the window, the first step's time (and the known-future
     covariates at the H steps when the model has them).
     """
@@ -157,6 +158,8 @@ class ForecastTask(Task):
             return int(2 * L * H + 4 * L + 4 * H), "window x (L, H) smoothing map + intervals"
         if m["family"] == "arima":
             return int(2 * L * H + H + 4 * L + 4 * H), "window x (L, H) ARIMA map + constant + intervals"
+        if m["family"] == "combination":
+            return int(2 * L * H + H + 4 * L + 4 * H), "window x (L, H) mean of the members' maps + constant + intervals"
         if m["family"] == "mlp":
             F, hid = L - 1 + 2 * J, int((m.get("describe") or {}).get("hidden", 32))
             return int(2 * (F * H + F * hid + hid * H) + 4 * L + 4 * H), "linear skip + one ReLU layer + intervals"

@@ -1,0 +1,108 @@
+"""The forecast selection rule on constructed per-fold validation MASE, and the combination it picks when the
+validation folds cannot separate the statistical candidates: through `fulcrum train` on a short real annual
+series (52 years, 2 validation folds), its graph computes the mean of the members' forecasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from fulcrum.artifact import Registry
+from fulcrum.cli import main
+from fulcrum.tasks.forecast._fit import select
+from fulcrum.tasks.forecast._models import Combination, Spec, make_model
+
+ORDER = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
+
+
+def test_two_validation_folds_that_separate_nothing_give_the_combination_of_the_statistical_candidates():
+    # a short annual series: two validation folds; arima has the lowest mean, but with one degree of freedom no
+    # gap separates: the folds cannot tell seasonal_naive, drift, ets and arima apart (the old rule kept the
+    # simplest, seasonal_naive, three times arima's validation error)
+    per_fold = {"seasonal_naive": [0.05, 1.20], "drift": [0.90, 0.50], "ets": [0.20, 1.90], "arima": [0.10, 0.31],
+                "ar": [3.0, 4.5], "linear": [0.9, 1.6]}  # ar and linear: worse beyond noise even on two folds
+    fam, why, members = select(ORDER[:6], per_fold)
+    assert fam == "combination", why
+    assert members == ["seasonal_naive", "drift", "ets", "arima"]
+    assert "cannot tell them apart" in why and "2 validation folds" in why and "arima 0.2050" in why
+
+
+def test_a_statistical_candidate_that_separates_stays_alone():
+    # six folds: arima beats every other statistical candidate by a consistent margin -> arima, not a mean with
+    # candidates the folds show to be worse
+    rng = np.random.default_rng(0)
+    base = 1.0 + 0.1 * rng.standard_normal(6)
+    per_fold = {"seasonal_naive": list(base + 0.8), "drift": list(base + 0.5), "ets": list(base + 0.3),
+                "arima": list(base), "ar": list(base + 0.6), "linear": list(base + 0.7)}
+    fam, why, members = select(ORDER[:6], per_fold)
+    assert (fam, members) == ("arima", ["arima"]), why
+    assert "lowest validation MASE" in why
+
+
+def test_one_tied_statistical_candidate_is_kept_as_the_simplest():
+    # ar is best; ets alone among the statistical candidates is within noise of it: ets (simpler than ar), alone
+    per_fold = {"seasonal_naive": [2.0, 2.1, 2.2, 2.0, 2.1, 2.2], "drift": [1.9, 2.0, 2.0, 1.8, 1.9, 2.1],
+                "ets": [1.0, 1.3, 0.8, 1.1, 1.2, 0.9], "arima": [1.6, 1.7, 1.6, 1.5, 1.6, 1.7],
+                "ar": [1.1, 1.0, 1.0, 1.0, 1.1, 1.0]}
+    fam, why, members = select(ORDER[:5], per_fold)
+    assert (fam, members) == ("ets", ["ets"]), why
+    assert "within noise" in why
+
+
+def test_the_combination_is_the_mean_of_its_members_as_one_affine_map():
+    rng = np.random.default_rng(1)
+    spec = Spec(lags=12, horizon=4, season=4, fourier=2)
+    y = np.cumsum(rng.normal(size=200)) + 5 * np.sin(np.arange(200) * np.pi / 2)
+    o = np.arange(12, 196)
+    W, Y, k = y[o[:, None] + np.arange(-12, 0)], y[o[:, None] + np.arange(4)], o
+    members = [make_model(f, spec, None).fit(W, k, Y) for f in ("seasonal_naive", "drift", "ets", "arima")]
+    c = Combination(spec, members)
+    want = np.mean([m.predict(W, k) for m in members], axis=0)
+    assert np.abs(c.predict(W, k) - want).max() < 1e-9 * np.abs(want).max()
+    with pytest.raises(ValueError, match="not an affine map"):
+        Combination(spec, [members[0], make_model("linear", spec, type("C", (), {"ridge": 1.0})()).fit(W, k, Y)])
+
+
+@pytest.fixture(scope="module")
+def fertility_cli(tmp_path_factory):
+    # Armenia's fertility rate 1960-2011 (statsmodels' fertility data, one of the design series): 52 annual
+    # values, 6 folds of 5 years, the last 4 held out: 2 validation folds
+    from statsmodels.datasets import fertility
+
+    d = fertility.load_pandas().data
+    years = [str(y) for y in range(1960, 2012)]
+    v = d.loc[d["Country Code"] == "ARM", years].iloc[0].to_numpy(np.float64)
+    root = tmp_path_factory.mktemp("fert")
+    pd.DataFrame({"date": [f"{y}-01-01" for y in years], "fertility": v}).to_csv(root / "f.csv", index=False)
+    assert main(["train", str(root / "f.csv"), "--target", "fertility", "--name", "f", "--registry",
+                 str(root / "reg"), "--no-progress", "--set", "folds=6", "--set", "test_folds=4"]) == 0
+    return v, Registry(root / "reg").load("f")
+
+
+def test_short_series_gets_the_combination_and_its_graph_is_the_members_mean(fertility_cli):
+    v, art = fertility_cli
+    m = art.manifest
+    c = m["metrics"]["candidates"]
+    order = [f for f in ORDER if f in c]
+    assert all(len(c[f]["validation_folds"]) == 2 for f in order)
+    fam, why, members = select(order, {f: c[f]["validation_folds"] for f in order})  # the rule on the recorded folds
+    assert (m["model"]["family"], m["model"]["members"], m["model"]["selection"]) == (fam, members, why)
+    assert fam == "combination" and len(members) >= 2
+    # never worse than its members' average validation error (the mean of forecasts, origin by origin)
+    assert c["combination"]["validation"]["mase"] <= np.mean([c[f]["validation"]["mase"] for f in members]) + 1e-9
+    # the graph: the mean of the members, each refitted here on every window of the series
+    t = m["task"]
+    L, H = t["lags"], t["horizon"]
+    spec = Spec(L, H, t["season"], m["model"]["spec"]["fourier"])
+    o = np.arange(L, len(v) - H + 1)
+    W, Y = v[o[:, None] + np.arange(-L, 0)], v[o[:, None] + np.arange(H)]
+    want = np.mean([make_model(f, spec, None).fit(W, o, Y).predict(W, o) for f in members], axis=0)
+    sess = ort.InferenceSession(art.read_bytes("model.onnx"), providers=["CPUExecutionProvider"])
+    start = np.zeros((len(W), 1), np.int64) + m["model"]["t0"]
+    got = sess.run(["forecast"], {"window": W.astype(np.float32), "start": start,
+                                  "step": np.ones((len(W), 1), np.int64)})[0]
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
+    assert m["onnx"]["windows_off"] == 0
+    assert set(m["model"]["describe"]["members"]) == set(members)
