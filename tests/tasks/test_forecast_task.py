@@ -153,13 +153,13 @@ def test_auto_chooses_among_every_candidate_by_validation_only(elnino_auto):
     assert m["onnx"]["windows_off"] == 0
 
 
-STATISTICAL = ["seasonal_naive", "drift", "ets", "arima"]
+COMBINED = ["drift", "ets", "arima"]
 
 
 def _rule(c: dict, order: list) -> tuple[str, list]:
     """The rule, written out from the recorded per-fold validation MASE: the candidates whose paired fold
     differences to the lowest-mean candidate have a mean gap within max(2 standard errors, 0.005) are tied; two or
-    more tied statistical candidates give their combination, else the simplest tied candidate is kept."""
+    more tied statistical models (drift, ets, arima) give their combination, else the simplest tied candidate is kept."""
     folds = {f: np.asarray(c[f]["validation_folds"]) for f in order}
     best = min(order, key=lambda f: (folds[f].mean(), order.index(f)))
     tied = []
@@ -167,7 +167,7 @@ def _rule(c: dict, order: list) -> tuple[str, list]:
         d = folds[f] - folds[best]
         if f == best or d.mean() <= max(2 * d.std(ddof=1) / np.sqrt(len(d)), 0.005):
             tied.append(f)
-    stat = [f for f in tied if f in STATISTICAL]
+    stat = [f for f in tied if f in COMBINED]
     return ("combination", stat) if len(stat) >= 2 else (tied[0], [tied[0]])
 
 
@@ -181,7 +181,7 @@ def nile_cli(tmp_path_factory):
     return Registry(root / "reg").load("n").manifest
 
 
-def test_auto_combines_the_statistical_candidates_the_validation_folds_cannot_separate(nile_cli):
+def test_auto_combines_the_statistical_models_the_validation_folds_cannot_separate(nile_cli):
     m = nile_cli
     c = m["metrics"]["candidates"]
     order = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
@@ -189,7 +189,7 @@ def test_auto_combines_the_statistical_candidates_the_validation_folds_cannot_se
     assert all(len(c[f]["validation_folds"]) == 6 for f in order)  # 10 folds - 4 held out
     lowest = min(order, key=lambda f: np.mean(c[f]["validation_folds"]))
     assert (m["model"]["family"], m["model"]["members"]) == _rule(c, order)
-    # here the lowest mean (ar) separates from no statistical candidate but ets and arima: their mean is kept
+    # here the lowest mean (ar) separates from no statistical model but ets and arima: their mean is kept
     assert m["model"]["family"] == "combination" and lowest not in m["model"]["members"]
     assert "cannot tell them apart" in m["model"]["selection"]
     members = m["model"]["members"]

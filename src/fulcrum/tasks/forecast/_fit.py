@@ -8,8 +8,8 @@
    horizon step, on residuals scaled by each window's scale); the last ``test_folds`` origins are held out: the
    reported metrics and the intervals' measured coverage. The choice (``select``): the candidates whose per-fold
    validation MASE is not worse than the lowest-MASE candidate's beyond noise (paired fold differences: mean gap
-   > ``Z_SEPARATE`` standard errors and > ``MIN_GAP``) are tied; two or more tied statistical candidates
-   (seasonal_naive, drift, ets, arima) give their combination (the mean forecast, one affine map like each of
+   > ``Z_SEPARATE`` standard errors and > ``MIN_GAP``) are tied; two or more tied statistical models
+   (drift, ets, arima) give their combination (the mean forecast, one affine map like each of
    them), else the simplest tied candidate is kept, so a more complex model wins only when it beats the simpler
    ones by a margin that separates over the validation folds (DESIGN.md section 8);
 5. refit the chosen model on every window, export one graph, check it against the model on the last windows.
@@ -29,7 +29,7 @@ from ...errors import DataError
 from .._base import Trained
 from ._config import ForecastConfig
 from ._data import Series, epoch_seconds, prepare_series, season_of, step_index, step_seconds
-from ._models import FAMILIES, STATISTICAL, Combination, Spec, conformal_quantile, make_model, metrics
+from ._models import COMBINED, FAMILIES, Combination, Spec, conformal_quantile, make_model, metrics
 
 __all__ = ["fit_forecast", "plan", "windows", "backtest", "select", "combine_folds"]
 
@@ -43,8 +43,8 @@ def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[s
 
     The candidates not separably worse than the one with the lowest mean are the tied set: with d = a
     candidate's fold MASE - the best's, separated when mean(d) > max(Z_SEPARATE * sd(d) / sqrt(folds), MIN_GAP).
-    When two or more statistical candidates (STATISTICAL: seasonal_naive, drift, ets, arima) are in the tied set,
-    the folds cannot tell them apart and the choice is their combination (``combination``, members: those
+    When two or more statistical models (COMBINED: drift, ets, arima; the seasonal_naive baseline is no member)
+    are in the tied set, the folds cannot tell them apart and the choice is their combination (``combination``, members: those
     candidates): the mean of forecasts no fold separates is never worse, origin by origin, than their mean
     absolute error (the triangle inequality), where keeping one of them (the old rule: the simplest) bets on a
     difference the folds did not show. Otherwise the simplest candidate in the tied set (members: [it]).
@@ -60,9 +60,9 @@ def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[s
         gaps[fam] = (gap, se)
         if fam == best or gap <= max(Z_SEPARATE * se, MIN_GAP):
             tied.append(fam)
-    stat = [f for f in tied if f in STATISTICAL]
+    stat = [f for f in tied if f in COMBINED]
     if len(stat) >= 2:
-        why = (f"combination (mean) of the statistical candidates {', '.join(stat)}: none is worse beyond noise than "
+        why = (f"combination (mean) of the statistical models {', '.join(stat)}: none is worse beyond noise than "
                f"the lowest validation MASE ({best} {means[best]:.4f}; theirs " + ", ".join(
                    f"{f} {means[f]:.4f}" for f in stat) + f") over {k} validation folds (gap <= max({Z_SEPARATE:g} SE "
                f"of the paired fold differences, {MIN_GAP:g})), so the folds cannot tell them apart and their mean "

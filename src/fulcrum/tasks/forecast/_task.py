@@ -19,7 +19,7 @@ class ForecastTask(Task):
     Models: ``seasonal_naive`` (the baseline), ``ets`` (exponential smoothing as a linear map of the window),
     ``ar`` (ridge on the window's levels + calendar), ``linear`` (ridge on the window relative to its last value +
     calendar), ``lightgbm`` (one global tree ensemble over (window, step) rows), ``mlp`` (a small network trained by
-    the shared Trainer), ``drift``, ``arima``, and ``combination`` (the mean of the statistical candidates the
+    the shared Trainer), ``drift``, ``arima``, and ``combination`` (the mean of the statistical models the
     validation folds cannot separate); direct multi-step, chosen by rolling-origin backtest MASE, with split-conformal intervals
     from every backtest origin. ``model.onnx`` takes the window, the first step's time (and the known-future
     covariates at the H steps when the model has them).
