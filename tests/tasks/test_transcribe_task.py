@@ -142,36 +142,43 @@ def test_table_of_paths_trains_one_graph_from_pcm_to_text(trained):
     frame, table, reg = trained
     m = reg.load("tr").manifest
     assert m["task"]["workload"] == "transcribe" and m["task"]["kind"] == "transcription"
-    assert m["outputs"] == [{"name": "text", "kind": "text",
-                             "description": "the transcript (greedy CTC decoding, lower case)"}]
+    assert m["outputs"][0] == {"name": "text", "kind": "text",
+                               "description": "the transcript (greedy CTC decoding, lower case)"}
+    ood = m["outputs"][1]
+    assert ood["name"] == "ood_score" and ood["kind"] == "ood_score" and ood["description"]
+    assert 0 < ood["thresholds"]["p95"] <= ood["thresholds"]["p99"] < 1  # CTC confidence scores of training clips
     assert m["metrics"]["primary"]["name"] == "wer" and 0 <= m["metrics"]["primary"]["value"]
     assert m["metrics"]["test"]["reference_words"] > 0 and m["metrics"]["baseline"]["most_common"]["test_wer"] >= 0
     assert m["data"]["split"].startswith("by 'voice'")  # test voices never heard in training
     vocab = m["model"]["vocabulary"]
     assert vocab[0] == "" and " " in vocab and set("stopgbackturnlf") <= set(vocab)
     graph = onnx.load_from_string(reg.load("tr").read_bytes("model.onnx"))
-    assert [i.name for i in graph.graph.input] == ["audio"] and [o.name for o in graph.graph.output] == ["text"]
+    assert [i.name for i in graph.graph.input] == ["audio"]
+    assert [o.name for o in graph.graph.output] == ["text", "ood_score"]
     assert {"GRU", "Loop", "ArgMax"} <= {n.op_type for n in graph.graph.node}
     # plain onnxruntime: PCM in, strings out
     sess = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     pcm = np.zeros((2, m["model"]["features"]["samples"]), np.float32)
-    out = sess.run(["text"], {"audio": pcm})[0]
+    out, ood = sess.run(["text", "ood_score"], {"audio": pcm})
     assert out.shape == (2,) and all(isinstance(t, str) for t in out)
+    assert ood.tolist() == [1.0, 1.0]  # silence
 
 
 def test_predict_cli_python_and_evaluate_wer(trained, tmp_path, capsys):
     frame, table, reg = trained
     rows = frame[["audio"]].head(6)
     py = fulcrum.load("tr", registry=reg).predict(rows)
-    assert list(py.columns) == ["prediction"] and all(isinstance(t, str) for t in py["prediction"])
+    assert list(py.columns) == ["prediction", "ood_score"] and all(isinstance(t, str) for t in py["prediction"])
     one = fulcrum.load("tr", registry=reg).predict_one({"audio": rows["audio"][0]})
-    assert one == {"prediction": py["prediction"][0]}
+    assert one == {"prediction": py["prediction"][0], "ood_score": pytest.approx(py["ood_score"][0], abs=1e-6)}
     inputs = tmp_path / "inputs.csv"
     rows.to_csv(inputs, index=False)
     out = tmp_path / "pred.csv"
     rc, _, err = cli(capsys, "predict", "tr", inputs, "-o", out, "--no-progress", "--registry", reg.root)
     assert rc == 0, err
-    assert pd.read_csv(out, keep_default_na=False)["prediction"].tolist() == py["prediction"].tolist()
+    got = pd.read_csv(out, keep_default_na=False)
+    assert got["prediction"].tolist() == py["prediction"].tolist()
+    assert got["ood_score"].to_numpy() == pytest.approx(py["ood_score"].to_numpy(), abs=1e-5)
 
     labelled = tmp_path / "labelled.csv"
     frame[["audio", "text"]].to_csv(labelled, index=False)
@@ -203,7 +210,7 @@ def test_server_returns_text_on_the_friendly_route_and_v2(trained):
                                                             "data": clips}]})
         assert r.status_code == 200, r.text
         out, *rest = r.json()["outputs"]
-        assert [o["name"] for o in rest] in ([], ["ood_score"])  # the monitor's input OOD score, when on
+        assert [o["name"] for o in rest] == ["ood_score"]  # the graph's out-of-scope score
         assert out["name"] == "text" and out["datatype"] == "BYTES" and out["shape"] == [4] and out["data"] == want
         meta = c.get("/v2/models/tr").json()
         assert meta["outputs"][0] == {"name": "text", "datatype": "BYTES", "shape": [-1]}
@@ -330,14 +337,86 @@ def tone_words(per_voice: int = 40, voices: int = 5, seed: int = 0) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def test_default_recipe_leaves_the_blank_plateau_and_beats_the_baseline_on_an_unseen_voice():
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    """`fulcrum train` on a table of tone-word clips (paths) with the default recipe, the model made smaller and the
+    run short (250 steps): a transcriber that has learned what it hears."""
+    root = tmp_path_factory.mktemp("tones")
+    table = write_table(root / "data", tone_words())
+    reg = root / "registry"
+    assert main(["train", str(table), "--target", "text", "--name", "tones", "--registry", str(reg), "--no-progress",
+                 "--set=seconds=0.5", "--set=width=16", "--set=hidden=48", "--set=layers=1", "--set=steps=250"]) == 0
+    return Registry(reg)
+
+
+def test_default_recipe_leaves_the_blank_plateau_and_beats_the_baseline_on_an_unseen_voice(tones):
     """The default optimization recipe (AdamW, per-step warmup + cosine, gradient clipping, per-clip band means
     removed, stride-4 conv + GRU, masks) with only the model made smaller and the run short (250 steps): CTC's
     first steps only output blanks (WER 1.0, CER 1.0); the default recipe gets past that and writes the held-out
     voice's letters (measured: WER 0.03, baseline 0.63)."""
-    trained = get_task("transcribe").fit(tone_words(), {"seconds": 0.5, "width": 16, "hidden": 48, "layers": 1,
-                                                        "steps": 250, "progress": False})
-    met = trained.manifest["metrics"]
+    met = tones.load("tones").manifest["metrics"]
     assert met["test"]["n"] == 40  # one whole voice held out
     assert met["test"]["cer"] < 0.15 and met["test"]["wer"] < 0.25
     assert met["test"]["wer"] < met["baseline"]["test_wer"] / 2
+
+
+def test_silence_noise_and_other_sounds_are_flagged_out_of_scope_per_request_and_its_own_are_not(tones, capsys):
+    """Through a real server, the learned tone-word transcriber gets clips like its training clips (new words at
+    the held-out voice's pitch), silence, steady noise and spoken phrases (sound it was not trained on): the friendly
+    route flags silence and noise (score 1: the log-mel level gates) and most spoken phrases (its CTC confidence on
+    them is low), not its own kind of clip (measured: held-out tone words 0.03-0.17, p99 threshold 0.28, spoken
+    phrases 0.09-1); v2 returns the same scores, the graph alone in onnxruntime computes them from the clips' PCM as
+    the predictor does, and `fulcrum monitor` counts the flagged rows from the server's window."""
+    from fulcrum.tasks.speech._data import decode_audio, fix_length
+
+    reg = tones
+    own = tone_words(per_voice=12, voices=5, seed=5)
+    own = own[own["voice"] == "v4"]["audio"].tolist()  # new words at a pitch step it was trained on (seed 5)
+    spoken = [base64.b64encode(wav(fix_length(decode_audio(a), 8000))).decode()  # its loudest 0.5 s: the window
+              for a in phrases()["audio"].tolist()[:12]]
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16000
+    odd = [np.zeros(8000), np.zeros(3000), 1e-4 * rng.standard_normal(8000),  # silence, near-silence
+           0.1 * rng.standard_normal(8000), 0.4 * rng.uniform(-1, 1, 6000),  # white noise
+           0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 50 * t) + 0.05 * rng.standard_normal(8000)]
+    odd_b64 = [base64.b64encode(wav(x.astype(np.float32))).decode() for x in odd]
+    sent = own + odd_b64 + spoken
+    with Server("tones", reg) as c:
+        flags, scores = [], []
+        for batch in (own, odd_b64, spoken):
+            r = c.post("/v1/models/tones/predict", json={"audio": batch})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert len(body["predictions"]) == len(body["ood"]) == len(body["ood_scores"]) == len(batch)
+            flags, scores = flags + body["ood"], scores + body["ood_scores"]
+        r = c.post("/v2/models/tones/infer", json={"inputs": [{"name": "audio", "datatype": "BYTES", "shape": [2],
+                                                               "data": [own[0], odd_b64[3]]}]})
+        assert r.status_code == 200, r.text
+        v2 = {o["name"]: o["data"] for o in r.json()["outputs"]}
+    n, k = len(own), len(odd)
+    assert flags[n: n + k] == [True] * k and scores[n: n + k] == [1.0] * k, scores[n: n + k]
+    assert sum(flags[:n]) <= 0.1 * n and max(scores[:n]) < 0.5, scores[:n]
+    assert sum(flags[n + k:]) >= 0.5 * len(spoken), scores[n + k:]
+    assert np.mean(scores[n + k:]) > 2 * np.mean(scores[:n])
+    assert v2["ood_score"] == pytest.approx([scores[0], 1.0], abs=1e-4)
+
+    # the graph alone (onnxruntime, PCM in) gives the predictor's scores, and the server's
+    pkg = reg.load("tones")
+    samples = pkg.manifest["model"]["features"]["samples"]
+    pcm = np.stack([fix_length(decode_audio(a), samples) for a in sent]).astype(np.float32)
+    sess = ort.InferenceSession(pkg.read_bytes("model.onnx"), providers=["CPUExecutionProvider"])
+    graph = sess.run(["ood_score"], {"audio": pcm})[0]
+    pred = fulcrum.load("tones", registry=reg).predict(pd.DataFrame({"audio": sent}))["ood_score"]
+    assert graph == pytest.approx(pred.to_numpy(), abs=1e-5)
+    assert graph == pytest.approx(np.asarray(scores), abs=1e-4)
+
+    # `fulcrum monitor` reads the server's window: the out-of-scope clips counted, from the graph's scores
+    rc, out, err = cli(capsys, "monitor", "tones", "--json", "--registry", reg.root)
+    assert rc == 0, err
+    snap = json.loads(out)["snapshot"]
+    assert snap["ood"]["source"] == "graph" and snap["counts"]["rows_observed"] == len(sent) + 2
+    assert snap["counts"]["ood_observed"] == sum(flags) + 1
+    assert snap["ood"]["threshold"] == pytest.approx(pkg.manifest["outputs"][1]["thresholds"]["p99"])
+    rc, out, err = cli(capsys, "monitor", "tones", "--registry", reg.root)
+    assert rc == 0, err
+    assert f"out-of-distribution: {(sum(flags) + 1) / (len(sent) + 2):.1%} of the window" in out

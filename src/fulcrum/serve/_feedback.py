@@ -475,7 +475,11 @@ class FeedbackStore:
             numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in preds + truths)
             kind = "regression" if numbers and any(isinstance(v, float) and not v.is_integer() for v in preds + truths) else "classification"
         if kind not in ("classification", "regression"):
-            raise ConfigError(f"task must be 'classification' or 'regression', got {kind!r}.")
+            if task is not None:
+                raise ConfigError(f"task must be 'classification' or 'regression', got {kind!r}.")
+            # the manifest's kind has a metric of its own (a transcriber's WER, a recommender's ranking): the rows
+            # with feedback are counted, no live metric is computed here (`fulcrum evaluate` on them gives it)
+            return {"model": model, "version": version, "task": kind, "n": len(rows)}
         out: dict[str, Any] = {"model": model, "version": version, "task": kind, "n": len(rows)}
         if kind == "classification":
             hits = [p is not None and _label(p) == _label(t) for p, t in zip(preds, truths)]

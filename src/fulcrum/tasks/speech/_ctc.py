@@ -13,6 +13,9 @@ spaces are collapsed and leading/trailing spaces removed. The package graph does
 :func:`decoder_nodes`): the collapse is an ``Equal`` on the argmax shifted by one frame, the characters a
 ``Gather`` from a string constant, and the join a ``Loop`` over frames of opset-20 ``StringConcat``, so the graph
 outputs the text itself and the runtime needs no vocabulary.
+
+Out of scope: 1 - the clip's CTC confidence (:func:`confidence_ood`, in the graph :func:`ood_nodes`), raised to 1
+for silence or steady noise by the same log-mel level gates as keyword spotting (``_graph.level_gate``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["normalize", "build_vocab", "encode_targets", "greedy_decode", "wer", "cer", "error_rates",
-           "CtcNet", "decoder_nodes", "BLANK"]
+           "CtcNet", "decoder_nodes", "confidence_ood", "ood_nodes", "BLANK"]
 
 BLANK = ""  # the blank's entry in the vocabulary (decodes to nothing)
 _DROP = re.compile(r"[^a-z0-9' ]+")
@@ -218,4 +221,45 @@ def decoder_nodes(vocab: Sequence[str], ids: str = "ids", out: str = "text") -> 
              nh.from_array(np.array([[0]], np.int64), "dec_blank2"), nh.from_array(np.array(0, np.int64), "dec_blank0"),
              h.make_tensor("dec_vocab", TP.STRING, [len(vocab)], [str(v).encode() for v in vocab]),
              h.make_tensor("dec_empty1", TP.STRING, [1], [b""]), h.make_tensor("dec_false1", TP.BOOL, [1], [False])]
+    return nodes, inits
+
+
+def confidence_ood(logits: np.ndarray) -> np.ndarray:
+    """(N, T', V) per-frame logits -> (N,) 1 - the clip's CTC confidence: the mean, over the frames whose most
+    likely symbol is a character (not the blank), of that symbol's posterior; over all frames when every frame is
+    blank. A clip the model hears as its training speech scores near 0; one whose characters it is unsure of,
+    higher. The graph computes the same (:func:`ood_nodes`)."""
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=2, keepdims=True))
+    best = (z / z.sum(axis=2, keepdims=True)).max(axis=2)  # (N, T')
+    emits = (np.asarray(logits).argmax(axis=2) != 0).astype(np.float64)
+    n = emits.sum(axis=1)
+    conf = np.where(n > 0, (best * emits).sum(axis=1) / np.maximum(n, 1), best.mean(axis=1))
+    return (1.0 - conf).astype(np.float32)
+
+
+def ood_nodes(logits: str = "logits", ids: str = "ids", out: str = "ctc_ood") -> tuple[list[Any], list[Any]]:
+    """(nodes, initializers): ``logits`` (N, T', V) and their per-frame ArgMax ``ids`` (N, T') -> ``out`` (N,),
+    :func:`confidence_ood` in ONNX ops (Softmax, ReduceMax, a mask of the non-blank frames, Where)."""
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+
+    N = h.make_node
+    nodes = [N("Softmax", [logits], ["ctc_post"], axis=2),
+             N("ReduceMax", ["ctc_post", "ctc_axis2"], ["ctc_best"], keepdims=0),  # (N, T')
+             N("Equal", [ids, "ctc_blank"], ["ctc_is_blank"]),
+             N("Not", ["ctc_is_blank"], ["ctc_emits_b"]),
+             N("Cast", ["ctc_emits_b"], ["ctc_emits"], to=TP.FLOAT),
+             N("Mul", ["ctc_best", "ctc_emits"], ["ctc_best_on"]),
+             N("ReduceSum", ["ctc_best_on", "ctc_axis1"], ["ctc_sum_on"], keepdims=0),
+             N("ReduceSum", ["ctc_emits", "ctc_axis1"], ["ctc_n_on"], keepdims=0),
+             N("Max", ["ctc_n_on", "ctc_one"], ["ctc_n_safe"]),
+             N("Div", ["ctc_sum_on", "ctc_n_safe"], ["ctc_conf_on"]),
+             N("ReduceMean", ["ctc_best", "ctc_axis1"], ["ctc_conf_all"], keepdims=0),
+             N("Greater", ["ctc_n_on", "ctc_zero"], ["ctc_any"]),
+             N("Where", ["ctc_any", "ctc_conf_on", "ctc_conf_all"], ["ctc_conf"]),
+             N("Sub", ["ctc_one", "ctc_conf"], [out])]
+    inits = [h.make_tensor("ctc_axis1", TP.INT64, [1], [1]), h.make_tensor("ctc_axis2", TP.INT64, [1], [2]),
+             h.make_tensor("ctc_blank", TP.INT64, [], [0]), h.make_tensor("ctc_one", TP.FLOAT, [], [1.0]),
+             h.make_tensor("ctc_zero", TP.FLOAT, [], [0.0])]
     return nodes, inits

@@ -29,7 +29,7 @@ from .._graph import class_head_initializers, cpu_session, finish_model
 
 from ._features import FeatureParams, frontend_nodes
 
-__all__ = ["OPSET", "EDGE", "export_cnn", "full_graph", "session", "run_graph"]
+__all__ = ["OPSET", "EDGE", "export_cnn", "full_graph", "level_gate", "session", "run_graph"]
 
 OPSET = 18
 EDGE = "logmel"
@@ -85,36 +85,10 @@ def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.
             N("MatMul", ["funit", "centroids_t"], ["cosines"]),
             N("ReduceMax", ["cosines", "axis1"], ["best_cos"], keepdims=0),
             N("Sub", ["one_f", "best_cos"], ["ood_score" if silence_level is None else "embedding_ood"])]
-    gate = []
+    gate: list[Any] = []
     if silence_level is not None:  # silence and steady noise are out of scope whatever the CNN makes of them: 1
-        gate = [N("Mul", [EDGE, "ood_band_std"], ["ood_scaled"]), N("Add", ["ood_scaled", "ood_band_mean"], ["ood_raw"]),
-                N("ReduceMax", ["ood_raw", "axes123"], ["ood_peak"], keepdims=0),
-                N("Less", ["ood_peak", "silence_level"], ["is_silent"]),
-                N("Cast", ["is_silent"], ["silent_f"], to=TensorProto.FLOAT),
-                N("ReduceLogSumExp", ["ood_raw", "axes3"], ["frame_e"], keepdims=0),  # (N, 1, T) log energy
-                N("Greater", ["frame_e", "silence_level"], ["sounding_b"]),
-                N("Cast", ["sounding_b"], ["sounding"], to=TensorProto.FLOAT),
-                N("Mul", ["frame_e", "sounding"], ["frame_e_on"]),
-                N("ReduceSum", ["frame_e_on", "axes12"], ["e_sum"], keepdims=0),
-                N("ReduceSum", ["sounding", "axes12"], ["n_on"], keepdims=0),
-                N("Max", ["n_on", "one_f"], ["n_on_safe"]),
-                N("Div", ["e_sum", "n_on_safe"], ["e_mean"]),
-                N("ReduceMax", ["frame_e", "axes12"], ["e_max"], keepdims=0),
-                N("Sub", ["e_max", "e_mean"], ["e_range"]),
-                N("Less", ["e_range", "steady_level"], ["is_steady"]),
-                N("Cast", ["is_steady"], ["steady_f"], to=TensorProto.FLOAT),
-                N("Max", ["embedding_ood", "silent_f", "steady_f"], ["ood_score"])]
-        tail += gate
-        M = p.n_mels
-        gate = [numpy_helper.from_array(np.ones(M, np.float32) if band_std is None
-                                        else np.asarray(band_std, np.float32), "ood_band_std"),
-                numpy_helper.from_array(np.zeros(M, np.float32) if band_mean is None
-                                        else np.asarray(band_mean, np.float32), "ood_band_mean"),
-                helper.make_tensor("axes123", TensorProto.INT64, [3], [1, 2, 3]),
-                helper.make_tensor("axes12", TensorProto.INT64, [2], [1, 2]),
-                helper.make_tensor("axes3", TensorProto.INT64, [1], [3]),
-                helper.make_tensor("silence_level", TensorProto.FLOAT, [], [float(silence_level)]),
-                helper.make_tensor("steady_level", TensorProto.FLOAT, [], [float(steady_level or 0.0)])]
+        gate_nodes, gate = level_gate(p, EDGE, band_mean, band_std, silence_level, steady_level, "embedding_ood")
+        tail += gate_nodes
     inits = fe_inits + list(cnn.graph.initializer) + gate + class_head_initializers(labels, centroids)
     graph = helper.make_graph(
         fe_nodes + list(cnn.graph.node) + tail, "fulcrum_speech",
@@ -124,6 +98,49 @@ def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.
          helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])],
         initializer=inits)
     return finish_model(graph, {"": OPSET})
+
+
+def level_gate(p: FeatureParams, edge: str, band_mean: Any, band_std: Any, silence_level: float,
+               steady_level: float | None, score: str, out: str = "ood_score") -> tuple[list[Any], list[Any]]:
+    """(nodes, initializers): ``out`` (N,) = max(``score``, 1 if the clip is silent, 1 if it is steady sound), from
+    the normalized log-mel ``edge`` (N, 1, T, n_mels) with its normalization (``band_mean``, ``band_std``) undone.
+
+    Silent: the clip's loudest log-mel value under ``silence_level``; steady: its loudest frame's log energy
+    (log-sum-exp over the bands) less the mean of its sounding frames' (those over ``silence_level``) under
+    ``steady_level``. The same figures in numpy: _fit.clip_levels; the levels from training clips: _fit.ood_levels.
+    Every name it adds starts with ``ood_`` (used by keyword spotting and transcription alike)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    N = helper.make_node
+    M = p.n_mels
+    nodes = [N("Mul", [edge, "ood_band_std"], ["ood_scaled"]), N("Add", ["ood_scaled", "ood_band_mean"], ["ood_raw"]),
+             N("ReduceMax", ["ood_raw", "ood_axes123"], ["ood_peak"], keepdims=0),
+             N("Less", ["ood_peak", "ood_silence_level"], ["ood_is_silent"]),
+             N("Cast", ["ood_is_silent"], ["ood_silent_f"], to=TensorProto.FLOAT),
+             N("ReduceLogSumExp", ["ood_raw", "ood_axes3"], ["ood_frame_e"], keepdims=0),  # (N, 1, T) log energy
+             N("Greater", ["ood_frame_e", "ood_silence_level"], ["ood_sounding_b"]),
+             N("Cast", ["ood_sounding_b"], ["ood_sounding"], to=TensorProto.FLOAT),
+             N("Mul", ["ood_frame_e", "ood_sounding"], ["ood_frame_e_on"]),
+             N("ReduceSum", ["ood_frame_e_on", "ood_axes12"], ["ood_e_sum"], keepdims=0),
+             N("ReduceSum", ["ood_sounding", "ood_axes12"], ["ood_n_on"], keepdims=0),
+             N("Max", ["ood_n_on", "ood_one"], ["ood_n_on_safe"]),
+             N("Div", ["ood_e_sum", "ood_n_on_safe"], ["ood_e_mean"]),
+             N("ReduceMax", ["ood_frame_e", "ood_axes12"], ["ood_e_max"], keepdims=0),
+             N("Sub", ["ood_e_max", "ood_e_mean"], ["ood_e_range"]),
+             N("Less", ["ood_e_range", "ood_steady_level"], ["ood_is_steady"]),
+             N("Cast", ["ood_is_steady"], ["ood_steady_f"], to=TensorProto.FLOAT),
+             N("Max", [score, "ood_silent_f", "ood_steady_f"], [out])]
+    inits = [numpy_helper.from_array(np.ones(M, np.float32) if band_std is None
+                                     else np.asarray(band_std, np.float32), "ood_band_std"),
+             numpy_helper.from_array(np.zeros(M, np.float32) if band_mean is None
+                                     else np.asarray(band_mean, np.float32), "ood_band_mean"),
+             helper.make_tensor("ood_axes123", TensorProto.INT64, [3], [1, 2, 3]),
+             helper.make_tensor("ood_axes12", TensorProto.INT64, [2], [1, 2]),
+             helper.make_tensor("ood_axes3", TensorProto.INT64, [1], [3]),
+             helper.make_tensor("ood_one", TensorProto.FLOAT, [], [1.0]),
+             helper.make_tensor("ood_silence_level", TensorProto.FLOAT, [], [float(silence_level)]),
+             helper.make_tensor("ood_steady_level", TensorProto.FLOAT, [], [float(steady_level or 0.0)])]
+    return nodes, inits
 
 
 def session(model: Any, threads: int = 0) -> Any:

@@ -20,7 +20,11 @@ Training, top to bottom:
 4. one ONNX graph (opset 20): PCM (N, S) float at 16 kHz -> log-mel -> model -> per-frame ArgMax -> greedy CTC
    collapse and join in ONNX ops -> ``text`` (N,) strings. The decoding is in the graph, not in the task's output
    code, so every runtime (Predictor, server, optimizer, ``onnxruntime`` alone) gets the text from the graph and
-   needs no vocabulary; the vocabulary is still stored in the manifest (``model.vocabulary``) for reference;
+   needs no vocabulary; the vocabulary is still stored in the manifest (``model.vocabulary``) for reference.
+   Beside it ``ood_score`` (N,), reported per request: 1 - the clip's CTC confidence (``_ctc.confidence_ood``), and
+   1 for silence or steady noise (hiss, hum, a tone) by keyword spotting's log-mel level gates (``_graph.level_gate``,
+   levels from the training clips: ``_fit.ood_levels``); its thresholds are quantiles of the confidence score of the
+   training and validation clips and of augmented views of training clips (``ood_thresholds_of``);
 5. score the graph on the test split (WER, CER, exact match), check it against the torch model decoded in numpy,
    and record two baselines: the most common training transcript, and the transcript of the nearest training
    clip by mean and std of each log-mel band (1-nearest-neighbour, standardized features).
@@ -42,7 +46,7 @@ from ...config import TaskConfig, TrainConfig, _coerce_and_check
 from ...errors import ConfigError, DataError, SchemaError
 from .._base import InputCodec, InputField, ReadJson, Task, TaskExample, Trained, VariantKind
 from .._graph import cpu_session
-from .._media import Prepared
+from .._media import OOD_BASIS, Prepared
 from ._data import DEFAULT_MAX_BYTES, SAMPLE_RATE, audio_columns, path_columns
 
 __all__ = ["TranscribeTask", "TranscribeConfig", "fit_transcriber", "prepare_transcripts", "TRANSCRIPT_COLUMNS"]
@@ -51,6 +55,7 @@ TRANSCRIPT_COLUMNS = ("text", "transcript", "transcription", "sentence", "phrase
 GROUP_COLUMNS = ("voice", "speaker")
 OPSET = 20  # StringConcat
 PARITY_ROWS = 200
+VIEW_CLIPS = 512  # training clips whose augmented views calibrate the OOD thresholds
 MAX_OTHER_COLUMNS = 4
 INT8_PARAMS: dict[str, Any] = {"op_types_to_quantize": ["MatMul"], "exclude_prefix": "fe_"}
 
@@ -396,15 +401,45 @@ def _ctc_loss() -> Any:
     return CtcLoss()
 
 
-def _predict_ids(net: Any, W: np.ndarray, batch: int = 64) -> np.ndarray:
+def _predict_logits(net: Any, X: np.ndarray, batch: int = 64) -> np.ndarray:
+    """(N, T', V) per-frame logits of ``net`` (the full net on PCM, or the feature net on raw log-mel)."""
     import torch
 
     net.eval()
     out = []
     with torch.inference_mode():
-        for s in range(0, len(W), batch):
-            out.append(net(torch.from_numpy(W[s: s + batch])).argmax(2).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.int64)
+        for s in range(0, len(X), batch):
+            out.append(net(torch.from_numpy(np.ascontiguousarray(X[s: s + batch]))).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+
+
+def _predict_ids(net: Any, W: np.ndarray, batch: int = 64) -> np.ndarray:
+    logits = _predict_logits(net, W, batch)
+    return logits.argmax(2) if logits.size else np.zeros((len(W), 0), np.int64)
+
+
+def ood_thresholds_of(feature_net: Any, F_tr: np.ndarray, F_va: np.ndarray, augment: Any, seed: int = 0) -> dict[str, float]:
+    """The OOD score's thresholds (see _media.ood_thresholds): quantiles of the CTC confidence score
+    (:func:`_ctc.confidence_ood`) of the training and validation clips and of augmented views of at most
+    ``VIEW_CLIPS`` training clips (a seeded sample: each view is a pass of the model over them), from their raw
+    log-mel (N, 1, T, M) through ``feature_net``."""
+    from .._media import augmented_views, ood_thresholds
+    from ._ctc import confidence_ood
+
+    pick = np.sort(np.random.default_rng(seed).permutation(len(F_tr))[:VIEW_CLIPS])
+    views = [confidence_ood(_predict_logits(feature_net, V)) for V in augmented_views(augment, F_tr[pick])]
+    scores = [confidence_ood(_predict_logits(feature_net, F)) for F in (F_tr, F_va) if len(F)]
+    return ood_thresholds(*scores, *views)
+
+
+def reference_ood(logits: np.ndarray, W: np.ndarray, p: Any, silence_level: float, steady_level: float) -> np.ndarray:
+    """What the graph's ``ood_score`` is, in numpy: the CTC confidence score, 1 for silence or steady noise."""
+    from ._ctc import confidence_ood
+    from ._fit import clip_levels
+
+    peaks, ranges = clip_levels(W, p, silence_level)
+    gated = (peaks < silence_level) | (ranges < steady_level)
+    return np.maximum(confidence_ood(logits), gated.astype(np.float32))
 
 
 def _stats(W: np.ndarray, p: Any) -> np.ndarray:
@@ -443,8 +478,10 @@ def baselines(W_tr: np.ndarray, t_tr: Sequence[str], W_te: np.ndarray, t_te: Seq
             "fit_s": round(time.perf_counter() - t0, 2)}
 
 
-def export_graph(net: Any, p: Any, vocab: Sequence[str]) -> bytes:
-    """The package graph: ``audio`` float32 (N, S) -> ``text`` string (N,)."""
+def export_graph(net: Any, p: Any, vocab: Sequence[str], silence_level: float, steady_level: float) -> bytes:
+    """The package graph: ``audio`` float32 (N, S) -> ``text`` string (N,) and ``ood_score`` float (N,): 1 - the
+    CTC confidence (``_ctc.ood_nodes``), 1 for silence or steady noise (``_graph.level_gate`` on the ``logmel``
+    edge, the gates of keyword spotting, with levels from the training clips)."""
     import io
     import warnings
 
@@ -452,9 +489,9 @@ def export_graph(net: Any, p: Any, vocab: Sequence[str]) -> bytes:
     import torch
     from onnx import TensorProto, helper
 
-    from ._ctc import decoder_nodes
+    from ._ctc import decoder_nodes, ood_nodes
     from ._features import frontend_nodes
-    from ._graph import _constants_to_initializers
+    from ._graph import _constants_to_initializers, level_gate
 
     acoustic = net.acoustic.eval()
     x = torch.randn(2, 1, p.frames, p.n_mels)
@@ -464,14 +501,18 @@ def export_graph(net: Any, p: Any, vocab: Sequence[str]) -> bytes:
         torch.onnx.export(acoustic, (x,), buf, dynamo=False, opset_version=18, input_names=["logmel"],
                           output_names=["logits"], dynamic_axes={"logmel": {0: "N"}, "logits": {0: "N"}})
     model = _constants_to_initializers(onnx.load_from_string(buf.getvalue()))
-    fe_nodes, fe_inits = frontend_nodes(p, "audio", "logmel", net.front.band_mean.tolist(), net.front.band_std.tolist())
+    band_mean, band_std = net.front.band_mean.tolist(), net.front.band_std.tolist()
+    fe_nodes, fe_inits = frontend_nodes(p, "audio", "logmel", band_mean, band_std)
     dec_nodes, dec_inits = decoder_nodes(vocab, "ids", "text")
     argmax = helper.make_node("ArgMax", ["logits"], ["ids"], axis=2, keepdims=0, name="ctc_argmax")
+    conf_nodes, conf_inits = ood_nodes("logits", "ids", "ctc_ood")
+    gate_nodes, gate_inits = level_gate(p, "logmel", band_mean, band_std, silence_level, steady_level, "ctc_ood")
     graph = helper.make_graph(
-        fe_nodes + list(model.graph.node) + [argmax] + dec_nodes, "fulcrum_transcribe",
+        fe_nodes + list(model.graph.node) + [argmax] + dec_nodes + conf_nodes + gate_nodes, "fulcrum_transcribe",
         [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["N", p.samples])],
-        [helper.make_tensor_value_info("text", TensorProto.STRING, ["N"])],
-        initializer=fe_inits + list(model.graph.initializer) + dec_inits)
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["N"]),
+         helper.make_tensor_value_info("ood_score", TensorProto.FLOAT, ["N"])],
+        initializer=fe_inits + list(model.graph.initializer) + dec_inits + conf_inits + gate_inits)
     out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     out.ir_version = 9
     out.producer_name = "fulcrum"
@@ -479,11 +520,15 @@ def export_graph(net: Any, p: Any, vocab: Sequence[str]) -> bytes:
     return out.SerializeToString()
 
 
-def run_text(sess: Any, W: np.ndarray, batch: int = 128) -> list[str]:
+def run_text(sess: Any, W: np.ndarray, batch: int = 128) -> tuple[list[str], np.ndarray]:
+    """(texts, ood scores) of the package graph on PCM (N, S)."""
     out: list[str] = []
+    ood: list[np.ndarray] = []
     for s in range(0, len(W), batch):
-        out += [str(t) for t in sess.run(["text"], {"audio": np.ascontiguousarray(W[s: s + batch])})[0].tolist()]
-    return out
+        text, score = sess.run(["text", "ood_score"], {"audio": np.ascontiguousarray(W[s: s + batch])})
+        out += [str(t) for t in text.tolist()]
+        ood.append(score)
+    return out, (np.concatenate(ood) if ood else np.zeros(0, np.float32))
 
 
 def fit_transcriber(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", callbacks: Sequence[Any] = (),
@@ -512,7 +557,7 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
     from ..tabular import library_versions
     from ._ctc import encode_targets, error_rates, greedy_decode
     from ._features import LogMel, frontend_flops
-    from ._fit import _speech_libraries
+    from ._fit import _speech_libraries, ood_levels
 
     say = log or (lambda msg: None)
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else (Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None)
@@ -581,30 +626,46 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
         f"{result.best_epoch + 1}{', stopped early' if result.stopped_early else ''})")
 
     t0 = time.perf_counter()
-    model_bytes = export_graph(net, p, vocab)
+    silence_level, steady_level = ood_levels(W_tr, p)
+    thresholds = ood_thresholds_of(_feature_net(net.acoustic, band_mean, band_std), F_tr, F_va, augment, cfg.seed)
+    ood_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model_bytes = export_graph(net, p, vocab, silence_level, steady_level)
     export_s = time.perf_counter() - t0
     sess = cpu_session(model_bytes)
-    hyps = run_text(sess, W_te)
+    hyps, ood_te = run_text(sess, W_te)
     test_metrics = error_rates(t_te, hyps) if len(t_te) else {"n": 0, "wer": None, "cer": None}
     rows = W_te[:PARITY_ROWS] if len(W_te) else W_tr[:16]
-    ref = greedy_decode(_predict_ids(net, rows), vocab)
-    got = hyps[:PARITY_ROWS] if len(W_te) else run_text(sess, rows)
+    logits = _predict_logits(net, rows)
+    ref = greedy_decode(logits.argmax(2), vocab)
+    got, got_ood = (hyps[:PARITY_ROWS], ood_te[:PARITY_ROWS]) if len(W_te) else run_text(sess, rows)
     parity = float(np.mean([a == b for a, b in zip(ref, got)])) if ref else 1.0
-    if parity < 0.95:
+    ood_diff = np.abs(got_ood - reference_ood(logits, rows, p, silence_level, steady_level))
+    ood_parity = float(np.mean(ood_diff <= 1e-3)) if len(ood_diff) else 1.0
+    if parity < 0.95 or ood_parity < 0.95:
         raise DataError(f"The exported transcription graph disagrees with the torch model on {1 - parity:.0%} of "
-                        f"{len(ref)} clips; this is a bug, please report it.")
+                        f"{len(ref)} clips' text and {1 - ood_parity:.0%} of their OOD scores; this is a bug, please "
+                        "report it.")
     base = baselines(W_tr, t_tr, W_te, t_te, p)
     say(f"test WER = {test_metrics['wer'] if test_metrics['wer'] is not None else math.nan:.4f}, CER = "
         f"{test_metrics['cer'] if test_metrics['cer'] is not None else math.nan:.4f} (the ONNX graph on {len(t_te)} "
         f"held-out clips; same text as the torch model on {parity:.0%} of {len(ref)})"
         + (f"; baseline {base['model']}: WER {base['test_wer']:.4f}" if base else ""))
+    if thresholds:
+        flagged = float(np.mean(ood_te >= thresholds["p99"])) if len(ood_te) else math.nan
+        say(f"OOD score thresholds p95 {thresholds['p95']:.3f} / p99 {thresholds['p99']:.3f} ({ood_s:.1f} s); "
+            f"held-out clips at or over p99: {flagged:.1%}")
 
     per_clip = frontend_flops(p) + net.acoustic.flops(p.frames)
     flops = 3 * per_clip * len(t_tr) * max(1, epochs_run)
     rms = np.sqrt((W_tr.astype(np.float64) ** 2).mean(1)) if len(W_tr) else np.zeros(0)
     words = pd.Series([w for t in t_tr for w in t.split()]).value_counts(normalize=True).head(20)
+    ood_what = ("1 - the clip's CTC confidence (the mean posterior of the characters it writes, of every frame's "
+                "best symbol when it writes none); 1 for silence or steady noise")
     profile = {"n_rows": int(len(t_tr)), "audio_column": prep.column, "columns": {},
                "audio": {"rms": _quantiles(rms), "seconds": cfg.seconds, "sample_rate": SAMPLE_RATE},
+               "ood": {"score": ood_what, "thresholds": thresholds, "thresholds_of": OOD_BASIS,
+                       "silence_level": silence_level, "steady_level": steady_level},
                "target": {"kind": "text", "words": {str(k): float(v) for k, v in words.items()},
                           "mean_words": float(np.mean([len(t.split()) for t in t_tr])) if t_tr else 0.0}}
     limits = {"max_bytes": int(cfg.max_bytes), "max_seconds": float(cfg.seconds), "formats": ["WAV", "FLAC", "OGG"],
@@ -615,7 +676,8 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
         "task": {"workload": "transcribe", "kind": "transcription", "target": target, "labels": None,
                  "audio_column": prep.column},
         "inputs": [{"name": "audio", "kind": "audio", "dtype": "bytes", "column": prep.column, "limits": limits}],
-        "outputs": [{"name": "text", "kind": "text", "description": "the transcript (greedy CTC decoding, lower case)"}],
+        "outputs": [{"name": "text", "kind": "text", "description": "the transcript (greedy CTC decoding, lower case)"},
+                    {"name": "ood_score", "kind": "ood_score", "thresholds": thresholds, "description": ood_what}],
         "model": {"family": "conv" if cfg.model == "conv" else "crnn", "spec": net.acoustic.spec(), "features": p.to_dict(), "vocabulary": list(vocab),
                   "normalize": {"band_mean": band_mean, "band_std": band_std,
                                 "of": "each log-mel band over the training split (in the graph's front end)"},
@@ -629,9 +691,11 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
                   "parameters": int(sum(q.numel() for q in net.acoustic.parameters())), "flops_per_clip": per_clip},
         "onnx": {"opset": OPSET, "input": f"audio float32 (N, {p.samples}): mono PCM at 16 kHz in [-1, 1]",
                  "in_graph": "log-mel (framing, windowed DFT, power, mel filterbank, log), normalization, conv + "
-                             "bidirectional GRU, per-frame ArgMax, greedy CTC collapse and join -> text",
+                             "bidirectional GRU, per-frame ArgMax, greedy CTC collapse and join -> text; CTC "
+                             "confidence and the silence / steady-noise gates -> ood_score",
                  "outside_graph": "decoding WAV/FLAC, channel averaging, resampling, padding (the codec)",
-                 "parity_same_text": parity, "parity_rows": int(len(ref)), "export_s": round(export_s, 2)},
+                 "parity_same_text": parity, "parity_rows": int(len(ref)), "export_s": round(export_s, 2),
+                 "parity_ood_max_abs_diff": float(ood_diff.max()) if len(ood_diff) else 0.0},
         "config": cfg.to_dict(),
         "data": {"source": source, "fingerprint": D.fingerprint(frame.reset_index(drop=True)),
                  "rows": {"train": len(t_tr), "validation": len(t_va), "test": len(t_te)}, "split": prep.split,
@@ -651,7 +715,8 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
                    flops_methods={"crnn": "front end (DFT + mel MatMuls) + convolutions + 3 gates x (input + hidden) "
                                           "x hidden per GRU step and direction + the classifier, x3 for a training "
                                           "step, x clips x epochs"},
-                   extra={"model": net, "waves": prep.waves, "test_outputs": {"text": np.asarray(hyps, dtype=object)},
+                   extra={"model": net, "waves": prep.waves,
+                          "test_outputs": {"text": np.asarray(hyps, dtype=object), "ood_score": ood_te},
                           "prepared": prep})
 
 
@@ -678,7 +743,8 @@ class TranscribeTask(Task):
 
     Data: a table with an audio column (base64 clips) or a column of paths (resolved inside the dataset root
     only) and a transcript column. The package's ``model.onnx`` takes mono PCM at 16 kHz (``audio`` float32
-    (N, S)) and writes ``text`` (N,) strings; the primary metric is the word error rate (lower is better)."""
+    (N, S)) and writes ``text`` (N,) strings and ``ood_score`` (N,) (1 for silence or steady noise); the primary
+    metric is the word error rate (lower is better)."""
 
     name: ClassVar[str] = "transcribe"
     summary: ClassVar[str] = ("transcription of short spoken phrases: log-mel + conv + bidirectional GRU trained "
