@@ -177,7 +177,7 @@ def run_fulcrum(name: str, folds: int, test_folds: int) -> dict[str, Any]:
         per_fam[f_name] = [fl[f]["f"][0].tolist() for f in range(folds - test_folds, folds)]
     cov = m["metrics"]["coverage"]
     return {"values": s.values.tolist(), "season": P, "horizon": H, "lags": m["task"]["lags"], "origins": origins,
-            "family": fam, "selection": m["model"]["selection"], "forecasts": per_fam[fam], "candidates": per_fam,
+            "family": fam, "members": m["model"].get("members", [fam]), "selection": m["model"]["selection"], "forecasts": per_fam[fam], "candidates": per_fam,
             "seconds": secs, "folds": folds, "fit_s": tr.extra.get("fit_s"), "coverage": {"nominal": cov["nominal"], "measured": cov["measured"], "points": cov["points"]},
             "scales": [_scale(s.values[:o], P if P > 1 else 1) for o in origins]}
 
@@ -319,7 +319,9 @@ def main() -> None:
     if sum(bool(v) for g, v in groups.items() if g != "design_all") > 1:
         summary["all"] = _table("all series", names, rows, systems, say)
     say("")
-    say("fulcrum models chosen: " + ", ".join(f"{n} {rows[n]['fulcrum']['model']}" for n in names))
+    say("fulcrum models chosen: " + ", ".join(
+        f"{n} {rows[n]['fulcrum']['model']}" + (f" ({'+'.join(fulcrum[n]['members'])})"
+                                                if rows[n]['fulcrum']['model'] == "combination" else "") for n in names))
     say("fulcrum candidates (held-out MASE; shown, never used to choose): " + "; ".join(
         f"{n} " + ", ".join(f"{k.split(':')[1]} {v['mase']:.3f}" for k, v in rows[n].items() if k.startswith("fulcrum:"))
         for n in names))
