@@ -420,3 +420,23 @@ def test_silence_noise_and_other_sounds_are_flagged_out_of_scope_per_request_and
     rc, out, err = cli(capsys, "monitor", "tones", "--registry", reg.root)
     assert rc == 0, err
     assert f"out-of-distribution: {(sum(flags) + 1) / (len(sent) + 2):.1%} of the window" in out
+
+
+def test_fulcrum_monitor_data_scores_a_file_of_clips_with_the_graph(tones, tmp_path, capsys):
+    """`fulcrum monitor MODEL --data FILE` runs the package graph on the file's clips: the silent and noisy ones are
+    counted out of scope by the graph's score and threshold, as the server counts them."""
+    own = tone_words(per_voice=8, voices=5, seed=6)
+    own = own[own["voice"] == "v0"]["audio"].tolist()
+    rng = np.random.default_rng(1)
+    odd = [np.zeros(8000), 0.1 * rng.standard_normal(8000), 0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)]
+    clips = own + [base64.b64encode(wav(x.astype(np.float32))).decode() for x in odd]
+    path = tmp_path / "clips.csv"
+    pd.DataFrame({"audio": clips}).to_csv(path, index=False)
+    rc, out, err = cli(capsys, "monitor", "tones", "--data", path, "--json", "--registry", tones.root)
+    assert rc == 0, err
+    snap = json.loads(out)["snapshot"]
+    scores = fulcrum.load("tones", registry=tones).predict(pd.DataFrame({"audio": clips}))["ood_score"].to_numpy()
+    threshold = tones.load("tones").manifest["outputs"][1]["thresholds"]["p99"]
+    assert snap["ood"]["source"] == "graph" and snap["ood"]["threshold"] == pytest.approx(threshold)
+    assert snap["counts"]["ood_observed"] == int((scores >= threshold).sum()) >= len(odd)
+    assert snap["ood"]["max_score"] == pytest.approx(1.0)

@@ -42,7 +42,8 @@ def collect(reg: Any, ref: str, data: str | None = None, records_db: str | None 
         mon = Monitor.from_package(pkg, window=max(1, len(frame)))
         watched = [str(o["name"]) for o in m.get("outputs") or [] if o.get("kind") == "monitored"]
         scores = None
-        if watched:  # quantities the graph reports per input (e.g. an image's brightness): run it, as the server does
+        if watched or mon.graph_scores:  # the graph's per-input quantities (e.g. an image's brightness) or its OOD
+            # score (e.g. a transcriber's): run it, as the server does
             import numpy as np
 
             from ..runtime import Predictor
