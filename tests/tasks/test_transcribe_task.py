@@ -440,3 +440,35 @@ def test_fulcrum_monitor_data_scores_a_file_of_clips_with_the_graph(tones, tmp_p
     assert snap["ood"]["source"] == "graph" and snap["ood"]["threshold"] == pytest.approx(threshold)
     assert snap["counts"]["ood_observed"] == int((scores >= threshold).sum()) >= len(odd)
     assert snap["ood"]["max_score"] == pytest.approx(1.0)
+
+
+def test_the_graphs_ood_score_is_the_models_ctc_confidence_gated_by_the_numpy_levels(tones):
+    """The package graph's ``ood_score`` equals its definition computed outside it: 1 - the CTC confidence of the
+    torch model (rebuilt from the package's weights) on the clips, 1 where the numpy log-mel levels (_fit.clip_levels
+    at the profile's silence / steady levels) call a clip silent or steady."""
+    from safetensors.torch import load
+
+    from fulcrum.tasks.speech._data import decode_audio, fix_length
+    from fulcrum.tasks.speech._features import FeatureParams
+    from fulcrum.tasks.speech._transcribe import TranscribeConfig, _net, _predict_logits, reference_ood
+
+    pkg = tones.load("tones")
+    m = pkg.manifest
+    p = FeatureParams.from_dict(m["model"]["features"])
+    norm = m["model"]["normalize"]
+    net = _net(p, TranscribeConfig.coerce({**m["config"], "progress": False}), len(m["model"]["vocabulary"]),
+               norm["band_mean"], norm["band_std"])
+    weights = load(pkg.read_bytes("weights.safetensors"))
+    net.acoustic.load_state_dict({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")})
+    rng = np.random.default_rng(2)
+    own = [fix_length(decode_audio(a), p.samples) for a in tone_words(per_voice=2, voices=5, seed=7)["audio"]]
+    spoken = [fix_length(decode_audio(a), p.samples) for a in phrases()["audio"].tolist()[:6]]
+    odd = [np.zeros(p.samples), 0.05 * rng.standard_normal(p.samples),
+           0.2 * np.sin(2 * np.pi * 300 * np.arange(p.samples) / 16000)]
+    W = np.stack(own + spoken + odd).astype(np.float32)
+    levels = pkg.read_json("profile.json")["ood"]
+    want = reference_ood(_predict_logits(net, W), W, p, levels["silence_level"], levels["steady_level"])
+    sess = ort.InferenceSession(pkg.read_bytes("model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(["ood_score"], {"audio": W})[0]
+    assert got == pytest.approx(want, abs=1e-4)
+    assert list(want[-3:]) == [1.0, 1.0, 1.0] and want[: len(own)].max() < 0.5
