@@ -79,6 +79,16 @@ def inside_root(root: Path, rel: str, where: str, what: str) -> Path:
     return path
 
 
+def quantiles(x: Any) -> dict[str, float]:
+    """Mean, p5, p50 and p95 of ``x`` (a manifest's summary of a measured quantity); {} for no values."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    if not x.size:
+        return {}
+    return {"mean": float(x.mean()), **{f"p{q}": float(v) for q, v in zip((5, 50, 95), np.percentile(x, (5, 50, 95)))}}
+
+
 def ood_thresholds(*scores: Sequence[float]) -> dict[str, float]:
     """The 95th and 99th percentiles of OOD scores of training-like inputs: the training and validation inputs and
     augmented views of the training inputs (the variation the model was trained to accept). A validation split of a

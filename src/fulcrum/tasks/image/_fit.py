@@ -121,7 +121,11 @@ def _augment(cfg: ImageConfig, channels: int, size: int) -> Any:
 
 def train_cnn(model: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarray, cfg: ImageConfig,
               callbacks: Sequence[Any] = (), checkpoint_dir: Path | None = None, augment: Any = None,
-              loss_fn: Any = None, target_dtype: Any = None, desc: str = "train cnn", **changes: Any) -> Any:
+              loss_fn: Any = None, target_dtype: Any = None, desc: str = "train cnn", monitor: str = "val_accuracy",
+              **changes: Any) -> Any:
+    """The shared Trainer on a classifier's logits (cross-entropy unless ``loss_fn``; hard or soft targets), early
+    stopped on ``monitor`` over the validation split (the training loss when there is none); the batch size, when
+    the config leaves it open, from the training rows (16-64)."""
     import torch
 
     from ...training import ProgressBar, Trainer
@@ -136,7 +140,7 @@ def train_cnn(model: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, 
     tcfg = cfg.train_config(**changes)
     cbs = list(callbacks) + ([ProgressBar(desc=desc)] if cfg.progress else [])
     return Trainer(tcfg, callbacks=cbs, checkpoint_dir=checkpoint_dir, resume=cfg.resume,
-                   monitor="val_accuracy" if len(y_va) else "train_loss").fit(
+                   monitor=monitor if len(y_va) else "train_loss").fit(
         LogitsOnly(model), (X_tr, y_tr), (X_va, y_va) if len(y_va) else None,
         loss_fn=loss_fn or torch.nn.CrossEntropyLoss(), metric_fn=metric,
         target_dtype=target_dtype or torch.long, augment=augment)
@@ -287,7 +291,7 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
         flops = 3 * per_image * len(y_tr) * max(1, epochs_run)
     sizes = np.asarray([[a.shape[0], a.shape[1]] for a in prep.images["train"]], dtype=np.float64)
     profile = {"n_rows": int(len(y_tr)), "image_column": prep.column, "columns": monitored_profile(X_tr, sizes),
-               "images": {"height": _quantiles(sizes[:, 0]), "width": _quantiles(sizes[:, 1]), "mode": prep.mode},
+               "images": {"height": media.quantiles(sizes[:, 0]), "width": media.quantiles(sizes[:, 1]), "mode": prep.mode},
                "ood": {"score": "1 - max cosine(CNN features, class centroid)", "thresholds": thresholds,
                        "thresholds_of": OOD_BASIS},
                "target": {"kind": "categorical", "top": {names[c]: float(np.mean(y_tr == c)) for c in range(k)}}}
@@ -295,7 +299,7 @@ def fit_image(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", ca
     weights = save({**{f"model.{n}": t.detach().contiguous() for n, t in model.state_dict().items()},
                     "centroids": torch.from_numpy(centroids)})
     manifest: dict[str, Any] = {
-        "libraries": {**library_versions(), **_image_libraries()},
+        "libraries": library_versions("pillow", "kornia"),
         "task": {"workload": "image", "kind": "classification", "target": prep.target, "labels": prep.labels,
                  "image_column": prep.column},
         "inputs": [{"name": "image", "kind": "image", "dtype": "bytes", "column": prep.column, "limits": limits}],
@@ -358,12 +362,6 @@ def monitored_profile(pixels: np.ndarray, sizes: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _quantiles(x: np.ndarray) -> dict[str, float]:
-    if not len(x):
-        return {}
-    return {"mean": float(x.mean()), **{f"p{q}": float(v) for q, v in zip((5, 50, 95), np.percentile(x, (5, 50, 95)))}}
-
-
 def _pretrained_note(model: Any, transfer: dict[str, Any]) -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -377,15 +375,3 @@ def _pretrained_note(model: Any, transfer: dict[str, Any]) -> dict[str, Any]:
             "trained": "a linear head (1280 -> classes) on the frozen backbone's pooled features, no augmentation",
             "trainable_parameters": int(sum(p.numel() for p in model.head.parameters())),
             "embed_s": transfer.get("embed_s")}
-
-
-def _image_libraries() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for lib in ("pillow", "kornia"):
-        try:
-            out[lib] = md.version(lib)
-        except md.PackageNotFoundError:
-            pass
-    return out

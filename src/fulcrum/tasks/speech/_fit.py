@@ -35,6 +35,7 @@ from ._features import FeatureParams
 __all__ = ["fit_speech", "prepare_splits", "Prepared", "SpeechNet"]
 
 PARITY_ROWS = 200
+SPEECH_LIBRARIES = ("soundfile", "scipy")  # audio decoding and resampling, besides library_versions' own
 
 
 def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -170,20 +171,10 @@ def _train(model: Any, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_v
     """The shared Trainer, early-stopped on the validation **loss**: on a validation split of a dozen clips the
     accuracy moves in steps of 1/12 and an early lucky epoch ties every later one, so the best weights were
     often an under-trained model (test accuracy 0.5 where the loss-chosen epoch gets 0.86-0.93)."""
-    import torch
+    from ..image._fit import train_cnn
 
-    from ...training import ProgressBar, Trainer
-    from ..image._cnn import LogitsOnly
-
-    def metric(out: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-        return {"accuracy": float((out.argmax(1) == target).float().mean())}
-
-    changes = {} if cfg.batch_size is not None else {"batch_size": int(min(64, max(16, len(y_tr) // 10)))}
-    cbs = list(callbacks) + ([ProgressBar(desc=desc)] if cfg.progress else [])
-    return Trainer(cfg.train_config(**changes), callbacks=cbs, checkpoint_dir=checkpoint_dir, resume=cfg.resume,
-                   monitor="val_loss" if len(y_va) else "train_loss").fit(
-        LogitsOnly(model), (X_tr, y_tr), (X_va, y_va) if len(y_va) else None,
-        loss_fn=torch.nn.CrossEntropyLoss(), metric_fn=metric, target_dtype=torch.long, augment=augment)
+    return train_cnn(model, X_tr, y_tr, X_va, y_va, cfg, callbacks, checkpoint_dir, augment, desc=desc,
+                     monitor="val_loss")
 
 
 def cnn_flops(spec: dict[str, Any], h: int, w: int) -> int:
@@ -355,7 +346,7 @@ def fit_speech(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", c
     flops = 3 * per_clip * len(y_tr) * max(1, epochs_run)
     rms = np.sqrt((W_tr.astype(np.float64) ** 2).mean(1)) if len(W_tr) else np.zeros(0)
     profile = {"n_rows": int(len(y_tr)), "audio_column": prep.column, "columns": {},
-               "audio": {"rms": _quantiles(rms), "seconds": cfg.seconds, "sample_rate": SAMPLE_RATE},
+               "audio": {"rms": media.quantiles(rms), "seconds": cfg.seconds, "sample_rate": SAMPLE_RATE},
                "ood": {"score": "1 - max cosine(CNN features, class centroid); 1 for silence or steady noise",
                        "thresholds": thresholds, "thresholds_of": OOD_BASIS},
                "target": {"kind": "categorical", "top": {names[c]: float(np.mean(y_tr == c)) for c in range(k)}}}
@@ -364,7 +355,7 @@ def fit_speech(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", c
     weights = save({**{f"model.{n}": t.detach().contiguous() for n, t in cnn.state_dict().items()},
                     "centroids": torch.from_numpy(centroids)})
     manifest: dict[str, Any] = {
-        "libraries": {**library_versions(), **_speech_libraries()},
+        "libraries": library_versions(*SPEECH_LIBRARIES),
         "task": {"workload": "speech", "kind": "classification", "target": prep.target, "labels": prep.labels,
                  "audio_column": prep.column},
         "inputs": [{"name": "audio", "kind": "audio", "dtype": "bytes", "column": prep.column, "limits": limits}],
@@ -403,21 +394,3 @@ def fit_speech(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", c
                                          "convolution, x3 for a training step, x clips x epochs"},
                    extra={"model": net, "waves": prep.waves, "y": {"train": y_tr, "val": y_va, "test": y_te},
                           "test_outputs": out, "prepared": prep})
-
-
-def _quantiles(x: np.ndarray) -> dict[str, float]:
-    if not len(x):
-        return {}
-    return {"mean": float(x.mean()), **{f"p{q}": float(v) for q, v in zip((5, 50, 95), np.percentile(x, (5, 50, 95)))}}
-
-
-def _speech_libraries() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for lib in ("soundfile", "scipy"):
-        try:
-            out[lib] = md.version(lib)
-        except md.PackageNotFoundError:
-            pass
-    return out

@@ -71,7 +71,7 @@ def _constants_to_initializers(model: Any) -> Any:
 
 def full_graph(cnn: Any, p: FeatureParams, labels: Sequence[str], centroids: np.ndarray, band_mean: Any = None,
                band_std: Any = None, silence_level: float | None = None, steady_level: float | None = None) -> Any:
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     k = len(labels)
     N = helper.make_node

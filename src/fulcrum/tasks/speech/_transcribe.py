@@ -46,7 +46,7 @@ from ...config import TaskConfig, TrainConfig, _coerce_and_check
 from ...errors import ConfigError, DataError, SchemaError
 from .._base import InputCodec, InputField, ReadJson, Task, TaskExample, Trained, VariantKind
 from .._graph import cpu_session
-from .._media import OOD_BASIS, Prepared
+from .._media import OOD_BASIS, Prepared, quantiles
 from ._data import DEFAULT_MAX_BYTES, SAMPLE_RATE, audio_columns, path_columns
 
 __all__ = ["TranscribeTask", "TranscribeConfig", "fit_transcriber", "prepare_transcripts", "TRANSCRIPT_COLUMNS"]
@@ -557,7 +557,7 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
     from ..tabular import library_versions
     from ._ctc import encode_targets, error_rates, greedy_decode
     from ._features import LogMel, frontend_flops
-    from ._fit import _speech_libraries, ood_levels
+    from ._fit import SPEECH_LIBRARIES, ood_levels
 
     say = log or (lambda msg: None)
     ckpt_root = Path(checkpoint_dir) if checkpoint_dir is not None else (Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None)
@@ -663,7 +663,7 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
     ood_what = ("1 - the clip's CTC confidence (the mean posterior of the characters it writes, of every frame's "
                 "best symbol when it writes none); 1 for silence or steady noise")
     profile = {"n_rows": int(len(t_tr)), "audio_column": prep.column, "columns": {},
-               "audio": {"rms": _quantiles(rms), "seconds": cfg.seconds, "sample_rate": SAMPLE_RATE},
+               "audio": {"rms": quantiles(rms), "seconds": cfg.seconds, "sample_rate": SAMPLE_RATE},
                "ood": {"score": ood_what, "thresholds": thresholds, "thresholds_of": OOD_BASIS,
                        "silence_level": silence_level, "steady_level": steady_level},
                "target": {"kind": "text", "words": {str(k): float(v) for k, v in words.items()},
@@ -672,7 +672,7 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
               "sample_rate": SAMPLE_RATE}
     weights = save({f"model.{n}": t.detach().contiguous() for n, t in net.acoustic.state_dict().items()})
     manifest: dict[str, Any] = {
-        "libraries": {**library_versions(), **_speech_libraries(), **_rapidfuzz()},
+        "libraries": library_versions(*SPEECH_LIBRARIES, "rapidfuzz"),
         "task": {"workload": "transcribe", "kind": "transcription", "target": target, "labels": None,
                  "audio_column": prep.column},
         "inputs": [{"name": "audio", "kind": "audio", "dtype": "bytes", "column": prep.column, "limits": limits}],
@@ -718,21 +718,6 @@ def _fit(frame: pd.DataFrame, cfg: TranscribeConfig, source: str, callbacks: Seq
                    extra={"model": net, "waves": prep.waves,
                           "test_outputs": {"text": np.asarray(hyps, dtype=object), "ood_score": ood_te},
                           "prepared": prep})
-
-
-def _quantiles(x: np.ndarray) -> dict[str, float]:
-    if not len(x):
-        return {}
-    return {"mean": float(x.mean()), **{f"p{q}": float(v) for q, v in zip((5, 50, 95), np.percentile(x, (5, 50, 95)))}}
-
-
-def _rapidfuzz() -> dict[str, str]:
-    import importlib.metadata as md
-
-    try:
-        return {"rapidfuzz": md.version("rapidfuzz")}
-    except md.PackageNotFoundError:
-        return {}
 
 
 # ----------------------------------------------------------------------------- the task

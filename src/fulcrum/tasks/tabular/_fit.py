@@ -53,11 +53,14 @@ class TrainedTabular(Trained):
         return self.manifest["metrics"]
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(*extra: str) -> dict[str, str]:
+    """Versions of Python, the libraries every package is made with, and ``extra`` ones a task adds (those not
+    installed are left out)."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for lib in ("fulcrum", "torch", "numpy", "pandas", "scikit-learn", "lightgbm", "onnx", "onnxruntime", "safetensors"):
+    for lib in ("fulcrum", "torch", "numpy", "pandas", "scikit-learn", "lightgbm", "onnx", "onnxruntime", "safetensors",
+                *extra):
         try:
             out[lib] = md.version(lib)
         except md.PackageNotFoundError:

