@@ -133,6 +133,36 @@ class FileKind:
     folder_of: str  # "a folder of class subfolders of <folder_of>"
     data_uri: str  # an example data URI
     send: str  # what to send instead of text that is not base64
+    one: str = ""  # "an image", "a clip"
+    formats: str = ""  # "a PNG, JPEG or WebP file", "a WAV or FLAC file"
+    smaller: str = ""  # "a smaller file", "a shorter clip"
+    signatures: str = ""  # the formats its signature check knows: "PNG, JPEG or WebP"
+    looks: Callable[[bytes], bool] | None = None  # the signature check
+
+
+def encoded_bytes(value: Any, where: str, kind: FileKind, max_bytes: int) -> bytes:
+    """The file bytes a request or table cell holds (base64 text, a data URI or raw bytes), checked for size and
+    signature before any decoder sees them; SchemaError naming ``where``, the problem and the fix otherwise."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise SchemaError(f"{where} is empty; send {kind.one} (base64 of {kind.formats}).")
+        if len(value) > max_bytes * 4 // 3 + 8:
+            raise SchemaError(f"{where} has over {max_bytes} bytes (base64), more than this model's limit of "
+                              f"{max_bytes} (max_bytes); send {kind.smaller}.")
+        data = b64decode(value, where, kind)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif value is None or (isinstance(value, float) and value != value):
+        raise SchemaError(f"{where} is missing; send {kind.one} (base64 of {kind.formats}).")
+    else:
+        raise SchemaError(f"{where} must be {kind.one} (base64 string or bytes of {kind.formats}), got "
+                          f"{type(value).__name__}.")
+    if len(data) > max_bytes:
+        raise SchemaError(f"{where} has {len(data)} bytes, more than this model's limit of {max_bytes} (max_bytes); "
+                          f"send {kind.smaller}.")
+    if kind.looks is not None and not kind.looks(data):
+        raise SchemaError(f"{where} is not a {kind.signatures} file (unknown signature); send one of those.")
+    return data
 
 
 def b64decode(text: str, where: str, kind: FileKind) -> bytes:

@@ -41,11 +41,9 @@ FILES = media.FileKind(column="image", suffixes=IMAGE_SUFFIXES, folder="image", 
                        every="an image file", plural="images", not_one="an image file",
                        layout="root/<class>/<image>.png|jpg|webp", folder_of="images",
                        data_uri="data:image/png;base64,...",
-                       send="the image file's bytes base64-encoded (PNG, JPEG or WebP)")
-
-
-def _b64decode(text: str, where: str) -> bytes:
-    return media.b64decode(text, where, FILES)
+                       send="the image file's bytes base64-encoded (PNG, JPEG or WebP)",
+                       one="an image", formats="a PNG, JPEG or WebP file", smaller="a smaller file",
+                       signatures="PNG, JPEG or WebP", looks=lambda data: _looks_encoded(data))
 
 
 def _looks_encoded(data: bytes) -> bool:
@@ -75,25 +73,7 @@ def decode_image(value: Any, mode: str, *, max_bytes: int = DEFAULT_MAX_BYTES, m
     if isinstance(value, Image.Image):
         img = value
     else:
-        if isinstance(value, str):
-            if not value.strip():
-                raise SchemaError(f"{where} is empty; send an image (base64 of a PNG, JPEG or WebP file).")
-            if len(value) > max_bytes * 4 // 3 + 8:
-                raise SchemaError(f"{where} has over {max_bytes} bytes (base64), more than this model's limit of "
-                                  f"{max_bytes} (max_bytes); send a smaller file.")
-            data = _b64decode(value, where)
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            data = bytes(value)
-        elif value is None or (isinstance(value, float) and value != value):
-            raise SchemaError(f"{where} is missing; send an image (base64 of a PNG, JPEG or WebP file).")
-        else:
-            raise SchemaError(f"{where} must be an image (base64 string or bytes of a PNG, JPEG or WebP file), got "
-                              f"{type(value).__name__}.")
-        if len(data) > max_bytes:
-            raise SchemaError(f"{where} has {len(data)} bytes, more than this model's limit of {max_bytes} "
-                              "(max_bytes); send a smaller file.")
-        if not _looks_encoded(data):
-            raise SchemaError(f"{where} is not a PNG, JPEG or WebP file (unknown signature); send one of those.")
+        data = media.encoded_bytes(value, where, FILES, max_bytes)
         try:
             with warnings.catch_warnings():  # Pillow warns of 89-179 MP images at open; max_pixels decides below
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -38,11 +38,9 @@ DEFAULT_MAX_SECONDS = 10.0  # duration of one clip
 FILES = media.FileKind(column="audio", suffixes=AUDIO_SUFFIXES, folder="audio", files="clips", every="a clip",
                        plural="clips", not_one="a WAV or FLAC file", layout="root/<class>/<clip>.wav|flac",
                        folder_of="WAV/FLAC clips", data_uri="data:audio/wav;base64,...",
-                       send="the WAV or FLAC file's bytes base64-encoded")
-
-
-def _b64decode(text: str, where: str) -> bytes:
-    return media.b64decode(text, where, FILES)
+                       send="the WAV or FLAC file's bytes base64-encoded", one="a clip",
+                       formats="a WAV or FLAC file", smaller="a shorter clip", signatures="WAV, FLAC or OGG",
+                       looks=lambda data: _looks_audio(data))
 
 
 def _looks_audio(data: bytes) -> bool:
@@ -76,25 +74,7 @@ def decode_audio(value: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, max_seconds:
         if not np.isfinite(x).all():
             raise SchemaError(f"{where} has non-finite samples (NaN or inf); send PCM in [-1, 1].")
         return x
-    if isinstance(value, str):
-        if not value.strip():
-            raise SchemaError(f"{where} is empty; send a clip (base64 of a WAV or FLAC file).")
-        if len(value) > max_bytes * 4 // 3 + 8:
-            raise SchemaError(f"{where} has over {max_bytes} bytes (base64), more than this model's limit of "
-                              f"{max_bytes} (max_bytes); send a shorter clip.")
-        data = _b64decode(value, where)
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-    elif value is None or (isinstance(value, float) and value != value):
-        raise SchemaError(f"{where} is missing; send a clip (base64 of a WAV or FLAC file).")
-    else:
-        raise SchemaError(f"{where} must be a clip (base64 string or bytes of a WAV or FLAC file), got "
-                          f"{type(value).__name__}.")
-    if len(data) > max_bytes:
-        raise SchemaError(f"{where} has {len(data)} bytes, more than this model's limit of {max_bytes} (max_bytes); "
-                          "send a shorter clip.")
-    if not _looks_audio(data):
-        raise SchemaError(f"{where} is not a WAV, FLAC or OGG file (unknown signature); send one of those.")
+    data = media.encoded_bytes(value, where, FILES, max_bytes)
     if data[:4] == b"RIFF":  # libsndfile reads a cut WAV silently: compare the data chunk's declared size
         at = data.find(b"data", 12)
         if at > 0 and len(data) >= at + 8:
