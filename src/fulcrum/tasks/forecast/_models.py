@@ -586,7 +586,8 @@ def _segments(W: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
 class ARIMA:
     """ARIMA(p, d, q)(0, D, 0)_P with a constant (the mean without differences, the drift after one; none after
     two), as auto.arima does it: D = 1 (one lag-P difference) when the seasonal strength exceeds 0.64, d from
-    repeated KPSS tests (5%), the order (p <= 3, q <= 2, with or without the constant) by AICc,
+    repeated KPSS tests (5%, floor(3 sqrt(n) / 13) lags: auto.arima's and statsforecast's; statsmodels'
+    automatic lag makes the test almost powerless on smooth series such as annual fertility rates), the order (p <= 3, q <= 2, with or without the constant) by AICc,
     fitted by statsmodels on the training series (the longest one when there are several; its last MAX_OBS
     values). Candidate orders are ranked by the exact likelihood at Hannan-Rissanen estimates; the chosen one is
     then fitted by maximum likelihood (SARIMAX, scale concentrated out, at most MAX_ITER L-BFGS iterations). Exported as the affine map window -> forecast (:func:`arima_map`)."""
@@ -612,7 +613,7 @@ class ARIMA:
         while d < max_d and len(y) > 10 and np.ptp(y) > 0:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                p = kpss(y, regression="c", nlags="auto")[1]
+                p = kpss(y, regression="c", nlags=int(3 * np.sqrt(len(y)) / 13))[1]
             if p >= 0.05:
                 break
             y, d = np.diff(y), d + 1
