@@ -1,6 +1,7 @@
 """The forecast selection rule on constructed per-fold validation MASE, and the combination it picks when the
 validation folds cannot separate the statistical models: through `fulcrum train` on a short real annual
-series (52 years, 2 validation folds), its graph computes the mean of the members' forecasts."""
+series (52 years, 2 validation folds), its graph computes the members' forecasts' mean weighted
+by 1 / validation MASE^2."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from fulcrum.artifact import Registry
 from fulcrum.cli import main
-from fulcrum.tasks.forecast._fit import select
+from fulcrum.tasks.forecast._fit import combination_weights, select
 from fulcrum.tasks.forecast._models import Combination, Spec, make_model
 
 ORDER = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
@@ -61,6 +62,11 @@ def test_the_combination_is_the_mean_of_its_members_as_one_affine_map():
     c = Combination(spec, members)
     want = np.mean([m.predict(W, k) for m in members], axis=0)
     assert np.abs(c.predict(W, k) - want).max() < 1e-9 * np.abs(want).max()
+    w = np.array([0.1, 0.2, 0.3, 0.4])  # weighted: the weighted mean of the members' forecasts
+    want = np.tensordot(w, [m.predict(W, k) for m in members], axes=1)
+    assert np.abs(Combination(spec, members, 2 * w).predict(W, k) - want).max() < 1e-9 * np.abs(want).max()
+    with pytest.raises(ValueError, match="one non-negative number per member"):
+        Combination(spec, members, [1.0, -1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="not an affine map"):
         Combination(spec, [members[0], make_model("linear", spec, type("C", (), {"ridge": 1.0})()).fit(W, k, Y)])
 
@@ -88,17 +94,26 @@ def test_short_series_gets_the_combination_and_its_graph_is_the_members_mean(fer
     order = [f for f in ORDER if f in c]
     assert all(len(c[f]["validation_folds"]) == 2 for f in order)
     fam, why, members = select(order, {f: c[f]["validation_folds"] for f in order})  # the rule on the recorded folds
-    assert (m["model"]["family"], m["model"]["members"], m["model"]["selection"]) == (fam, members, why)
+    assert (m["model"]["family"], m["model"]["members"]) == (fam, members)
+    assert m["model"]["selection"].startswith(why + "; weighted by inverse error variance")
     assert fam == "combination" and len(members) >= 2
-    # never worse than its members' average validation error (the mean of forecasts, origin by origin)
+    # the weights: 1 / mean validation MASE^2, normalised, written out here
+    inv = np.array([1 / np.mean(c[f]["validation_folds"]) ** 2 for f in members])
+    w = inv / inv.sum()
+    assert np.allclose(m["model"]["weights"], w)
+    assert np.allclose(combination_weights({f: c[f]["validation_folds"] for f in members}, members), w)
+    assert max(w) > 1.5 / len(w)  # on Armenia the members differ several-fold on validation: far from equal
+    # never worse than its members' weighted average validation error (the weighted mean of forecasts, origin by
+    # origin), and so never worse than their plain average (the weights fall as the error grows)
+    assert c["combination"]["validation"]["mase"] <= np.dot(w, [c[f]["validation"]["mase"] for f in members]) + 1e-9
     assert c["combination"]["validation"]["mase"] <= np.mean([c[f]["validation"]["mase"] for f in members]) + 1e-9
-    # the graph: the mean of the members, each refitted here on every window of the series
+    # the graph: the weighted mean of the members, each refitted here on every window of the series
     t = m["task"]
     L, H = t["lags"], t["horizon"]
     spec = Spec(L, H, t["season"], m["model"]["spec"]["fourier"])
     o = np.arange(L, len(v) - H + 1)
     W, Y = v[o[:, None] + np.arange(-L, 0)], v[o[:, None] + np.arange(H)]
-    want = np.mean([make_model(f, spec, None).fit(W, o, Y).predict(W, o) for f in members], axis=0)
+    want = np.tensordot(w, [make_model(f, spec, None).fit(W, o, Y).predict(W, o) for f in members], axes=1)
     sess = ort.InferenceSession(art.read_bytes("model.onnx"), providers=["CPUExecutionProvider"])
     start = np.zeros((len(W), 1), np.int64) + m["model"]["t0"]
     got = sess.run(["forecast"], {"window": W.astype(np.float32), "start": start,

@@ -487,19 +487,24 @@ def affine_map(model: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Combination:
-    """The mean of fitted statistical candidates' forecasts (forecast combination). Each member is an affine map
-    window -> forecast, so their mean is one too: M = mean of the members' M, b = mean of their b."""
+    """The weighted mean of fitted statistical candidates' forecasts (forecast combination; equal weights unless
+    ``weights`` are given). Each member is an affine map window -> forecast, so their weighted mean is one too:
+    M = sum of w_m M_m, b = sum of w_m b_m (weights normalised to sum to 1)."""
 
     family = "combination"
 
-    def __init__(self, spec: Spec, members: Sequence[Any]) -> None:
+    def __init__(self, spec: Spec, members: Sequence[Any], weights: Sequence[float] | None = None) -> None:
         if len(members) < 2:
             raise ValueError("a combination needs at least two members")
+        w = np.ones(len(members)) if weights is None else np.asarray(weights, np.float64)
+        if w.shape != (len(members),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError(f"combination weights must be one non-negative number per member; got {weights!r}")
         self.spec = spec
         self.members = list(members)
+        self.weights = w / w.sum()
         maps = [affine_map(m) for m in self.members]
-        self.M = np.mean([m for m, _ in maps], axis=0)
-        self.b = np.mean([b for _, b in maps], axis=0)
+        self.M = np.tensordot(self.weights, np.stack([m for m, _ in maps]), axes=1)
+        self.b = np.tensordot(self.weights, np.stack([b for _, b in maps]), axes=1)
         self.training_flops_ = int(sum(getattr(m, "training_flops_", 0) for m in self.members))
 
     def fit(self, W: np.ndarray, k: np.ndarray, Y: np.ndarray, Z: np.ndarray | None = None) -> "Combination":
@@ -510,7 +515,8 @@ class Combination:
 
     def describe(self) -> dict[str, Any]:
         return {"members": {m.family: m.describe() for m in self.members},
-                "form": "the mean of the members' forecasts: one affine map of the window"}
+                "weights": {m.family: float(w) for m, w in zip(self.members, self.weights)},
+                "form": "the weighted mean of the members' forecasts: one affine map of the window"}
 
     def flops(self) -> int:
         return int(2 * self.spec.lags * self.spec.horizon + self.spec.horizon)

@@ -159,7 +159,7 @@ class ForecastTask(Task):
         if m["family"] == "arima":
             return int(2 * L * H + H + 4 * L + 4 * H), "window x (L, H) ARIMA map + constant + intervals"
         if m["family"] == "combination":
-            return int(2 * L * H + H + 4 * L + 4 * H), "window x (L, H) mean of the members' maps + constant + intervals"
+            return int(2 * L * H + H + 4 * L + 4 * H), "window x (L, H) weighted mean of the members' maps + constant + intervals"
         if m["family"] == "mlp":
             F, hid = L - 1 + 2 * J, int((m.get("describe") or {}).get("hidden", 32))
             return int(2 * (F * H + F * hid + hid * H) + 4 * L + 4 * H), "linear skip + one ReLU layer + intervals"
