@@ -593,13 +593,14 @@ class ARIMA:
     """ARIMA(p, d, q)(0, D, 0)_P with a constant (the mean without differences, the drift after one; none after
     two), as auto.arima does it: D = 1 (one lag-P difference) when the seasonal strength exceeds 0.64, d from
     repeated KPSS tests (5%, floor(3 sqrt(n) / 13) lags: auto.arima's and statsforecast's; statsmodels'
-    automatic lag makes the test almost powerless on smooth series such as annual fertility rates), the order (p <= 3, q <= 2, with or without the constant) by AICc,
+    automatic lag makes the test almost powerless on smooth series such as annual fertility rates), the order
+    (p <= 5, q <= 5, p + q <= 5: auto.arima's bounds; with or without the constant) by AICc,
     fitted by statsmodels on the training series (the longest one when there are several; its last MAX_OBS
     values). Candidate orders are ranked by the exact likelihood at Hannan-Rissanen estimates; the chosen one is
     then fitted by maximum likelihood (SARIMAX, scale concentrated out, at most MAX_ITER L-BFGS iterations). Exported as the affine map window -> forecast (:func:`arima_map`)."""
 
     family = "arima"
-    MAX_P, MAX_Q, MAX_D, MAX_OBS, MAX_ITER = 3, 2, 2, 400, 15
+    MAX_P, MAX_Q, MAX_ORDER, MAX_D, MAX_OBS, MAX_ITER = 5, 5, 5, 2, 400, 15
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
@@ -647,7 +648,7 @@ class ARIMA:
                 for p in range(self.MAX_P + 1):
                     for q in range(self.MAX_Q + 1):
                         kpar = p + q + const + 1
-                        if n - kpar - 1 <= 0 or n < 3 * (p + q + 1):
+                        if p + q > self.MAX_ORDER or n - kpar - 1 <= 0 or n < 3 * (p + q + 1):
                             continue
                         try:
                             mu = float(zs.mean()) if const else 0.0
