@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-__all__ = ["graph_signature", "finish_model", "cpu_session", "class_head_initializers"]
+__all__ = ["graph_signature", "finish_model", "cpu_session", "class_head_initializers", "masked_mean"]
 
 _TYPE_NAMES = {1: "float", 6: "int32", 7: "int64", 8: "string", 9: "bool", 11: "double"}
 
@@ -33,6 +33,17 @@ def graph_signature(model_bytes: bytes) -> dict[str, Any]:
     }
 
 
+def masked_mean(values: str, mask: str, axes: str, one: str, prefix: str) -> tuple[list[Any], str, str]:
+    """ONNX nodes for the mean of ``values`` over ``axes`` (an INT64 initializer's name) where the boolean ``mask``
+    holds, 0 where it never does; ``one`` names a FLOAT scalar 1. Returns (nodes, the mean's name, the count's
+    name); every name it adds starts with ``prefix``."""
+    from onnx import TensorProto, helper
+
+    N = helper.make_node
+    f, on, total, n, safe, mean = (prefix + x for x in ("mask_f", "on", "sum", "n", "n_safe", "mean"))
+    return [N("Cast", [mask], [f], to=TensorProto.FLOAT), N("Mul", [values, f], [on]),
+            N("ReduceSum", [on, axes], [total], keepdims=0), N("ReduceSum", [f, axes], [n], keepdims=0),
+            N("Max", [n, one], [safe]), N("Div", [total, safe], [mean])], mean, n
 
 
 def finish_model(graph: Any, opsets: Mapping[str, int]) -> Any:

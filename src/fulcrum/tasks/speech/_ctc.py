@@ -244,20 +244,18 @@ def ood_nodes(logits: str = "logits", ids: str = "ids", out: str = "ctc_ood") ->
     from onnx import TensorProto as TP
     from onnx import helper as h
 
+    from .._graph import masked_mean
+
     N = h.make_node
+    emitted, conf_on, n_on = masked_mean("ctc_best", "ctc_emits_b", "ctc_axis1", "ctc_one", "ctc_emitted_")
     nodes = [N("Softmax", [logits], ["ctc_post"], axis=2),
              N("ReduceMax", ["ctc_post", "ctc_axis2"], ["ctc_best"], keepdims=0),  # (N, T')
              N("Equal", [ids, "ctc_blank"], ["ctc_is_blank"]),
              N("Not", ["ctc_is_blank"], ["ctc_emits_b"]),
-             N("Cast", ["ctc_emits_b"], ["ctc_emits"], to=TP.FLOAT),
-             N("Mul", ["ctc_best", "ctc_emits"], ["ctc_best_on"]),
-             N("ReduceSum", ["ctc_best_on", "ctc_axis1"], ["ctc_sum_on"], keepdims=0),
-             N("ReduceSum", ["ctc_emits", "ctc_axis1"], ["ctc_n_on"], keepdims=0),
-             N("Max", ["ctc_n_on", "ctc_one"], ["ctc_n_safe"]),
-             N("Div", ["ctc_sum_on", "ctc_n_safe"], ["ctc_conf_on"]),
+             *emitted,  # the mean best posterior over the frames that write a character
              N("ReduceMean", ["ctc_best", "ctc_axis1"], ["ctc_conf_all"], keepdims=0),
-             N("Greater", ["ctc_n_on", "ctc_zero"], ["ctc_any"]),
-             N("Where", ["ctc_any", "ctc_conf_on", "ctc_conf_all"], ["ctc_conf"]),
+             N("Greater", [n_on, "ctc_zero"], ["ctc_any"]),
+             N("Where", ["ctc_any", conf_on, "ctc_conf_all"], ["ctc_conf"]),
              N("Sub", ["ctc_one", "ctc_conf"], [out])]
     inits = [h.make_tensor("ctc_axis1", TP.INT64, [1], [1]), h.make_tensor("ctc_axis2", TP.INT64, [1], [2]),
              h.make_tensor("ctc_blank", TP.INT64, [], [0]), h.make_tensor("ctc_one", TP.FLOAT, [], [1.0]),

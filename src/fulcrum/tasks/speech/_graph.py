@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._graph import class_head_initializers, cpu_session, finish_model
+from .._graph import class_head_initializers, cpu_session, finish_model, masked_mean
 
 from ._features import FeatureParams, frontend_nodes
 
@@ -113,20 +113,16 @@ def level_gate(p: FeatureParams, edge: str, band_mean: Any, band_std: Any, silen
 
     N = helper.make_node
     M = p.n_mels
+    sounding, e_mean, _ = masked_mean("ood_frame_e", "ood_sounding_b", "ood_axes12", "ood_one", "ood_sounding_")
     nodes = [N("Mul", [edge, "ood_band_std"], ["ood_scaled"]), N("Add", ["ood_scaled", "ood_band_mean"], ["ood_raw"]),
              N("ReduceMax", ["ood_raw", "ood_axes123"], ["ood_peak"], keepdims=0),
              N("Less", ["ood_peak", "ood_silence_level"], ["ood_is_silent"]),
              N("Cast", ["ood_is_silent"], ["ood_silent_f"], to=TensorProto.FLOAT),
              N("ReduceLogSumExp", ["ood_raw", "ood_axes3"], ["ood_frame_e"], keepdims=0),  # (N, 1, T) log energy
              N("Greater", ["ood_frame_e", "ood_silence_level"], ["ood_sounding_b"]),
-             N("Cast", ["ood_sounding_b"], ["ood_sounding"], to=TensorProto.FLOAT),
-             N("Mul", ["ood_frame_e", "ood_sounding"], ["ood_frame_e_on"]),
-             N("ReduceSum", ["ood_frame_e_on", "ood_axes12"], ["ood_e_sum"], keepdims=0),
-             N("ReduceSum", ["ood_sounding", "ood_axes12"], ["ood_n_on"], keepdims=0),
-             N("Max", ["ood_n_on", "ood_one"], ["ood_n_on_safe"]),
-             N("Div", ["ood_e_sum", "ood_n_on_safe"], ["ood_e_mean"]),
+             *sounding,  # the mean log energy of the sounding frames
              N("ReduceMax", ["ood_frame_e", "ood_axes12"], ["ood_e_max"], keepdims=0),
-             N("Sub", ["ood_e_max", "ood_e_mean"], ["ood_e_range"]),
+             N("Sub", ["ood_e_max", e_mean], ["ood_e_range"]),
              N("Less", ["ood_e_range", "ood_steady_level"], ["ood_is_steady"]),
              N("Cast", ["ood_is_steady"], ["ood_steady_f"], to=TensorProto.FLOAT),
              N("Max", [score, "ood_silent_f", "ood_steady_f"], [out])]
