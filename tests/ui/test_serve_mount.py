@@ -46,9 +46,9 @@ def test_live_counts_what_the_server_served(serve_server):
     assert rq["requests"]["total"] - before == 15  # 12 predictions, 2 refused (422), 1 feedback
     assert rq["requests"]["errors_4xx"] >= 2 and rq["requests"]["errors_5xx"] == 0
     assert math.isfinite(rq["requests"]["rate_per_s"]) and rq["window"].startswith("last")  # a rate was recorded
-    # percentiles recorded and consistent with each other (their size belongs to benchmarks/)
+    # percentiles recorded from the server's histogram (how histogram_quantile orders them is
+    # test_api.py's test_histogram_quantile_*, on constructed buckets; their size belongs to benchmarks/)
     assert all(math.isfinite(rq["latency_ms"][q]) for q in ("p50", "p95", "p99"))
-    assert rq["latency_ms"]["p50"] <= rq["latency_ms"]["p95"] <= rq["latency_ms"]["p99"]
     assert rq["batch_size"]["batches"] >= 1 and rq["batch_size"]["p50"] >= 1
     assert rq["predictions"] >= 24 and rq["series"]
     mon = d["monitor"]
