@@ -27,7 +27,7 @@ class ForecastConfig(TaskConfig):
     the model and calibrate the intervals. ``coverage``: the nominal coverage of the prediction intervals.
     ``model``: ``auto`` or one family; ``auto`` ties the candidates whose per-fold validation MASE is not worse
     than the best candidate's beyond noise (``_fit.select``: paired fold differences, 2 standard errors) and
-    keeps the mean of the tied statistical models (drift, ets, arima) when two or more tie
+    keeps the weighted mean of the tied statistical models (drift, ets, arima) when two or more tie
     (``combination``), else the simplest tied candidate.
     ``min_windows_ml``: an optional floor (default 0: none): ``lightgbm`` and ``mlp`` are candidates only when the
     first backtest fold trains on at least this many windows.

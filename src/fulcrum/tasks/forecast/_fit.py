@@ -62,11 +62,11 @@ def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[s
             tied.append(fam)
     stat = [f for f in tied if f in COMBINED]
     if len(stat) >= 2:
-        why = (f"combination (mean) of the statistical models {', '.join(stat)}: none is worse beyond noise than "
+        why = (f"combination of the statistical models {', '.join(stat)}: none is worse beyond noise than "
                f"the lowest validation MASE ({best} {means[best]:.4f}; theirs " + ", ".join(
                    f"{f} {means[f]:.4f}" for f in stat) + f") over {k} validation folds (gap <= max({Z_SEPARATE:g} SE "
-               f"of the paired fold differences, {MIN_GAP:g})), so the folds cannot tell them apart and their mean "
-               "forecast is never worse than their average error")
+               f"of the paired fold differences, {MIN_GAP:g})), so the folds cannot tell them apart and their "
+               "weighted mean forecast is never worse than their weighted average error")
         return "combination", why, stat
     fam = tied[0]
     gap, se = gaps[fam]
@@ -97,12 +97,13 @@ def combine_folds(folds: dict[str, list[dict[str, Any]]], members: Sequence[str]
     ``cal``'s ``f``; equal weights by default); truth, scales and origins are the members' own (the same for every
     candidate)."""
     w = np.full(len(members), 1.0 / len(members)) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
-    out = []
-    for i, first in enumerate(folds[members[0]]):
-        mean = lambda key: np.tensordot(w, np.stack([folds[m][i][key] for m in members]), axes=1)  # noqa: E731
-        cal = {**first["cal"], "f": np.tensordot(w, np.stack([folds[m][i]["cal"]["f"] for m in members]), axes=1)}
-        out.append({**first, "f": mean("f"), "cal": cal})
-    return out
+
+    def wmean(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.tensordot(w, np.stack(arrays), axes=1)
+
+    return [{**first, "f": wmean([folds[m][i]["f"] for m in members]),
+             "cal": {**first["cal"], "f": wmean([folds[m][i]["cal"]["f"] for m in members])}}
+            for i, first in enumerate(folds[members[0]])]
 
 
 def plan(series: list[Series], freq: str, cfg: ForecastConfig, say: Callable[[str], None]) -> Spec:
