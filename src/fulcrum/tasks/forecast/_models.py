@@ -687,34 +687,6 @@ class ARIMA:
         self.training_flops_ = int(2 * len(zs) * (self.MAX_P + self.MAX_Q + 2) ** 2 * 24 + 2 * (L + H) ** 3)
         return self
 
-    def reference_forecast(self, window: np.ndarray) -> np.ndarray:
-        """statsmodels' own forecast from one window: the fitted ARMA (same parameters) run on the window's
-        differences (``SARIMAX.filter``, stationary start) and its forecasts summed back to levels, one step at a
-        time (a check on :func:`arima_map`, written without it)."""
-        import warnings
-
-        from statsmodels.tsa.statespace.sarimax import SARIMAX
-
-        p, d, q = self.order
-        P, H = self.spec.season, self.spec.horizon
-        chain = [np.asarray(window, np.float64)]
-        if self.seasonal_diff:
-            chain.append(chain[-1][P:] - chain[-1][:-P])
-        for _ in range(d):
-            chain.append(np.diff(chain[-1]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = SARIMAX(chain[-1] / self.scale, order=(p, 0, q), trend="c" if self.constant else "n",
-                          concentrate_scale=True).filter(self.params)
-            f = list(np.asarray(res.forecast(H)) * self.scale)
-        for j in range(len(chain) - 1, 0, -1):
-            lag = P if (self.seasonal_diff and j == 1) else 1
-            x = list(chain[j - 1])
-            for h in range(H):
-                x.append(x[-lag] + f[h])
-            f = x[len(chain[j - 1]):]
-        return np.asarray(f)
-
     def predict(self, W: np.ndarray, k: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(W, np.float64) @ self.M + self.b
 
