@@ -213,18 +213,31 @@ SILENCE_MARGIN_DB = 30.0
 def clip_levels(W: np.ndarray, p: FeatureParams, silence: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per clip (N, S): its loudest log-mel value, and its loudest frame's log energy (log-sum-exp over the mel
     bands) less the mean over its sounding frames (log energy over ``silence``; all frames when None). The graph
-    computes the same from its ``logmel`` edge (see _graph.full_graph)."""
+    computes the same from its ``logmel`` edge (see _graph.level_gate)."""
+    return _levels(_clip_energies(W, p), silence)
+
+
+def _clip_energies(W: np.ndarray, p: FeatureParams) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per part of 256 clips, from their log-mel (numpy, the gates' reference): each clip's loudest log-mel value
+    (n,) and each frame's log energy, log-sum-exp over the mel bands (n, T)."""
     from scipy.special import logsumexp
 
     from ._features import logmel_numpy
 
-    peaks, ranges = [], []
+    out = []
     for s in range(0, len(W), 256):
         L = logmel_numpy(W[s: s + 256], p)[:, 0].astype(np.float64)  # (n, T, M)
-        e = logsumexp(L, axis=2)  # (n, T)
+        out.append((L.reshape(len(L), -1).max(1), logsumexp(L, axis=2)))
+    return out
+
+
+def _levels(parts: list[tuple[np.ndarray, np.ndarray]], silence: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """clip_levels from the parts of :func:`_clip_energies` (see there)."""
+    peaks, ranges = [], []
+    for peak, e in parts:
         on = e > silence if silence is not None else np.ones_like(e, bool)
         mean_on = (e * on).sum(1) / np.maximum(on.sum(1), 1)
-        peaks.append(L.reshape(len(L), -1).max(1))
+        peaks.append(peak)
         ranges.append(e.max(1) - mean_on)
     if not peaks:
         return np.zeros(0), np.zeros(0)
@@ -237,9 +250,10 @@ def ood_levels(W: np.ndarray, p: FeatureParams) -> tuple[float, float]:
     mean level. Without training clips: -3.0 (about -55 dBFS of white noise) and 1.0."""
     if not len(W):
         return -3.0, 1.0
-    peaks, _ = clip_levels(W, p)
+    parts = _clip_energies(W, p)  # one log-mel pass for both levels (the frame energies kept, not the log-mel)
+    peaks, _ = _levels(parts, None)
     silence = float(peaks.min() - SILENCE_MARGIN_DB / 10 * np.log(10))
-    _, ranges = clip_levels(W, p, silence)
+    _, ranges = _levels(parts, silence)
     return silence, float(0.5 * np.percentile(ranges, 1))
 
 
