@@ -12,22 +12,46 @@ import pytest
 
 from fulcrum.artifact import Registry
 from fulcrum.cli import main
-from fulcrum.tasks.forecast._fit import combination_weights, select
+from fulcrum.tasks.forecast._fit import combination_weights, select, separating_t
 from fulcrum.tasks.forecast._models import Combination, Spec, make_model
 
 ORDER = ["seasonal_naive", "drift", "ets", "arima", "ar", "linear", "lightgbm", "mlp"]
 
 
-def test_two_validation_folds_that_separate_nothing_give_the_combination_of_the_statistical_models():
+def test_the_separating_multiple_is_students_t_for_the_number_of_folds():
+    # the standard error of a mean gap comes from k fold differences: t at 97.5% with k - 1 degrees of freedom
+    assert separating_t(2) == pytest.approx(12.706, abs=1e-3)
+    assert separating_t(4) == pytest.approx(3.182, abs=1e-3)
+    assert separating_t(6) == pytest.approx(2.571, abs=1e-3)
+    assert separating_t(200) == 2.0  # never under the fixed 2 of the tabular race
+
+
+def test_two_validation_folds_that_separate_nothing_leave_the_choice_to_arima():
     # a short annual series: two validation folds; arima has the lowest mean, but with one degree of freedom no
-    # gap separates: the folds cannot tell seasonal_naive, drift, ets and arima apart (the old rule kept the
-    # simplest, seasonal_naive, three times arima's validation error); the baseline is no member
+    # gap separates (t = 12.7): the folds cannot tell the candidates apart, and arima, whose form was chosen by
+    # AICc over the whole history, is kept (the old rule, 2 SE: ar and linear "separated", then a mean of drift,
+    # ets and arima; before that the simplest, seasonal_naive, three times arima's validation error)
     per_fold = {"seasonal_naive": [0.05, 1.20], "drift": [0.90, 0.50], "ets": [0.20, 1.90], "arima": [0.10, 0.31],
-                "ar": [3.0, 4.5], "linear": [0.9, 1.6]}  # ar and linear: worse beyond noise even on two folds
+                "ar": [3.0, 4.5], "linear": [0.9, 1.6]}
     fam, why, members = select(ORDER[:6], per_fold)
-    assert fam == "combination", why
-    assert members == ["drift", "ets", "arima"]
-    assert "cannot tell them apart" in why and "2 validation folds" in why and "arima 0.2050" in why
+    assert (fam, members) == ("arima", ["arima"]), why
+    assert "12.7 SE" in why and "2 validation folds" in why and "AICc" in why
+    assert "ar, linear within noise" in why
+    # arima within noise but not the lowest: still arima, and the reason says so
+    fam, why, _ = select(ORDER[:6], {**per_fold, "drift": [0.08, 0.30]})
+    assert fam == "arima" and "within noise of the lowest validation MASE (drift 0.1900" in why
+
+
+def test_drift_and_ets_tied_with_arima_worse_beyond_noise_give_their_combination():
+    # six folds: drift and ets cannot be told apart, arima is worse than both in every fold by a steady margin
+    rng = np.random.default_rng(3)
+    base = 1.0 + 0.1 * rng.standard_normal(6)
+    per_fold = {"seasonal_naive": list(base + 0.9), "drift": list(base + 0.02 * rng.standard_normal(6)),
+                "ets": list(base + 0.02 * rng.standard_normal(6)), "arima": list(base + 0.4 + 0.01 * rng.standard_normal(6)),
+                "ar": list(base + 0.6)}
+    fam, why, members = select(ORDER[:5], per_fold)
+    assert (fam, members) == ("combination", ["drift", "ets"]), why
+    assert "cannot tell them apart" in why and "6 validation folds" in why and "2.57 SE" in why
 
 
 def test_a_statistical_model_that_separates_stays_alone():
@@ -73,13 +97,14 @@ def test_the_combination_is_the_mean_of_its_members_as_one_affine_map():
 
 @pytest.fixture(scope="module")
 def fertility_cli(tmp_path_factory):
-    # Armenia's fertility rate 1960-2011 (statsmodels' fertility data, one of the design series): 52 annual
-    # values, 6 folds of 5 years, the last 4 held out: 2 validation folds
+    # New Zealand's fertility rate 1960-2011 (statsmodels' fertility data, one of the design series): 52 annual
+    # values, 6 folds of 5 years, the last 4 held out: 2 validation folds, where arima is worse beyond noise
+    # (even at t = 12.7) and drift and ets cannot be told apart
     from statsmodels.datasets import fertility
 
     d = fertility.load_pandas().data
     years = [str(y) for y in range(1960, 2012)]
-    v = d.loc[d["Country Code"] == "ARM", years].iloc[0].to_numpy(np.float64)
+    v = d.loc[d["Country Code"] == "NZL", years].iloc[0].to_numpy(np.float64)
     root = tmp_path_factory.mktemp("fert")
     pd.DataFrame({"date": [f"{y}-01-01" for y in years], "fertility": v}).to_csv(root / "f.csv", index=False)
     assert main(["train", str(root / "f.csv"), "--target", "fertility", "--name", "f", "--registry",
@@ -102,7 +127,7 @@ def test_short_series_gets_the_combination_and_its_graph_is_the_members_mean(fer
     w = inv / inv.sum()
     assert np.allclose(m["model"]["weights"], w)
     assert np.allclose(combination_weights({f: c[f]["validation_folds"] for f in members}, members), w)
-    assert max(w) > 1.5 / len(w)  # on Armenia the members differ several-fold on validation: far from equal
+    assert abs(w[0] - w[-1]) > 0.01  # the members differ on validation: not equal weights
     # never worse than its members' weighted average validation error (the weighted mean of forecasts, origin by
     # origin), and so never worse than their plain average (the weights fall as the error grows)
     assert c["combination"]["validation"]["mase"] <= np.dot(w, [c[f]["validation"]["mase"] for f in members]) + 1e-9

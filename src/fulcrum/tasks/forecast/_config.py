@@ -26,9 +26,10 @@ class ForecastConfig(TaskConfig):
     the last ``test_folds`` of them are held out (reported metrics and interval coverage), the others choose
     the model and calibrate the intervals. ``coverage``: the nominal coverage of the prediction intervals.
     ``model``: ``auto`` or one family; ``auto`` ties the candidates whose per-fold validation MASE is not worse
-    than the best candidate's beyond noise (``_fit.select``: paired fold differences, 2 standard errors) and
-    keeps the weighted mean of the tied statistical models (drift, ets, arima) when two or more tie
-    (``combination``), else the simplest tied candidate.
+    than the best candidate's beyond noise (``_fit.select``: paired fold differences, Student's t standard
+    errors for the number of validation folds, at least 2) and keeps ``arima`` when it is tied, else the weighted
+    mean of the tied statistical models (drift, ets) when both tie (``combination``), else the simplest tied
+    candidate.
     ``min_windows_ml``: an optional floor (default 0: none): ``lightgbm`` and ``mlp`` are candidates only when the
     first backtest fold trains on at least this many windows.
     """
