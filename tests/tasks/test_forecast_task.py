@@ -57,7 +57,7 @@ def test_co2_missing_weeks_are_filled_and_reported(task):
 
 def test_graph_equals_the_model_on_backtest_windows(elnino):
     tr = elnino
-    model, (W, Y, k) = tr.extra["model"], tr.extra["windows"]
+    model, (W, _, k) = tr.extra["model"], tr.extra["windows"]
     t0, step_s = tr.manifest["model"]["t0"], tr.manifest["model"]["step_s"]
     sess = ort.InferenceSession(tr.files["model.onnx"])
     start = (t0 + np.round(k * step_s).astype(np.int64)).reshape(-1, 1)
@@ -361,7 +361,7 @@ def test_known_future_covariate_is_used_and_required(with_flag, tmp_path, capsys
         hist = (load_builtin("elnino")["temperature"].to_numpy()[-24:]).tolist()
         r = c.post("/v1/models/flag/predict", json={"history": hist, "horizon": 2, "holiday": [0, 1]})
         assert r.status_code == 200, r.text
-        p = r.json()["predictions"]
+        assert len(r.json()["predictions"]) == 2
         r = c.post("/v1/models/flag/predict", json={"history": hist, "horizon": 2})
         assert r.status_code == 422 and "'holiday' is a known-future covariate" in r.text
     pd.DataFrame({"date": ["2011-01-01"]}).to_csv(tmp_path / "when.csv", index=False)

@@ -87,7 +87,7 @@ def expand_history(manifest: Mapping[str, Any], body: Mapping[str, Any]) -> tupl
             raise DataError(f"'end' {end.isoformat()} is not on this model's {freq!r} grid (e.g. {t.get('next')!r}).")
     else:
         if sid_col:
-            raise SchemaError(f"This model forecasts many series: say when the history ends with 'end' (or 'times').")
+            raise SchemaError("This model forecasts many series: say when the history ends with 'end' (or 'times').")
         end = pd.date_range(end=pd.Timestamp(t["next"]), periods=2, freq=freq)[0]
     nxt = pd.date_range(end, periods=h + 1, freq=freq)[1:]
     cols: dict[str, list[Any]] = {ts_col: [x.isoformat() for x in nxt], "history": [list(map(float, hist))] * h,

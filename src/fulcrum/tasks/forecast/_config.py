@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
-from ...config import TaskConfig, TrainConfig, _coerce_and_check, config_from_dict
+from ...config import TaskConfig, _coerce_and_check
 from ...errors import ConfigError
 
 __all__ = ["ForecastConfig", "FORECAST_MODELS"]

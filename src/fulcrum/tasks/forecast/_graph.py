@@ -12,7 +12,6 @@ The calendar is computed inside: k = round((start - t0) / step length), Fourier 
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
