@@ -54,6 +54,12 @@ import included; such a cell reads "did not finish in N s" and has no MASE. Aver
 it finished (``n`` says how many), and over the series every system finished (the fair comparison; the verdict
 uses it).
 
+Intervals: each system's own 90% prediction intervals (Fulcrum's default coverage) at the held-out origins:
+Fulcrum's from its run (conformal, calibrated on the validation folds only: the intervals its run measures its
+coverage with), the peers' from statsforecast (``level=[90]``); coverage = the share of the held-out values
+inside, per series, then averaged over the series (with the 10th percentile, since one series' coverage over
+4 x H correlated points is noisy).
+
 Time: Fulcrum's whole training run (backtest of every candidate on every fold, selection, intervals, refit, ONNX
 export and parity check); the peers' fit + forecast at the held-out origins only (measured inside the subprocess).
 """
@@ -131,6 +137,7 @@ HOLDOUT4 = tuple(f"fert_{c}" for c in FERTILITY4)
 ALL = (*DESIGN, *UNSEEN, *HOLDOUT, *HOLDOUT2, *HOLDOUT3, *HOLDOUT4)
 MIN_FOLDS = 6
 PEERS = ("AutoETS", "AutoARIMA", "SeasonalNaive")
+NOMINAL = 0.9  # Fulcrum's default interval coverage; the peers are asked for their own intervals at this level
 
 
 def _mase(y: np.ndarray, f: np.ndarray, scale: float) -> float:
@@ -213,16 +220,26 @@ def run_fulcrum(name: str, folds: int, test_folds: int) -> dict[str, Any]:
     for f_name, fl in tr.extra["backtest"]["folds"].items():
         per_fam[f_name] = [fl[f]["f"][0].tolist() for f in range(folds - test_folds, folds)]
     cov = m["metrics"]["coverage"]
+    # the intervals Fulcrum's run gives at the held-out origins: calibrated on the validation folds only (as the
+    # coverage the run reports), forecast +- q * the window's scale
+    from fulcrum.tasks.forecast._fit import interval_quantiles
+
+    fl = tr.extra["backtest"]["folds"][fam]
+    q = interval_quantiles([f["cal"] for f in fl[:folds - test_folds]], cov["nominal"], before=test_folds * H)
+    bands = [(fl[f]["f"][0] - q * fl[f]["s"][0], fl[f]["f"][0] + q * fl[f]["s"][0]) for f in range(folds - test_folds, folds)]
     return {"values": s.values.tolist(), "season": P, "horizon": H, "lags": m["task"]["lags"], "origins": origins,
             "family": fam, "members": m["model"].get("members", [fam]), "selection": m["model"]["selection"], "forecasts": per_fam[fam], "candidates": per_fam,
             "seconds": secs, "folds": folds, "fit_s": tr.extra.get("fit_s"), "coverage": {"nominal": cov["nominal"], "measured": cov["measured"], "points": cov["points"]},
+            "lower": [b[0].tolist() for b in bands], "upper": [b[1].tolist() for b in bands],
             "scales": [_scale(s.values[:o], P if P > 1 else 1) for o in origins]}
 
 
-def run_peer(peers_python: str, name: str, model: str, series: dict[str, Any], limit: float, tmp: Path) -> dict[str, Any]:
-    """One peer model on one series in its own process group, killed after ``limit`` seconds of wall clock."""
+def run_peer(peers_python: str, name: str, model: str, series: dict[str, Any], limit: float, tmp: Path,
+             level: int | None = None) -> dict[str, Any]:
+    """One peer model on one series in its own process group, killed after ``limit`` seconds of wall clock;
+    with ``level`` (a percentage) the model's own prediction intervals at that level too."""
     task, out = tmp / f"{name}.{model}.task.json", tmp / f"{name}.{model}.out.json"
-    task.write_text(json.dumps({"series": {name: series}}))
+    task.write_text(json.dumps({"series": {name: series}, **({"level": level} if level else {})}))
     cmd = [peers_python, str(HERE / "peers" / "run_forecast_peer.py"), "--in", str(task), "--out", str(out),
            "--models", model]
     t0 = time.perf_counter()
@@ -239,6 +256,14 @@ def run_peer(peers_python: str, name: str, model: str, series: dict[str, Any], l
                 "status": f"failed (exit {rc})"}
     res = json.loads(out.read_text())[name][model]
     return {**res, "wall": time.perf_counter() - t0, "status": "ok"}
+
+
+def _coverage(y: list[list[float]], lower: list | None, upper: list | None) -> float | None:
+    """Share of the held-out values inside the system's interval (None when it gave none at some origin)."""
+    if not lower or not upper or any(b is None for b in (*lower, *upper)):
+        return None
+    inside = [(np.asarray(lo) <= np.asarray(yy)) & (np.asarray(yy) <= np.asarray(hi)) for yy, lo, hi in zip(y, lower, upper)]
+    return float(np.mean(np.concatenate(inside)))
 
 
 def _avg(rows: dict[str, dict[str, Any]], names: list[str], s: str) -> float | None:
@@ -271,13 +296,24 @@ def _table(title: str, names: list[str], rows: dict[str, dict[str, Any]], system
     say(f"{'avg (all)':>10} " + " ".join(
         f"{('-' if both[s] is None else format(both[s], '.3f')):>26}" for s in systems)
         + f"   <- over the {len(common)} series every system finished: {', '.join(common) or 'none'}")
+    cov = {}
+    for s in systems:
+        c = [rows[n][s]["coverage"] for n in common if rows[n][s].get("coverage") is not None]
+        cov[s] = None if len(c) < len(common) or not c else {"mean": float(np.mean(c)),
+                                                             "p10": float(np.percentile(c, 10)),
+                                                             "within_10_points": float(np.mean(np.abs(np.asarray(c) - NOMINAL) <= 0.10))}
+    say(f"{'coverage':>10} " + " ".join(
+        f"{('-' if cov[s] is None else format(cov[s]['mean'], '.1%') + ' (p10 ' + format(cov[s]['p10'], '.0%') + ')'):>26}"
+        for s in systems) + f"   <- share of held-out values inside the {NOMINAL:.0%} interval, mean over the series "
+        "(10th percentile)")
     best_peer = min((p for p in PEERS if both.get(p) is not None), key=lambda p: both[p], default=None)
     verdict = None
     if best_peer is not None and both["fulcrum"] is not None:
         verdict = "at least as good as" if both["fulcrum"] <= both[best_peer] else "WORSE than"
         say(f"fulcrum average MASE {both['fulcrum']:.3f} is {verdict} the best peer ({best_peer} {both[best_peer]:.3f}) "
             f"over the {len(common)} series every system finished")
-    return {"per_system": per, "common_series": common, "common_average": both, "best_peer": best_peer, "verdict": verdict}
+    return {"per_system": per, "common_series": common, "common_average": both, "best_peer": best_peer, "verdict": verdict,
+            "coverage": cov}
 
 
 def main() -> None:
@@ -327,9 +363,10 @@ def main() -> None:
         for name in names:
             r = fulcrum[name]
             series = {k: r[k] for k in ("values", "season", "horizon", "origins")}
+            level = round(100 * r["coverage"]["nominal"])  # the peers' own intervals at Fulcrum's nominal level
             peers[name] = {}
             for p in PEERS:
-                peers[name][p] = res = run_peer(peers_python, name, p, series, a.peer_limit, Path(tmp))
+                peers[name][p] = res = run_peer(peers_python, name, p, series, a.peer_limit, Path(tmp), level)
                 say(f"peer {name} {p}: {res['status']}" + (f", fit+forecast {res['seconds']:.1f} s" if res["seconds"] is not None else "")
                     + f" (wall {res['wall']:.1f} s) [load {os.getloadavg()[0]:.1f}]")
     rows: dict[str, dict[str, Any]] = {}
@@ -338,7 +375,8 @@ def main() -> None:
         r = fulcrum[name]
         y = [r["values"][o:o + r["horizon"]] for o in r["origins"]]
         row = {"fulcrum": {"mase": float(np.mean([_mase(yy, f, sc) for yy, f, sc in zip(y, r["forecasts"], r["scales"])])),
-                           "seconds": r["seconds"], "model": r["family"], "status": "ok"}}
+                           "seconds": r["seconds"], "model": r["family"], "status": "ok",
+                           "coverage": _coverage(y, r["lower"], r["upper"])}}
         for fam, fc in r["candidates"].items():
             row[f"fulcrum:{fam}"] = {"mase": float(np.mean([_mase(yy, f, sc) for yy, f, sc in zip(y, fc, r["scales"])]))}
         for p in PEERS:
@@ -347,7 +385,8 @@ def main() -> None:
             ok = fc is not None and all(f is not None for f in fc)
             status = res["status"] if fc is None else ("ok" if ok else f"failed on {sum(f is None for f in fc)} origin(s)")
             row[p] = {"mase": float(np.mean([_mase(yy, f, sc) for yy, f, sc in zip(y, fc, r["scales"])])) if ok else None,
-                      "seconds": res["seconds"], "wall": res["wall"], "errors": res["errors"], "status": status}
+                      "seconds": res["seconds"], "wall": res["wall"], "errors": res["errors"], "status": status,
+                      "coverage": _coverage(y, res.get("lower"), res.get("upper")) if ok else None}
         rows[name] = row
     say(f"\nMASE on {a.test_folds} held-out origins per series (lower is better) and seconds: Fulcrum's whole training "
         "run; each peer's fit + forecast at the held-out origins")

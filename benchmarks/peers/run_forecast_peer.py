@@ -8,8 +8,10 @@ Runs inside the peers' virtualenv (``make bench-peers`` builds ``.venv-peers``),
 
 ``task.json``: ``{"series": {name: {"values": [...], "season": P, "horizon": H, "origins": [i, ...]}}}``; for
 each origin (index of the first forecast step) every model is fitted on ``values[:origin]`` and forecasts
-``values[origin:origin + H]``. ``result.json``: ``{name: {model: {"forecasts": [[H floats] per origin],
-"seconds": fit + forecast time over all origins}}}``. Scoring (MASE) is the caller's, the same for everyone.
+``values[origin:origin + H]``; with ``"level": 90`` in the task (a percentage) each model also gives its own
+prediction interval at that level. ``result.json``: ``{name: {model: {"forecasts": [[H floats] per origin],
+"lower": [...], "upper": [...] (with a level; None per origin where the model gave none), "seconds": fit +
+forecast time over all origins}}}``. Scoring (MASE, interval coverage) is the caller's, the same for everyone.
 """
 
 from __future__ import annotations
@@ -42,19 +44,26 @@ def run(task: dict[str, Any], models: tuple[str, ...] = MODELS) -> dict[str, Any
     for name, s in task["series"].items():
         y = np.asarray(s["values"], dtype=np.float64)
         P, H = int(s["season"]), int(s["horizon"])
+        level = task.get("level")
         out[name] = {}
         for m in models:
-            fc, errors = [], []
+            fc, lo, hi, errors = [], [], [], []
             t0 = time.perf_counter()
             for o in s["origins"]:
                 try:
                     model = _model(m, P)
-                    res = model.forecast(y=y[:o], h=H)
+                    res = model.forecast(y=y[:o], h=H, **({"level": [level]} if level else {}))
                     fc.append([float(v) for v in np.asarray(res["mean"], dtype=np.float64)])
+                    band = level and f"lo-{level}" in res and f"hi-{level}" in res
+                    lo.append([float(v) for v in np.asarray(res[f"lo-{level}"], np.float64)] if band else None)
+                    hi.append([float(v) for v in np.asarray(res[f"hi-{level}"], np.float64)] if band else None)
                 except Exception as exc:  # noqa: BLE001 - reported, scored as missing
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
                     fc.append(None)
-            out[name][m] = {"forecasts": fc, "seconds": time.perf_counter() - t0, "errors": errors}
+                    lo.append(None)
+                    hi.append(None)
+            out[name][m] = {"forecasts": fc, "seconds": time.perf_counter() - t0, "errors": errors,
+                            **({"lower": lo, "upper": hi} if level else {})}
             print(f"peer {name} {m}: {out[name][m]['seconds']:.1f} s", file=sys.stderr, flush=True)
     return out
 
