@@ -596,11 +596,15 @@ class ARIMA:
     automatic lag makes the test almost powerless on smooth series such as annual fertility rates), the order
     (p <= 5, q <= 5, p + q <= 5: auto.arima's bounds; with or without the constant) by AICc,
     fitted by statsmodels on the training series (the longest one when there are several; its last MAX_OBS
-    values). Candidate orders are ranked by the exact likelihood at Hannan-Rissanen estimates; the chosen one is
-    then fitted by maximum likelihood (SARIMAX, scale concentrated out, at most MAX_ITER L-BFGS iterations). Exported as the affine map window -> forecast (:func:`arima_map`)."""
+    values). Candidate orders are ranked by the exact likelihood at Hannan-Rissanen estimates, an order whose
+    estimates there are explosive or non-invertible (OLS on a smooth series often is) by its maximum likelihood
+    instead of being dropped; the REFIT best are then fitted by maximum likelihood (SARIMAX, scale concentrated
+    out, at most MAX_ITER L-BFGS iterations) and the lowest AICc at the maximum wins: auto.arima's approximation
+    (rank by a cheap fit, re-fit the best by exact ML). Exported as the affine map window -> forecast
+    (:func:`arima_map`)."""
 
     family = "arima"
-    MAX_P, MAX_Q, MAX_ORDER, MAX_D, MAX_OBS, MAX_ITER = 5, 5, 5, 2, 400, 15
+    MAX_P, MAX_Q, MAX_ORDER, MAX_D, MAX_OBS, MAX_ITER, REFIT = 5, 5, 5, 2, 400, 50, 3
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
@@ -641,7 +645,20 @@ class ARIMA:
         scale = float(np.std(z)) or 1.0
         zs = z / scale  # the optimizer works in unit scale; the map is rescaled after
         n = len(zs)
-        best = None
+
+        def aicc(llf: float, kpar: int) -> float:
+            return -2 * llf + 2 * kpar + 2 * kpar * (kpar + 1) / (n - kpar - 1)
+
+        def mle(p: int, q: int, const: bool, start: np.ndarray) -> tuple[float, np.ndarray] | None:
+            """(AICc, parameters) at the maximum likelihood (stationary and invertible), or None."""
+            mod = SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n", concentrate_scale=True)
+            par = (np.asarray(mod.fit(start_params=start, disp=False, maxiter=self.MAX_ITER).params, np.float64)
+                   if len(start) else start)
+            if not (_stationary(par[int(const):int(const) + p]) and _stationary(-par[int(const) + p:])):
+                return None
+            return aicc(float(mod.loglike(par)), p + q + const + 1), par
+
+        cands = []  # [AICc, p, q, const, parameters, at the maximum likelihood]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for const in ((True, False) if d + D == 1 else ((True,) if d + D == 0 else (False,))):
@@ -652,32 +669,40 @@ class ARIMA:
                             continue
                         try:
                             mu = float(zs.mean()) if const else 0.0
+                            ar, ma, admissible = np.zeros(p), np.zeros(q), True
                             if p or q:
                                 hr, _ = hannan_rissanen(zs - mu, ar_order=p, ma_order=q, demean=False)
-                                ar, ma = np.asarray(hr.ar_params), np.asarray(hr.ma_params)
-                                if not (_stationary(ar) and _stationary(-ma)):
-                                    continue
-                            else:
-                                ar, ma = np.zeros(0), np.zeros(0)
-                            mod = SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n", concentrate_scale=True)
+                                ar2, ma2 = np.asarray(hr.ar_params), np.asarray(hr.ma_params)
+                                admissible = _stationary(ar2) and _stationary(-ma2)
+                                if admissible:
+                                    ar, ma = ar2, ma2
                             start = np.r_[[mu * (1 - ar.sum())] if const else [], ar, ma]
-                            llf = float(mod.loglike(start))
+                            if admissible:  # the exact likelihood at the Hannan-Rissanen estimates
+                                llf = float(SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n",
+                                                    concentrate_scale=True).loglike(start))
+                                cands.append([aicc(llf, kpar), p, q, const, start, False])
+                            else:  # explosive or non-invertible there (OLS on a smooth series): fit it properly
+                                got = mle(p, q, const, np.r_[start[:int(const)], np.zeros(p + q)])
+                                if got is not None:
+                                    cands.append([got[0], p, q, const, got[1], True])
                         except Exception:  # noqa: BLE001 - an order that cannot be estimated is no candidate
                             continue
-                        aicc = -2 * llf + 2 * kpar + 2 * kpar * (kpar + 1) / (n - kpar - 1)
-                        if np.isfinite(aicc) and (best is None or aicc < best[0]):
-                            best = (aicc, p, q, const, start)
+            cands = sorted((c for c in cands if np.isfinite(c[0])), key=lambda c: c[0])
+            best = None
+            for c in cands[:self.REFIT]:  # the best few re-ranked at their maximum likelihood
+                if not c[5]:
+                    try:
+                        got = mle(c[1], c[2], c[3], c[4])
+                    except Exception:  # noqa: BLE001 - the optimizer failed: not this order
+                        got = None
+                    if got is None:
+                        continue
+                    c = [got[0], c[1], c[2], c[3], got[1], True]
+                if best is None or c[0] < best[0]:
+                    best = c
             if best is None:  # too short for any order: white noise (+ the constant) on the differences
-                best = (np.inf, 0, 0, d + D < 2, np.r_[[float(zs.mean())] if d + D < 2 else []])
-            _, p, q, const, start = best
-            try:
-                res = SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n", concentrate_scale=True).fit(
-                    start_params=start, disp=False, maxiter=self.MAX_ITER)
-                par = np.asarray(res.params, np.float64)
-            except Exception:  # noqa: BLE001 - the optimizer failed: keep the Hannan-Rissanen estimates
-                par = np.asarray(start, np.float64)
-        if not (_stationary(par[int(const):int(const) + p]) and _stationary(-par[int(const) + p:int(const) + p + q])):
-            par = np.asarray(start, np.float64)
+                best = [np.inf, 0, 0, d + D < 2, np.r_[[float(zs.mean())] if d + D < 2 else []], True]
+        _, p, q, const, par, _ = best
         ar = par[int(const):int(const) + p]
         ma = par[int(const) + p:int(const) + p + q]
         mean = float(par[0] / (1 - ar.sum())) * scale if const else 0.0
