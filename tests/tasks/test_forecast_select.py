@@ -42,6 +42,16 @@ def test_two_validation_folds_that_separate_nothing_leave_the_choice_to_arima():
     assert fam == "arima" and "within noise of the lowest validation MASE (drift 0.1900" in why
 
 
+def test_with_several_series_arima_is_a_combination_member_not_the_choice():
+    # arima is fitted on the longest series only: its AICc choice says nothing about the others, so a tie with
+    # several series gives the combination of the tied statistical models, arima among them
+    per_fold = {"seasonal_naive": [1.9, 2.2, 2.0, 2.1], "drift": [1.0, 1.3, 0.9, 1.2], "ets": [1.1, 1.2, 1.0, 1.1],
+                "arima": [0.9, 1.25, 1.0, 1.1], "ar": [2.5, 2.6, 2.4, 2.7]}
+    assert select(ORDER[:5], per_fold)[0] == "arima"
+    fam, why, members = select(ORDER[:5], per_fold, one_series=False)
+    assert (fam, members) == ("combination", ["drift", "ets", "arima"]), why
+
+
 def test_drift_and_ets_tied_with_arima_worse_beyond_noise_give_their_combination():
     # six folds: drift and ets cannot be told apart, arima is worse than both in every fold by a steady margin
     rng = np.random.default_rng(3)

@@ -9,10 +9,10 @@
    reported metrics and the intervals' measured coverage. The choice (``select``): the candidates whose per-fold
    validation MASE is not worse than the lowest-MASE candidate's beyond noise (paired fold differences: mean gap
    > ``separating_t(k)`` standard errors, Student's t at 97.5% with k - 1 degrees of freedom for k validation
-   folds and never under ``Z_SEPARATE``, and > ``MIN_GAP``) are tied; ``arima`` when it is tied (it chose its
-   form, which includes the random walk with or without drift and simple or trend exponential smoothing, by
-   AICc over the whole training history: the in-sample choice decides what the folds cannot); else two or more
-   tied statistical models (drift, ets) give their combination (the forecasts' mean weighted by 1 / validation
+   folds and never under ``Z_SEPARATE``, and > ``MIN_GAP``) are tied; on one series ``arima`` when it is tied
+   (it chose its form, which includes the random walk with or without drift and simple or trend exponential
+   smoothing, by AICc over the whole training history: the in-sample choice decides what the folds cannot);
+   else two or more tied statistical models (drift, ets; arima too with several series) give their combination (the forecasts' mean weighted by 1 / validation
    MASE^2 (``combination_weights``), one affine map like each of them); else the simplest tied candidate, so a
    more complex model wins only when it beats ``arima`` and the simpler ones by a margin that separates over the
    validation folds (DESIGN.md section 8);
@@ -52,22 +52,25 @@ def separating_t(k: int) -> float:
     return max(Z_SEPARATE, float(stats.t.ppf(0.975, max(k - 1, 1))))
 
 
-def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[str, str, list[str]]:
+def select(families: Sequence[str], per_fold: dict[str, list[float]], one_series: bool = True) -> tuple[str, str, list[str]]:
     """(family, why, members) from the per-fold validation MASE of ``families`` (ordered simplest first).
 
     The candidates not separably worse than the one with the lowest mean are the tied set: with d = a
     candidate's fold MASE - the best's, separated when mean(d) > max(separating_t(folds) * sd(d) / sqrt(folds),
     MIN_GAP). Then, in order:
 
-    - ``arima`` in the tied set: ``arima`` (members: [it]). It picked its form by AICc over every training
-      observation, and that form includes the random walk (0, 1, 0), the random walk with drift (with the
-      constant), simple (0, 1, 1) and linear-trend (0, 2, 2) exponential smoothing; when a few validation folds
-      cannot tell the candidates apart, the choice made on the whole history decides (replayed on the 72 design
-      series, this and ``separating_t`` took the mean held-out MASE from 1.427 to 1.216: the old fallbacks,
-      the simplest tied candidate or a mean with worse members, lost most on short trending series);
-    - two or more statistical models (COMBINED: drift, ets; the seasonal_naive baseline is no member) in the tied
-      set: their combination (``combination``, members: those candidates), since the mean of forecasts no fold
-      separates is never worse, origin by origin, than their mean absolute error (the triangle inequality);
+    - ``arima`` in the tied set of a ``one_series`` run: ``arima`` (members: [it]). It picked its form by AICc
+      over every training observation, and that form includes the random walk (0, 1, 0), the random walk with
+      drift (with the constant), simple (0, 1, 1) and linear-trend (0, 2, 2) exponential smoothing; when a few
+      validation folds cannot tell the candidates apart, the choice made on the whole history decides (replayed
+      on the 72 design series, this and ``separating_t`` took the mean held-out MASE from 1.427 to 1.216: the
+      old fallbacks, the simplest tied candidate or a mean with worse members, lost most on short trending
+      series). With several series arima is fitted on the longest one only, so that argument does not hold and
+      it is a combination member like the others;
+    - two or more statistical models (COMBINED: drift, ets, and arima with several series; the seasonal_naive
+      baseline is no member) in the tied set: their combination (``combination``, members: those candidates),
+      since the mean of forecasts no fold separates is never worse, origin by origin, than their mean absolute
+      error (the triangle inequality);
     - else the simplest candidate in the tied set (members: [it]).
 
     Validation folds only; the held-out folds never enter."""
@@ -85,7 +88,7 @@ def select(families: Sequence[str], per_fold: dict[str, list[float]]) -> tuple[s
             tied.append(fam)
     noise = f"over {k} validation folds (gap <= max({z:.3g} SE of the paired fold differences, {MIN_GAP:g}))"
     stat = [f for f in tied if f in COMBINED]
-    if "arima" in tied:
+    if "arima" in tied and one_series:
         if best == "arima":
             others = [f for f in tied if f != "arima"]
             why = (f"arima: lowest validation MASE ({means[best]:.4f}) over {k} validation folds; " + (
@@ -315,7 +318,8 @@ def fit_forecast(frame: pd.DataFrame, config: Any, *, source: str = "dataframe",
     for fam in families:
         scores(fam)
     if cfg.model == "auto":
-        family, why, members = select(families, {f: candidates[f]["validation_folds"] for f in families})
+        family, why, members = select(families, {f: candidates[f]["validation_folds"] for f in families},
+                                      one_series=len(series) == 1)
     else:
         family, why, members = cfg.model, "asked for", [cfg.model]
     weights = None
