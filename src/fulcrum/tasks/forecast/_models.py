@@ -604,7 +604,7 @@ class ARIMA:
     (:func:`arima_map`)."""
 
     family = "arima"
-    MAX_P, MAX_Q, MAX_ORDER, MAX_D, MAX_OBS, MAX_ITER, REFIT = 5, 5, 5, 2, 400, 50, 3
+    MAX_P, MAX_Q, MAX_ORDER, MAX_D, MAX_OBS, MAX_ITER, REFIT = 5, 5, 5, 2, 400, 15, 3
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
