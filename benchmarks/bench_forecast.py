@@ -312,8 +312,60 @@ def _table(title: str, names: list[str], rows: dict[str, dict[str, Any]], system
         verdict = "at least as good as" if both["fulcrum"] <= both[best_peer] else "WORSE than"
         say(f"fulcrum average MASE {both['fulcrum']:.3f} is {verdict} the best peer ({best_peer} {both[best_peer]:.3f}) "
             f"over the {len(common)} series every system finished")
+    paired = _paired(rows, common, best_peer) if best_peer is not None and len(common) >= 2 else None
+    if paired is not None:
+        say(f"{'':>10} paired by series, fulcrum - {best_peer}: mean {paired['mean']:+.3f} (95% bootstrap CI "
+            f"{paired['ci'][0]:+.3f} to {paired['ci'][1]:+.3f}), fulcrum as good or better on {paired['as_good']} of "
+            f"{len(common)}, Wilcoxon p = {paired['wilcoxon_p']:.2g}: {paired['separated']}")
     return {"per_system": per, "common_series": common, "common_average": both, "best_peer": best_peer, "verdict": verdict,
-            "coverage": cov}
+            "paired": paired, "coverage": cov}
+
+
+def _paired(rows: dict[str, dict[str, Any]], names: list[str], peer: str) -> dict[str, Any]:
+    """Fulcrum's MASE minus ``peer``'s, series by series: mean, 95% paired bootstrap interval (10,000 resamples,
+    seed 0), how many series Fulcrum is as good or better on, Wilcoxon's signed-rank p; ``separated`` says which
+    side is better only when the interval excludes 0 (a difference is a difference only when the measurements
+    separate: DESIGN.md section 8)."""
+    from scipy import stats
+
+    d = np.array([rows[n]["fulcrum"]["mase"] - rows[n][peer]["mase"] for n in names])
+    boot = np.random.default_rng(0).choice(d, size=(10_000, len(d))).mean(axis=1)
+    lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    sep = ("fulcrum better (the interval is below 0)" if hi < 0 else "fulcrum WORSE (the interval is above 0)"
+           if lo > 0 else "not separated: the interval spans 0")
+    return {"mean": float(d.mean()), "ci": [lo, hi], "as_good": int((d <= 0).sum()), "wilcoxon_p": p, "separated": sep}
+
+
+def summarize(names: list[str], rows: dict[str, dict[str, Any]], systems: list[str],
+              say: Callable[[str], None]) -> dict[str, Any]:
+    """The per-group tables (MASE, coverage, the paired comparison with the best peer) of a run's rows."""
+    groups = {"design": [n for n in names if n in DESIGN], "unseen": [n for n in names if n in UNSEEN],
+              "holdout": [n for n in names if n in HOLDOUT],
+              "holdout2": [n for n in names if n in HOLDOUT2],
+              "holdout3": [n for n in names if n in HOLDOUT3],
+              "design_all": [n for n in names if n in DESIGN or n in UNSEEN or n in HOLDOUT or n in HOLDOUT2
+                             or n in HOLDOUT3],
+              "holdout4": [n for n in names if n in HOLDOUT4]}
+    titles = {"design": "design series (Fulcrum's defaults were developed on these)",
+              "unseen": "the 8 series first run unseen in s18 (looked at since: the drift and arima candidates were "
+                        "added after seeing them)",
+              "holdout": "the 19 s18b hold-out series (looked at since: the s19 selection rule was changed after "
+                         "seeing them; design series now)",
+              "holdout2": "the 21 s19 hold-out series (looked at since: the arima candidate was changed in s19b after "
+                          "seeing them; design series now)",
+              "holdout3": "the 20 s19b hold-out series (looked at since: the selection and the arima candidate "
+                          "were changed in s20 after seeing them; design series now)",
+              "design_all": "all 72 design series (the five groups above)",
+              "holdout4": "hold-out series of s20 (fixed by the stated rule before any run or change; never used "
+                          "to design anything)"}
+    summary = {}
+    for g, gnames in groups.items():
+        if gnames:
+            summary[g] = _table(titles[g], gnames, rows, systems, say)
+    if sum(bool(v) for g, v in groups.items() if g != "design_all") > 1:
+        summary["all"] = _table("all series", names, rows, systems, say)
+    return summary
 
 
 def main() -> None:
@@ -328,7 +380,13 @@ def main() -> None:
                     help="wall-clock seconds per (series, peer model) before its process is killed (default 300)")
     ap.add_argument("--peers-venv", default=str(HERE.parent / ".venv-peers"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--report", default=None, metavar="JSON",
+                    help="print the group tables of a saved run (its --json file) again, running nothing")
     a = ap.parse_args()
+    if a.report:
+        rows = json.loads(Path(a.report).read_text())["rows"]
+        summarize(list(rows), rows, ["fulcrum", *PEERS], lambda msg: print(msg, flush=True))
+        return
     group_series = {"design": (*DESIGN, *UNSEEN, *HOLDOUT), "holdout2": HOLDOUT2, "holdout3": HOLDOUT3,
                     "holdout4": HOLDOUT4}
     if a.series is not None and a.groups is not None:
@@ -390,31 +448,7 @@ def main() -> None:
         rows[name] = row
     say(f"\nMASE on {a.test_folds} held-out origins per series (lower is better) and seconds: Fulcrum's whole training "
         "run; each peer's fit + forecast at the held-out origins")
-    groups = {"design": [n for n in names if n in DESIGN], "unseen": [n for n in names if n in UNSEEN],
-              "holdout": [n for n in names if n in HOLDOUT],
-              "holdout2": [n for n in names if n in HOLDOUT2],
-              "holdout3": [n for n in names if n in HOLDOUT3],
-              "design_all": [n for n in names if n in DESIGN or n in UNSEEN or n in HOLDOUT or n in HOLDOUT2
-                             or n in HOLDOUT3],
-              "holdout4": [n for n in names if n in HOLDOUT4]}
-    titles = {"design": "design series (Fulcrum's defaults were developed on these)",
-              "unseen": "the 8 series first run unseen in s18 (looked at since: the drift and arima candidates were "
-                        "added after seeing them)",
-              "holdout": "the 19 s18b hold-out series (looked at since: the s19 selection rule was changed after "
-                         "seeing them; design series now)",
-              "holdout2": "the 21 s19 hold-out series (looked at since: the arima candidate was changed in s19b after "
-                          "seeing them; design series now)",
-              "holdout3": "the 20 s19b hold-out series (looked at since: the selection and the arima candidate "
-                          "were changed in s20 after seeing them; design series now)",
-              "design_all": "all 72 design series (the five groups above)",
-              "holdout4": "hold-out series of s20 (fixed by the stated rule before any run or change; never used "
-                          "to design anything)"}
-    summary = {}
-    for g, gnames in groups.items():
-        if gnames:
-            summary[g] = _table(titles[g], gnames, rows, systems, say)
-    if sum(bool(v) for g, v in groups.items() if g != "design_all") > 1:
-        summary["all"] = _table("all series", names, rows, systems, say)
+    summary = summarize(names, rows, systems, say)
     say("")
     say("fulcrum models chosen: " + ", ".join(
         f"{n} {rows[n]['fulcrum']['model']}" + (f" ({'+'.join(fulcrum[n]['members'])})"
