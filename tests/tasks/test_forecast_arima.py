@@ -141,19 +141,25 @@ NDIFFS_STATSFORECAST = {("LBR", 32): 2, ("LBR", 37): 2, ("LBR", 42): 2, ("LBR", 
                         ("SSD", 32): 0, ("SSD", 37): 2, ("SSD", 42): 2, ("SSD", 47): 2}
 
 
+def _fit_before(y: np.ndarray, o: int, spec: Spec):
+    """(the arima candidate fitted on the windows of y[:o], as the backtest does; its forecast of the H years from o;
+    their MASE against the naive in-sample error of y[:o])."""
+    W, k, Y = _windows(y[:o], spec.lags, spec.horizon)
+    m = make_model("arima", spec, None).fit(W, k, Y)
+    f = m.predict(y[None, o - spec.lags:o], np.array([o]))[0]
+    assert np.abs(f - reference_forecast(m, y[o - spec.lags:o])).max() < 1e-8  # the map is statsmodels' forecast
+    return m, f, np.mean(np.abs(y[o:o + spec.horizon] - f)) / np.mean(np.abs(np.diff(y[:o])))
+
+
 def test_arima_differences_a_short_annual_series_as_auto_arima_does_and_its_forecast_follows_the_trend():
     spec = Spec(lags=11, horizon=5, season=1, fourier=0)
     ours = {key: make_model("arima", spec, None).ndiffs(_fertility(key[0])[:key[1]], 2) for key in NDIFFS_STATSFORECAST}
     assert ours == NDIFFS_STATSFORECAST
     y = _fertility("LBR")
     for o in (37, 42):  # fitted on the years before the origin, as the backtest does
-        W, k, Y = _windows(y[:o], spec.lags, spec.horizon)
-        m = make_model("arima", spec, None).fit(W, k, Y)
+        m, f, mase = _fit_before(y, o, spec)
         assert m.order[1] == 2 and not m.constant, m.describe()
-        f = m.predict(y[None, o - spec.lags:o], np.array([o]))[0]
-        mase = np.mean(np.abs(y[o:o + spec.horizon] - f)) / np.mean(np.abs(np.diff(y[:o])))
         assert mase < 1.0, (o, mase, f, y[o:o + spec.horizon], m.describe())  # flat at the mean: 18 and 24
-        assert np.abs(f - reference_forecast(m, y[o - spec.lags:o])).max() < 1e-8  # the map is statsmodels' forecast
 
 
 def test_arima_searches_auto_arimas_orders_and_finds_the_turn_in_a_stationary_stretch():
@@ -162,14 +168,10 @@ def test_arima_searches_auto_arimas_orders_and_finds_the_turn_in_a_stationary_st
     # where p <= 3 gave AR(1) around the mean, flat (MASE 12.4 on the next 5 years)
     spec = Spec(lags=11, horizon=5, season=1, fourier=0)
     y, o = _fertility("SSD"), 32
-    W, k, Y = _windows(y[:o], spec.lags, spec.horizon)
-    m = make_model("arima", spec, None).fit(W, k, Y)
+    m, f, mase = _fit_before(y, o, spec)
     p, d, q = m.order
     assert d == 0 and p + q <= 5 and p > 3, m.describe()
-    f = m.predict(y[None, o - spec.lags:o], np.array([o]))[0]
-    mase = np.mean(np.abs(y[o:o + spec.horizon] - f)) / np.mean(np.abs(np.diff(y[:o])))
     assert mase < 2.0, (mase, f, y[o:o + spec.horizon], m.describe())
-    assert np.abs(f - reference_forecast(m, y[o - spec.lags:o])).max() < 1e-8  # the map is statsmodels' forecast
 
 
 # statsforecast 2.1.1's AutoARIMA(season_length=1) on Rwanda's first 32 years (1960-1991): ARIMA(2,2,3), forecast
@@ -185,12 +187,8 @@ def test_arima_fits_an_order_whose_hannan_rissanen_estimates_explode_instead_of_
     # maximum likelihood (stationary) instead, AR(2) wins AICc and the forecast bends as auto.arima's does.
     spec = Spec(lags=11, horizon=5, season=1, fourier=0)
     y, o = _fertility("RWA"), 32
-    W, k, Y = _windows(y[:o], spec.lags, spec.horizon)
-    m = make_model("arima", spec, None).fit(W, k, Y)
+    m, f, mase = _fit_before(y, o, spec)
     p, d, q = m.order
     assert d == 2 and p >= 2, m.describe()
-    f = m.predict(y[None, o - spec.lags:o], np.array([o]))[0]
-    mase = np.mean(np.abs(y[o:o + spec.horizon] - f)) / np.mean(np.abs(np.diff(y[:o])))
     assert mase < 1.0, (mase, f, y[o:o + spec.horizon], m.describe())
     assert np.abs(f - RWA_32_STATSFORECAST).max() < 0.1, (f, m.describe())
-    assert np.abs(f - reference_forecast(m, y[o - spec.lags:o])).max() < 1e-8  # the map is statsmodels' forecast
