@@ -55,8 +55,8 @@ it finished (``n`` says how many), and over the series every system finished (th
 uses it).
 
 Intervals: each system's own 90% prediction intervals (Fulcrum's default coverage) at the held-out origins:
-Fulcrum's from its run (conformal, calibrated on the validation folds only: the intervals its run measures its
-coverage with), the peers' from statsforecast (``level=[90]``); coverage = the share of the held-out values
+Fulcrum's from its run (conformal on the validation folds, never narrower than each fold model's in-sample
+errors: the intervals its run measures its coverage with), the peers' from statsforecast (``level=[90]``); coverage = the share of the held-out values
 inside, per series, then averaged over the series (with the 10th percentile, since one series' coverage over
 4 x H correlated points is noisy).
 
@@ -220,13 +220,14 @@ def run_fulcrum(name: str, folds: int, test_folds: int) -> dict[str, Any]:
     for f_name, fl in tr.extra["backtest"]["folds"].items():
         per_fam[f_name] = [fl[f]["f"][0].tolist() for f in range(folds - test_folds, folds)]
     cov = m["metrics"]["coverage"]
-    # the intervals Fulcrum's run gives at the held-out origins: calibrated on the validation folds only (as the
+    # the intervals Fulcrum's run gives at the held-out origins: from data before the held-out folds only (as the
     # coverage the run reports), forecast +- q * the window's scale
-    from fulcrum.tasks.forecast._fit import interval_quantiles
+    from fulcrum.tasks.forecast._fit import heldout_quantiles
 
     fl = tr.extra["backtest"]["folds"][fam]
-    q = interval_quantiles([f["cal"] for f in fl[:folds - test_folds]], cov["nominal"], before=test_folds * H)
-    bands = [(fl[f]["f"][0] - q * fl[f]["s"][0], fl[f]["f"][0] + q * fl[f]["s"][0]) for f in range(folds - test_folds, folds)]
+    qs = heldout_quantiles(fl, folds - test_folds, test_folds * H, cov["nominal"])
+    bands = [(fl[f]["f"][0] - q * fl[f]["s"][0], fl[f]["f"][0] + q * fl[f]["s"][0])
+             for f, q in zip(range(folds - test_folds, folds), qs)]
     return {"values": s.values.tolist(), "season": P, "horizon": H, "lags": m["task"]["lags"], "origins": origins,
             "family": fam, "members": m["model"].get("members", [fam]), "selection": m["model"]["selection"], "forecasts": per_fam[fam], "candidates": per_fam,
             "seconds": secs, "folds": folds, "fit_s": tr.extra.get("fit_s"), "coverage": {"nominal": cov["nominal"], "measured": cov["measured"], "points": cov["points"]},

@@ -87,6 +87,49 @@ def test_interval_coverage_on_held_out_origins_is_within_the_band(name, request)
     assert all(b >= a for a, b in zip(q, q[1:])) and q[-1] > q[0]  # wider further ahead
 
 
+def test_intervals_are_never_narrower_than_the_models_own_training_errors(task):
+    # fertility 1960-2011 (design series), 6 folds of 5 years, 4 held out: on Albania the split-conformal width
+    # from 10 validation origins covered 35% of the held-out points; each step is now at least the same quantile
+    # of the model's own errors on its training windows
+    from statsmodels.datasets import fertility
+
+    from fulcrum.tasks.forecast._fit import interval_coverage, interval_quantiles
+
+    d = fertility.load_pandas().data
+    years = [str(y) for y in range(1960, 2012)]
+
+    def fit(code):
+        v = d.loc[d["Country Code"] == code, years].iloc[0].to_numpy(np.float64)
+        return task.fit(pd.DataFrame({"date": [f"{y}-01-01" for y in years], "fertility": v}),
+                        {"target": "fertility", "folds": 6, "test_folds": 4, "progress": False})
+
+    # Senegal: the in-sample width is the wider at every step, and it is what the package ships
+    sen = fit("SEN")
+    parts, q = sen.manifest["model"]["interval_parts"], np.array(sen.manifest["model"]["interval_quantiles"])
+    assert np.all(np.array(parts["in_sample"]) > np.array(parts["conformal"]))
+    assert np.allclose(q, parts["in_sample"])
+    # ... in the graph too: forecast +- q x the window's mean absolute step
+    sess = ort.InferenceSession(sen.files["model.onnx"], providers=["CPUExecutionProvider"])
+    Wl = sen.extra["windows"][0][-5:].astype(np.float32)
+    f, up = sess.run(["forecast", "forecast_upper"], {"window": Wl, "step": np.ones((5, 1), np.int64),
+                                                      "start": np.full((5, 1), sen.manifest["model"]["t0"], np.int64)})
+    s_win = np.mean(np.abs(np.diff(Wl, axis=1)), axis=1, keepdims=True)
+    assert np.allclose(up - f, q[None, :] * s_win, rtol=1e-4, atol=1e-6)
+    tr = fit("ALB")
+    m = tr.manifest
+    parts = m["model"]["interval_parts"]
+    assert np.allclose(m["model"]["interval_quantiles"], np.maximum(parts["conformal"], parts["in_sample"]))
+    # the in-sample part: the final model's errors on every training window over the window's mean absolute step
+    model, (W, Y, k) = tr.extra["model"], tr.extra["windows"]
+    r = np.sort(np.abs(Y - model.predict(W, k)) / np.mean(np.abs(np.diff(W, axis=1)), axis=1, keepdims=True), axis=0)
+    want = np.maximum.accumulate(r[int(np.ceil((len(r) + 1) * 0.9)) - 1])
+    assert np.allclose(parts["in_sample"], want)
+    # the measured coverage uses it: more held-out points inside than the conformal width alone
+    fl, H = tr.extra["backtest"]["folds"][m["model"]["family"]], m["task"]["horizon"]
+    alone, _ = interval_coverage([f["cal"] for f in fl[2:]], interval_quantiles([f["cal"] for f in fl[:2]], 0.9, before=4 * H))
+    assert alone.mean() < 0.4 and m["metrics"]["coverage"]["measured"] > alone.mean() + 0.1, (alone, m["metrics"]["coverage"])
+
+
 def test_requests_future_and_stored_times_and_refusals(task, elnino):
     from fulcrum.tasks.forecast._codec import ForecastCodec
     import json
