@@ -652,11 +652,14 @@ class ARIMA:
         def mle(p: int, q: int, const: bool, start: np.ndarray) -> tuple[float, np.ndarray] | None:
             """(AICc, parameters) at the maximum likelihood (stationary and invertible), or None."""
             mod = SARIMAX(zs, order=(p, 0, q), trend="c" if const else "n", concentrate_scale=True)
-            par = (np.asarray(mod.fit(start_params=start, disp=False, maxiter=self.MAX_ITER).params, np.float64)
-                   if len(start) else start)
+            if len(start):  # the fit's log-likelihood is the one at its parameters: no second filter pass
+                res = mod.fit(start_params=start, disp=False, maxiter=self.MAX_ITER)
+                par, llf = np.asarray(res.params, np.float64), float(res.llf)
+            else:
+                par, llf = start, float(mod.loglike(start))
             if not (_stationary(par[int(const):int(const) + p]) and _stationary(-par[int(const) + p:])):
                 return None
-            return aicc(float(mod.loglike(par)), p + q + const + 1), par
+            return aicc(llf, p + q + const + 1), par
 
         cands = []  # [AICc, p, q, const, parameters, at the maximum likelihood]
         with warnings.catch_warnings():
